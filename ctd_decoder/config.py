@@ -1,0 +1,71 @@
+"""Decrypt and encrypt configurations: ocicrypt's parameter maps.
+
+A parameter map takes a parameter name (``privkeys``, ``x509s``, a key provider's name ...) to a
+list of byte strings. Password lists hold ``None`` for "no password", which differs from ``b""``
+(an empty password), exactly as Go's ``[][]byte`` with nil versus empty entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+PRIVKEYS = "privkeys"
+PRIVKEYS_PASSWORDS = "privkeys-passwords"
+X509S = "x509s"
+GPG_PRIVATEKEYS = "gpg-privatekeys"
+GPG_PRIVATEKEYS_PASSWORDS = "gpg-privatekeys-passwords"
+PKCS11_YAMLS = "pkcs11-yamls"
+PKCS11_CONFIG = "pkcs11-config"
+
+PUBKEYS = "pubkeys"
+GPG_RECIPIENTS = "gpg-recipients"
+GPG_PUBKEYRINGFILE = "gpg-pubkeyringfile"
+PKCS11_PUBKEYS = "pkcs11-pubkeys"
+
+Parameters = dict[str, list[bytes | None]]
+
+
+def _merged(first: Mapping[str, list[bytes | None]], second: Mapping[str, list[bytes | None]]) -> Parameters:
+    merged: Parameters = {name: list(values) for name, values in first.items()}
+    for name, values in second.items():
+        merged.setdefault(name, []).extend(values)
+    return merged
+
+
+@dataclass
+class DecryptConfig:
+    """What a decryption may use: private keys, certificates, passwords, provider parameters."""
+
+    parameters: Parameters = field(default_factory=dict)
+
+    def get(self, name: str) -> list[bytes | None]:
+        """Return the list stored under ``name`` (empty if absent)."""
+        return self.parameters.get(name, [])
+
+    def keys_of(self, name: str) -> list[bytes]:
+        """Return the non-empty byte strings stored under ``name``."""
+        return [value for value in self.get(name) if value]
+
+    def combined_with(self, other: DecryptConfig) -> DecryptConfig:
+        """Return a config with this config's lists first, then ``other``'s, per parameter."""
+        return DecryptConfig(_merged(self.parameters, other.parameters))
+
+    def add(self, name: str, values: Iterable[bytes | None]) -> None:
+        """Append ``values`` to the list stored under ``name``."""
+        self.parameters.setdefault(name, []).extend(values)
+
+
+@dataclass
+class EncryptConfig:
+    """Recipients to wrap a layer key for (public keys, certificates, gpg recipients ...)."""
+
+    parameters: Parameters = field(default_factory=dict)
+
+    def get(self, name: str) -> list[bytes]:
+        """Return the non-empty byte strings stored under ``name``."""
+        return [value for value in self.parameters.get(name, []) if value]
+
+    def add(self, name: str, values: Iterable[bytes | None]) -> None:
+        """Append ``values`` to the list stored under ``name``."""
+        self.parameters.setdefault(name, []).extend(values)

@@ -1,0 +1,219 @@
+"""Recognising and parsing key material: private keys, certificates, OpenPGP rings, PKCS#11 key files.
+
+Private keys are accepted in every form the Go toolchain accepts (DER PKCS#8 / PKCS#1 / SEC1, PEM
+PKCS#8 / PKCS#1, legacy-encrypted PEM, JWK JSON) plus SEC1 EC PEM and encrypted PKCS#8. Keys are
+described to operators only by type and a SHA-256 fingerprint of the public key.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from .errors import PrivateKeyError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
+_LEGACY_ENCRYPTED = re.compile(rb"Proc-Type:\s*4,ENCRYPTED")
+_PRIVATE_KEY_PEM_TYPES = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
+
+
+def first_pem_block(data: bytes) -> tuple[str, bytes] | None:
+    """Return the type and the whole text of the first PEM block in ``data``, if any."""
+    match = _PEM_BLOCK.search(data)
+    if match is None:
+        return None
+    return match.group(1).decode("ascii"), match.group(0)
+
+
+def is_encrypted_private_key(data: bytes) -> bool:
+    """Tell whether ``data`` is a private key that needs a password (legacy PEM or PKCS#8)."""
+    block = first_pem_block(data)
+    if block is None:
+        return False
+    kind, text = block
+    return kind == "ENCRYPTED PRIVATE KEY" or _LEGACY_ENCRYPTED.search(text) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def parse_private_key(data: bytes, password: bytes | None) -> PrivateKeyTypes:
+    """Parse a private key; ``password`` None means none was given, ``b""`` is an empty password.
+
+    Raises :class:`PrivateKeyError` with a message free of key material.
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    block = first_pem_block(data)
+    if block is None:
+        try:
+            return serialization.load_der_private_key(data, password=None)
+        except (ValueError, TypeError):
+            pass
+        return _parse_jwk_private_key(data)
+    kind, text = block
+    if kind.encode() not in _PRIVATE_KEY_PEM_TYPES:
+        raise PrivateKeyError(f"Could not parse private key: a PEM {kind} block is not a private key")
+    encrypted = is_encrypted_private_key(data)
+    if encrypted and password is None:
+        raise PrivateKeyError("Missing password for encrypted private key")
+    try:
+        return serialization.load_pem_private_key(text, password=password if encrypted else None)
+    except (ValueError, TypeError) as err:
+        if encrypted:
+            raise PrivateKeyError("Wrong password: could not decrypt private key") from None
+        raise PrivateKeyError(f"Could not parse private key: {_short(err)}") from None
+    except Exception as err:  # unsupported algorithms surface as other exception types
+        raise PrivateKeyError(f"Could not parse private key: {type(err).__name__}") from None
+
+
+def _short(err: Exception) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def _b64url_int(value: Any) -> int:
+    if not isinstance(value, str):
+        raise PrivateKeyError("Could not parse private key: JWK member is not a string")
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except ValueError:
+        raise PrivateKeyError("Could not parse private key: JWK member is not base64url") from None
+    return int.from_bytes(raw, "big")
+
+
+def _parse_jwk_private_key(data: bytes) -> PrivateKeyTypes:
+    try:
+        jwk = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise PrivateKeyError("Could not parse private key: not DER, PEM or JWK") from None
+    if not isinstance(jwk, dict) or "kty" not in jwk:
+        raise PrivateKeyError("Could not parse private key: not DER, PEM or JWK")
+    if "d" not in jwk:
+        raise PrivateKeyError("JWK is not a private key")
+    try:
+        if jwk["kty"] == "RSA":
+            return _rsa_from_jwk(jwk)
+        if jwk["kty"] == "EC":
+            return _ec_from_jwk(jwk)
+    except (KeyError, ValueError) as err:
+        raise PrivateKeyError(f"Could not parse private key: invalid JWK ({_short(err)})") from None
+    raise PrivateKeyError(f"Could not parse private key: unsupported JWK key type {jwk['kty']!r}")
+
+
+def _rsa_from_jwk(jwk: dict[str, Any]) -> PrivateKeyTypes:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    n, e, d = (_b64url_int(jwk[name]) for name in ("n", "e", "d"))
+    if "p" in jwk and "q" in jwk:
+        p, q = _b64url_int(jwk["p"]), _b64url_int(jwk["q"])
+    else:
+        p, q = rsa.rsa_recover_prime_factors(n, e, d)
+    public = rsa.RSAPublicNumbers(e, n)
+    numbers = rsa.RSAPrivateNumbers(
+        p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q), public
+    )
+    return numbers.private_key()
+
+
+_JWK_CURVES = {"P-256": "SECP256R1", "P-384": "SECP384R1", "P-521": "SECP521R1"}
+
+
+def _ec_from_jwk(jwk: dict[str, Any]) -> PrivateKeyTypes:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    curve = getattr(ec, _JWK_CURVES[jwk["crv"]])()
+    public = ec.EllipticCurvePublicNumbers(_b64url_int(jwk["x"]), _b64url_int(jwk["y"]), curve)
+    return ec.EllipticCurvePrivateNumbers(_b64url_int(jwk["d"]), public).private_key()
+
+
+def public_key_fingerprint(public_key: PublicKeyTypes) -> str:
+    """Return ``SHA256:<first 16 hex digits>`` of the public key's SubjectPublicKeyInfo DER."""
+    from cryptography.hazmat.primitives import serialization
+
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "SHA256:" + hashlib.sha256(der).hexdigest()[:16]
+
+
+def describe_public_key(public_key: PublicKeyTypes) -> str:
+    """Describe a public key as e.g. ``RSA-2048 key SHA256:0123456789abcdef``."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    if isinstance(public_key, rsa.RSAPublicKey):
+        kind = f"RSA-{public_key.key_size}"
+    elif isinstance(public_key, ec.EllipticCurvePublicKey):
+        kind = f"EC {public_key.curve.name}"
+    else:
+        kind = type(public_key).__name__.removeprefix("_")
+    return f"{kind} key {public_key_fingerprint(public_key)}"
+
+
+def describe_private_key(private_key: PrivateKeyTypes) -> str:
+    """Describe a private key by its public half (type and fingerprint), never its secret."""
+    return describe_public_key(private_key.public_key())
+
+
+def looks_like_certificate(data: bytes) -> bool:
+    """Tell whether ``data`` parses as an X.509 certificate (DER, or the first PEM block)."""
+    block = first_pem_block(data)
+    if (block is None and not data.startswith(b"\x30")) or (block is not None and block[0] != "CERTIFICATE"):
+        return False
+    from cryptography import x509
+
+    try:
+        if block is not None:
+            x509.load_pem_x509_certificate(block[1])
+        else:
+            x509.load_der_x509_certificate(data)
+    except ValueError:
+        return False
+    return True
+
+
+_PGP_SECRET_KEY_TAGS = {5}
+_PGP_PUBLIC_KEY_TAGS = {6}
+
+
+def _pgp_first_packet_tag(data: bytes) -> int | None:
+    if not data or not data[0] & 0x80:
+        return None
+    if data[0] & 0x40:
+        return data[0] & 0x3F
+    return (data[0] >> 2) & 0x0F
+
+
+def is_pgp_secret_keyring(data: bytes) -> bool:
+    """Tell whether ``data`` starts an OpenPGP secret key ring, binary or ASCII-armored."""
+    if data.lstrip().startswith(b"-----BEGIN PGP PRIVATE KEY BLOCK-----"):
+        return True
+    return _pgp_first_packet_tag(data) in _PGP_SECRET_KEY_TAGS
+
+
+def is_pgp_public_keyring(data: bytes) -> bool:
+    """Tell whether ``data`` is an OpenPGP public key ring (useless for decryption)."""
+    if data.lstrip().startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----"):
+        return True
+    return _pgp_first_packet_tag(data) in _PGP_PUBLIC_KEY_TAGS
+
+
+_PKCS11_URI = re.compile(rb"^\s*uri\s*:\s*['\"]?pkcs11:", re.M)
+
+
+def is_pkcs11_keyfile(data: bytes) -> bool:
+    """Tell whether ``data`` is an ocicrypt PKCS#11 key file (YAML with ``pkcs11: uri: pkcs11:...``)."""
+    if b"pkcs11" not in data or _PKCS11_URI.search(data) is None:
+        return False
+    import yaml
+
+    try:
+        document = yaml.safe_load(data)
+    except yaml.YAMLError:
+        return False
+    if not isinstance(document, dict) or not isinstance(document.get("pkcs11"), dict):
+        return False
+    uri = document["pkcs11"].get("uri")
+    return isinstance(uri, str) and uri.startswith("pkcs11:")

@@ -1,0 +1,144 @@
+"""Loading ``--decryption-keys-path`` into a :class:`DecryptConfig`.
+
+Differences from the Go decoder, all in the operator's favour:
+
+- symbolic links are followed (Kubernetes Secret volumes are symlink farms), loops and non-regular
+  files are refused, and a file reached twice is loaded once;
+- entries whose name starts with ``..`` (the Secret volume's own bookkeeping) are ignored;
+- a file that is no usable key is skipped with a note instead of failing every pull;
+- an encrypted private key takes its password from a sibling file ``<name>.password``
+  (one trailing newline removed).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import config as params
+from . import keys
+from .config import DecryptConfig
+from .errors import KeysDirError, PrivateKeyError
+
+MAX_KEY_FILE_SIZE = 4 * 1024 * 1024
+PASSWORD_SUFFIX = ".password"
+
+
+@dataclass
+class KeysDir:
+    """The keys found in a directory, and notes about files that were skipped."""
+
+    config: DecryptConfig = field(default_factory=DecryptConfig)
+    notes: list[str] = field(default_factory=list)
+    files_loaded: int = 0
+
+
+def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
+    """Walk ``root`` in lexical order and classify every regular file in it."""
+    root_path = Path(root)
+    try:
+        root_stat = root_path.stat()
+    except OSError as err:
+        raise KeysDirError(f"cannot open keys directory {root_path}: {err.strerror}") from None
+    if not stat.S_ISDIR(root_stat.st_mode):
+        raise KeysDirError(f"{root_path} is not a directory")
+    result = KeysDir()
+    files = _walk(root_path, result.notes)
+    for path in files:
+        if path.name.endswith(PASSWORD_SUFFIX) and path.with_name(path.name[: -len(PASSWORD_SUFFIX)]) in files:
+            continue
+        _classify(path, _read(path), result)
+    return result
+
+
+def _walk(root: Path, notes: list[str]) -> list[Path]:
+    """Return the regular files below ``root``, following links, each real file once."""
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
+    found: list[Path] = []
+
+    def visit(directory: Path) -> None:
+        info = directory.stat()
+        if (info.st_dev, info.st_ino) in seen_dirs:
+            return
+        seen_dirs.add((info.st_dev, info.st_ino))
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError as err:
+            raise KeysDirError(f"cannot list {directory}: {err.strerror}") from None
+        for name in names:
+            if name.startswith(".."):
+                continue
+            path = directory / name
+            try:
+                info = path.stat()
+            except OSError as err:
+                notes.append(f"skipping {path}: {err.strerror}")
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                visit(path)
+            elif not stat.S_ISREG(info.st_mode):
+                notes.append(f"skipping {path}: not a regular file")
+            elif (info.st_dev, info.st_ino) not in seen_files:
+                seen_files.add((info.st_dev, info.st_ino))
+                found.append(path)
+
+    visit(root)
+    return found
+
+
+def _read(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_KEY_FILE_SIZE + 1)
+    except OSError as err:
+        raise KeysDirError(f"cannot read {path}: {err.strerror}") from None
+    if len(data) > MAX_KEY_FILE_SIZE:
+        raise KeysDirError(f"{path} is larger than {MAX_KEY_FILE_SIZE} bytes; it cannot be a key")
+    return data
+
+
+def _sibling_password(path: Path) -> bytes | None:
+    password_path = path.with_name(path.name + PASSWORD_SUFFIX)
+    if not password_path.is_file():
+        return None
+    password = _read(password_path)
+    for ending in (b"\r\n", b"\n"):
+        if password.endswith(ending):
+            return password[: -len(ending)]
+    return password
+
+
+def _classify(path: Path, data: bytes, result: KeysDir) -> None:
+    config, notes = result.config, result.notes
+    if not data.strip():
+        notes.append(f"skipping {path}: empty file")
+        return
+    if keys.is_pkcs11_keyfile(data):
+        config.add(params.PKCS11_YAMLS, [data])
+    elif keys.is_pgp_secret_keyring(data):
+        config.add(params.GPG_PRIVATEKEYS, [data])
+        config.add(params.GPG_PRIVATEKEYS_PASSWORDS, [_sibling_password(path)])
+    elif keys.is_pgp_public_keyring(data):
+        notes.append(f"skipping {path}: an OpenPGP public key cannot decrypt")
+        return
+    else:
+        password = _sibling_password(path)
+        try:
+            keys.parse_private_key(data, password)
+        except PrivateKeyError as err:
+            if keys.looks_like_certificate(data):
+                config.add(params.X509S, [data])
+                result.files_loaded += 1
+            elif keys.is_encrypted_private_key(data) and password is None:
+                notes.append(f"skipping {path}: encrypted private key and no {path.name}{PASSWORD_SUFFIX} file")
+            elif keys.is_encrypted_private_key(data):
+                notes.append(f"skipping {path}: {err} (password from {path.name}{PASSWORD_SUFFIX})")
+            else:
+                notes.append(f"skipping {path}: not a private key, certificate, OpenPGP or PKCS#11 key file")
+            return
+        config.add(params.PRIVKEYS, [data])
+        config.add(params.PRIVKEYS_PASSWORDS, [password])
+    result.files_loaded += 1

@@ -1,0 +1,123 @@
+"""Moving a layer from an input file descriptor to an output one, decrypting on the way.
+
+Authentication runs on a second thread (hashlib releases the GIL) while the main thread reads,
+decrypts and writes, so the two halves of the cipher use both cores. Buffers are allocated once
+and reused; no chunk is copied between reading, decrypting and writing.
+
+Nothing unauthenticated near the end of the stream is released: the plaintext of the most recent
+chunk (at least :data:`MIN_HOLD_BACK` bytes unless the whole layer is smaller) stays in memory until
+the tag has been verified. The Go decoder holds back 10 KiB; we hold back a whole chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import io
+import os
+import queue
+import threading
+
+from .blockcipher import LayerDecryptor
+from .errors import IntegrityError
+
+CHUNK_SIZE = 1 << 20
+MIN_HOLD_BACK = 10240
+_PIPELINE_DEPTH = 3
+_F_SETPIPE_SZ = 1031
+
+
+def _enlarge_pipe(fd: int) -> None:
+    """Ask for a 1 MiB pipe buffer so each read and write moves a whole chunk; ignore refusals."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, CHUNK_SIZE)
+
+
+def _read_full(reader: io.FileIO, buffer: memoryview) -> int:
+    filled = 0
+    while filled < len(buffer):
+        try:
+            count = reader.readinto(buffer[filled:])
+        except OSError as err:
+            raise IntegrityError(f"read error on the encrypted layer: {err.strerror}") from None
+        if not count:
+            break
+        filled += count
+    return filled
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        try:
+            written = os.write(fd, data)
+        except OSError as err:
+            if err.errno == errno.EPIPE:
+                raise IntegrityError("the reader of the decrypted layer went away (broken pipe)") from None
+            raise IntegrityError(f"write error on the decrypted layer: {err.strerror}") from None
+        data = data[written:]
+
+
+class _Authenticator(threading.Thread):
+    """Feeds filled ciphertext buffers to the decryptor's MAC and hands them back for reuse."""
+
+    def __init__(self, decryptor: LayerDecryptor, buffers: list[bytearray]) -> None:
+        super().__init__(name="layer-mac", daemon=True)
+        self._decryptor = decryptor
+        self._buffers = buffers
+        self.pending: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+        self.free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for index in range(len(buffers)):
+            self.free.put(index)
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        while (item := self.pending.get()) is not None:
+            index, length = item
+            try:
+                if self.failure is None:
+                    self._decryptor.authenticate(memoryview(self._buffers[index])[:length])
+            except BaseException as err:  # handed to the main thread, which re-raises it
+                self.failure = err
+            self.free.put(index)
+
+
+def decrypt_stream(decryptor: LayerDecryptor, source_fd: int, target_fd: int, chunk_size: int = CHUNK_SIZE) -> int:
+    """Decrypt everything readable from ``source_fd`` to ``target_fd``; return the plaintext size.
+
+    Raises :class:`IntegrityError` if the tag does not verify; the held-back tail is then never written.
+    """
+    chunk_size = max(chunk_size, MIN_HOLD_BACK)
+    _enlarge_pipe(source_fd)
+    _enlarge_pipe(target_fd)
+    reader = io.FileIO(source_fd, "rb", closefd=False)
+    ciphertext = [bytearray(chunk_size) for _ in range(_PIPELINE_DEPTH)]
+    plaintext = [bytearray(chunk_size), bytearray(chunk_size)]
+    authenticator = _Authenticator(decryptor, ciphertext)
+    authenticator.start()
+    held = memoryview(b"")
+    total = 0
+    turn = 0
+    try:
+        while True:
+            index = authenticator.free.get()
+            length = _read_full(reader, memoryview(ciphertext[index]))
+            if not length:
+                break
+            authenticator.pending.put((index, length))
+            out = plaintext[turn]
+            turn ^= 1
+            decryptor.decrypt_into(memoryview(ciphertext[index])[:length], out)
+            _write_all(target_fd, held)
+            total += len(held)
+            held = memoryview(out)[:length]
+            if length < chunk_size:
+                break
+    finally:
+        authenticator.pending.put(None)
+        authenticator.join()
+    if authenticator.failure is not None:
+        raise authenticator.failure
+    decryptor.verify()
+    _write_all(target_fd, held)
+    return total + len(held)
