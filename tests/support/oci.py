@@ -1,0 +1,152 @@
+"""Small OCI image layouts for tests: built in Python, encrypted by skopeo or by our own library.
+
+skopeo accepts a minimal layout (oci-layout, index.json with a ref name, config, manifest, one
+tar+gzip layer) written by :func:`make_layout`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ctd_decoder.config import EncryptConfig
+from ctd_decoder.layer import encrypt_layer
+from ctd_decoder.payload import Descriptor
+
+LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+CONFIG = "application/vnd.oci.image.config.v1+json"
+REF_ANNOTATION = "org.opencontainers.image.ref.name"
+
+
+def sha256_digest(data: bytes) -> str:
+    """Return ``sha256:<hex>`` of ``data``."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def make_tar(files: dict[str, bytes]) -> bytes:
+    """Return a deterministic tar archive holding ``files``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, content in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mode = 0o644
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+@dataclass
+class Layer:
+    """One layer of a layout: its descriptor (as JSON) and its blob."""
+
+    descriptor: dict[str, Any]
+    blob: bytes
+
+    def ocicrypt_descriptor(self) -> Descriptor:
+        """Return the descriptor as the decoder's payload carries it."""
+        return Descriptor(
+            self.descriptor["mediaType"],
+            self.descriptor["digest"],
+            self.descriptor["size"],
+            dict(self.descriptor.get("annotations", {})),
+        )
+
+
+def _write_blob(layout: Path, data: bytes) -> dict[str, Any]:
+    digest = sha256_digest(data)
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+    (blobs / digest.split(":", 1)[1]).write_bytes(data)
+    return {"digest": digest, "size": len(data)}
+
+
+def _blob(layout: Path, digest: str) -> bytes:
+    return (layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
+
+
+def _write_image(layout: Path, config: bytes, layers: list[dict[str, Any]], ref: str) -> None:
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "config": {"mediaType": CONFIG, **_write_blob(layout, config)},
+        "layers": layers,
+    }
+    manifest_descriptor = {"mediaType": MANIFEST, **_write_blob(layout, json.dumps(manifest).encode())}
+    manifest_descriptor["annotations"] = {REF_ANNOTATION: ref}
+    (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [manifest_descriptor]}))
+
+
+def make_layout(layout: Path, layers_files: list[dict[str, bytes]], ref: str = "v1", compress: bool = True) -> None:
+    """Write an OCI layout with one layer per entry of ``layers_files``."""
+    layout.mkdir(parents=True, exist_ok=True)
+    diff_ids, descriptors = [], []
+    for files in layers_files:
+        tar = make_tar(files)
+        diff_ids.append(sha256_digest(tar))
+        blob = gzip.compress(tar, mtime=0) if compress else tar
+        descriptors.append({"mediaType": LAYER_GZIP if compress else LAYER_TAR, **_write_blob(layout, blob)})
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }
+    _write_image(layout, json.dumps(config).encode(), descriptors, ref)
+
+
+def _manifest(layout: Path, ref: str) -> dict[str, Any]:
+    index = json.loads((layout / "index.json").read_text())
+    for entry in index["manifests"]:
+        if entry.get("annotations", {}).get(REF_ANNOTATION) == ref:
+            manifest: dict[str, Any] = json.loads(_blob(layout, entry["digest"]))
+            return manifest
+    raise KeyError(f"no image {ref!r} in {layout}")
+
+
+def read_layers(layout: Path, ref: str = "v1") -> list[Layer]:
+    """Return the layers of image ``ref`` with their blobs."""
+    return [Layer(entry, _blob(layout, entry["digest"])) for entry in _manifest(layout, ref)["layers"]]
+
+
+def diff_ids(layout: Path, ref: str = "v1") -> list[str]:
+    """Return the image config's ``rootfs.diff_ids``."""
+    config = json.loads(_blob(layout, _manifest(layout, ref)["config"]["digest"]))
+    return list(config["rootfs"]["diff_ids"])
+
+
+def encrypt_layout(source: Path, target: Path, ec: EncryptConfig, ref: str = "v1") -> None:
+    """Encrypt every layer of ``source`` with our library into a new layout ``target``."""
+    manifest = _manifest(source, ref)
+    target.mkdir(parents=True, exist_ok=True)
+    layers = []
+    for entry in manifest["layers"]:
+        out = io.BytesIO()
+        annotations = encrypt_layer(ec, io.BytesIO(_blob(source, entry["digest"])), out)
+        layers.append(
+            {
+                "mediaType": entry["mediaType"] + "+encrypted",
+                **_write_blob(target, out.getvalue()),
+                "annotations": annotations,
+            }
+        )
+    _write_image(target, _blob(source, manifest["config"]["digest"]), layers, ref)
+
+
+def skopeo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run skopeo and fail the test with its stderr if it fails."""
+    exe = shutil.which("skopeo")
+    assert exe, "skopeo is not installed (apt-get install skopeo); the test runner installs it"
+    result = subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, f"skopeo {' '.join(args)} failed: {result.stderr}"
+    return result
