@@ -4,9 +4,10 @@ Authentication runs on a second thread (hashlib releases the GIL) while the main
 decrypts and writes, so the two halves of the cipher use both cores. Buffers are allocated once
 and reused; no chunk is copied between reading, decrypting and writing.
 
-Nothing unauthenticated near the end of the stream is released: the plaintext of the most recent
-chunk (at least :data:`MIN_HOLD_BACK` bytes unless the whole layer is smaller) stays in memory until
-the tag has been verified. The Go decoder holds back 10 KiB; we hold back a whole chunk.
+Nothing unauthenticated near the end of the stream is released: the plaintext of the last full
+chunk (and of the short final one after it) stays in memory until the tag has been verified, so at
+least one chunk (never less than :data:`MIN_HOLD_BACK` bytes) is withheld. The Go decoder holds back
+10 KiB.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def decrypt_stream(decryptor: LayerDecryptor, source_fd: int, target_fd: int, ch
     plaintext = [bytearray(chunk_size), bytearray(chunk_size)]
     authenticator = _Authenticator(decryptor, ciphertext)
     authenticator.start()
-    held = memoryview(b"")
+    held = tail = memoryview(b"")
     total = 0
     turn = 0
     try:
@@ -108,11 +109,13 @@ def decrypt_stream(decryptor: LayerDecryptor, source_fd: int, target_fd: int, ch
             out = plaintext[turn]
             turn ^= 1
             decryptor.decrypt_into(memoryview(ciphertext[index])[:length], out)
+            if length < chunk_size:
+                # The final chunk may be tiny: keep the previous one back too.
+                tail = memoryview(out)[:length]
+                break
             _write_all(target_fd, held)
             total += len(held)
             held = memoryview(out)[:length]
-            if length < chunk_size:
-                break
     finally:
         authenticator.pending.put(None)
         authenticator.join()
@@ -120,4 +123,5 @@ def decrypt_stream(decryptor: LayerDecryptor, source_fd: int, target_fd: int, ch
         raise authenticator.failure
     decryptor.verify()
     _write_all(target_fd, held)
-    return total + len(held)
+    _write_all(target_fd, tail)
+    return total + len(held) + len(tail)

@@ -6,6 +6,7 @@ pipe that appears as fd 3 in the child; with no payload, fd 3 is not open at all
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -55,11 +56,8 @@ def run_decoder(
         pass_fds = (3,)
 
         def feed() -> None:
-            with os.fdopen(write_end, "wb") as pipe:
-                try:
-                    pipe.write(payload)
-                except BrokenPipeError:
-                    pass
+            with os.fdopen(write_end, "wb") as pipe, contextlib.suppress(BrokenPipeError):
+                pipe.write(payload)
 
         writer = threading.Thread(target=feed, daemon=True)
     stdin = open(layer, "rb") if isinstance(layer, Path) else subprocess.PIPE  # noqa: SIM115
@@ -72,7 +70,7 @@ def run_decoder(
             env=full_env,
             cwd=cwd,
             pass_fds=pass_fds,
-            preexec_fn=preexec,  # noqa: PLW1509
+            preexec_fn=preexec,
         )
         if payload is not None:
             os.close(read_end)
