@@ -45,14 +45,16 @@ def is_encrypted_private_key(data: bytes) -> bool:
 def parse_private_key(data: bytes, password: bytes | None) -> PrivateKeyTypes:
     """Parse a private key; ``password`` None means none was given, ``b""`` is an empty password.
 
-    Raises :class:`PrivateKeyError` with a message free of key material.
+    Raises :class:`PrivateKeyError` with a message free of key material. RSA consistency checks
+    are skipped: they cost ~30 ms per key (most of a small layer's run time) and guard signing
+    against fault attacks, which does not apply to decrypting with an operator's own key.
     """
     from cryptography.hazmat.primitives import serialization
 
     block = first_pem_block(data)
     if block is None:
         try:
-            return serialization.load_der_private_key(data, password=None)
+            return serialization.load_der_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
         except (ValueError, TypeError):
             pass
         return _parse_jwk_private_key(data)
@@ -63,7 +65,9 @@ def parse_private_key(data: bytes, password: bytes | None) -> PrivateKeyTypes:
     if encrypted and password is None:
         raise PrivateKeyError("Missing password for encrypted private key")
     try:
-        return serialization.load_pem_private_key(text, password=password if encrypted else None)
+        return serialization.load_pem_private_key(
+            text, password=password if encrypted else None, unsafe_skip_rsa_key_validation=True
+        )
     except (ValueError, TypeError) as err:
         if encrypted:
             raise PrivateKeyError("Wrong password: could not decrypt private key") from None
