@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh Debian machine (as root), then run it all:
+# ruff (lint + format check), mypy (strict on ctd_decoder/), and pytest (unit, Go-fixture interop,
+# skopeo, SoftHSM2, gpg, key providers, and the containerd end-to-end suite).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "run-all.sh installs Debian packages and starts containerd: run it as root" >&2
+    exit 1
+fi
+
+APT_PACKAGES=(skopeo containerd runc softhsm2 opensc gnupg docker-registry openssl python3-venv)
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "== creating $VENV with $($PYTHON --version)"
+    "$PYTHON" -m venv "$VENV"
+fi
+echo "== installing the project and its test dependencies into $VENV"
+"$VENV"/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+# A regular (non-editable) install: the tests run the installed ctd-decoder executable.
+"$VENV"/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps .
+"$VENV"/bin/python -m pip install -q --disable-pip-version-check '.[test]'
+
+echo "== ruff"
+"$VENV"/bin/ruff check ctd_decoder tests bench packaging
+"$VENV"/bin/ruff format --check ctd_decoder tests bench packaging
+echo "== mypy (strict on ctd_decoder/)"
+"$VENV"/bin/mypy
+echo "== pytest"
+exec "$VENV"/bin/pytest -p no:cacheprovider -q "$@"
