@@ -49,7 +49,11 @@ def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
     for path in files:
         if path.name.endswith(PASSWORD_SUFFIX) and path.with_name(path.name[: -len(PASSWORD_SUFFIX)]) in files:
             continue
-        _classify(path, _read(path), result)
+        data = _read(path)
+        if data is None:
+            result.notes.append(f"skipping {path}: larger than {MAX_KEY_FILE_SIZE} bytes, so not a key")
+            continue
+        _classify(path, data, result)
     return result
 
 
@@ -89,22 +93,21 @@ def _walk(root: Path, notes: list[str]) -> list[Path]:
     return found
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path) -> bytes | None:
+    """Return the file's bytes, or None if it is too large to be a key."""
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_KEY_FILE_SIZE + 1)
     except OSError as err:
         raise KeysDirError(f"cannot read {path}: {err.strerror}") from None
-    if len(data) > MAX_KEY_FILE_SIZE:
-        raise KeysDirError(f"{path} is larger than {MAX_KEY_FILE_SIZE} bytes; it cannot be a key")
-    return data
+    return data if len(data) <= MAX_KEY_FILE_SIZE else None
 
 
 def _sibling_password(path: Path) -> bytes | None:
     password_path = path.with_name(path.name + PASSWORD_SUFFIX)
     if not password_path.is_file():
         return None
-    password = _read(password_path)
+    password = _read(password_path) or b""
     for ending in (b"\r\n", b"\n"):
         if password.endswith(ending):
             return password[: -len(ending)]
