@@ -28,6 +28,7 @@ OPTIONS:
 """
 
 KEYS_PATH_FLAG = "decryption-keys-path"
+VERIFY_DIGEST_ENV = "CTD_DECODER_VERIFY_DIGEST"
 
 
 class UsageError(Exception):
@@ -99,8 +100,16 @@ def run(keys_path: str | None) -> int:
         layer = decrypt_layer(dc, payload.descriptor)
     except DecoderError as err:
         return _fail(f"call to DecryptLayer failed: {err}", notes)
+    decryptor = layer.decryptor
+    if os.environ.get(VERIFY_DIGEST_ENV) == "1":
+        from .digest import DigestVerifyingDecryptor
+
+        try:
+            decryptor = DigestVerifyingDecryptor(decryptor, layer.digest)
+        except DecoderError as err:
+            return _fail(f"call to DecryptLayer failed: {err}")
     try:
-        decrypt_stream(layer.decryptor, sys.stdin.fileno(), sys.stdout.fileno())
+        decrypt_stream(decryptor, sys.stdin.fileno(), sys.stdout.fileno())
     except DecoderError as err:
         return _fail(f"could not copy data: {err} (layer {payload.descriptor.digest})")
     return 0
