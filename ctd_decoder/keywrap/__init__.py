@@ -39,7 +39,7 @@ def schemes_for_recipients(parameter_names: set[str]) -> list[str]:
     A parameter that belongs to no built-in scheme names a key provider (``provider.<name>``).
     """
     known = {name for names in _RECIPIENT_PARAMETERS.values() for name in names}
-    known.add("gpg-pubkeyringfile")
+    known.update(("gpg-pubkeyringfile", "pkcs11-config"))
     schemes = [scheme for scheme, names in _RECIPIENT_PARAMETERS.items() if parameter_names & set(names)]
     schemes += [PROVIDER_PREFIX + name for name in sorted(parameter_names - known)]
     return schemes
