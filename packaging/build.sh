@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Build a self-contained ctd-decoder for nodes without a Python environment.
+#
+#   packaging/build.sh [--out DIR] [--tool pyinstaller|shiv|pex] [--work DIR] [--tarball]
+#
+# Default: a PyInstaller one-folder bundle in dist/ctd-decoder/ (DIR/ctd-decoder is the executable,
+# DIR/_internal its interpreter and libraries). shiv and pex build a zipapp DIR/ctd-decoder instead;
+# those still need a python3 of the same minor version on the node (kept for the comparison in README.md).
+#
+# The build runs in its own venv (WORK/venv, default build/packaging) with the project installed
+# from this checkout with all extras (pgp, pkcs11, grpc), so no test-only package is bundled.
+# Needs: python3 (>= 3.11) with venv and its shared libpython (Debian: python3-venv libpython3.11),
+# and access to PyPI for pyinstaller/shiv/pex and the project's dependencies.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(dirname "$here")"
+out="$repo/dist/ctd-decoder"
+work="$repo/build/packaging"
+tool="pyinstaller"
+tarball=0
+python="${PYTHON:-python3}"
+
+PYINSTALLER_VERSION="6.22.3"
+SHIV_VERSION="1.0.8"
+PEX_VERSION="2.105.2"
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) out="$2"; shift 2 ;;
+        --out=*) out="${1#--out=}"; shift ;;
+        --work) work="$2"; shift 2 ;;
+        --work=*) work="${1#--work=}"; shift ;;
+        --tool) tool="$2"; shift 2 ;;
+        --tool=*) tool="${1#--tool=}"; shift ;;
+        --tarball) tarball=1; shift ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+case "$tool" in pyinstaller|shiv|pex) ;; *) echo "build.sh: --tool must be pyinstaller, shiv or pex" >&2; exit 2 ;; esac
+case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
+case "$work" in /*) ;; *) work="$PWD/$work" ;; esac
+
+if ! command -v "$python" >/dev/null; then
+    echo "build.sh: $python not found (Debian: apt-get install -y python3 python3-venv libpython3.11)" >&2
+    exit 1
+fi
+
+mkdir -p "$work"
+venv="$work/venv"
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv" || {
+        echo "build.sh: could not create a venv (Debian: apt-get install -y python3-venv)" >&2
+        exit 1
+    }
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+case "$tool" in
+    pyinstaller) "${pip[@]}" install "pyinstaller==$PYINSTALLER_VERSION" ;;
+    shiv) "${pip[@]}" install "shiv==$SHIV_VERSION" ;;
+    pex) "${pip[@]}" install "pex==$PEX_VERSION" ;;
+esac
+
+stage="$work/stage-$tool"
+rm -rf "$stage"
+mkdir -p "$stage"
+
+case "$tool" in
+    pyinstaller)
+        # A regular (not editable) install of this checkout, so the bundle holds a copy of the code.
+        "${pip[@]}" install --force-reinstall --no-deps "$repo"
+        "${pip[@]}" install "$repo[all]"
+        # ctd_decoder imports its key wrappers by name (importlib), so collect every submodule.
+        (cd "$work" && "$venv/bin/pyinstaller" --noconfirm --clean --log-level WARN \
+            --onedir --strip --name ctd-decoder \
+            --collect-submodules ctd_decoder \
+            --exclude-module tkinter --exclude-module unittest --exclude-module pydoc_data \
+            --distpath "$stage" --workpath "$work/pyinstaller" --specpath "$work" \
+            "$here/entry.py")
+        bundle="$stage/ctd-decoder"
+        ;;
+    shiv)
+        mkdir -p "$stage/ctd-decoder"
+        "$venv/bin/shiv" -q --compressed -p "/usr/bin/env python3" -e ctd_decoder.cli:main \
+            -o "$stage/ctd-decoder/ctd-decoder" "$repo[all]"
+        bundle="$stage/ctd-decoder"
+        ;;
+    pex)
+        mkdir -p "$stage/ctd-decoder"
+        "$venv/bin/pex" --python-shebang "/usr/bin/env python3" -e ctd_decoder.cli:main \
+            -o "$stage/ctd-decoder/ctd-decoder" "ctd-decoder[pgp,pkcs11,grpc] @ file://$repo"
+        bundle="$stage/ctd-decoder"
+        ;;
+esac
+
+# Smoke test before anything is replaced: the executable must start and print its usage.
+"$bundle/ctd-decoder" --help | grep -q "ctd-decoder" || {
+    echo "build.sh: the built executable does not start" >&2
+    exit 1
+}
+
+rm -rf "$out"
+mkdir -p "$(dirname "$out")"
+mv "$bundle" "$out"
+rm -rf "$stage"
+echo "built $out/ctd-decoder ($tool, $(du -sh "$out" | cut -f1))"
+
+if [ "$tarball" = 1 ]; then
+    version="$("$venv/bin/python" -c 'import ctd_decoder; print(ctd_decoder.__version__)')"
+    archive="$(dirname "$out")/ctd-decoder-$version-linux-$(uname -m).tar.gz"
+    tar -C "$(dirname "$out")" -czf "$archive" "$(basename "$out")"
+    echo "packed $archive"
+fi

@@ -1,0 +1,101 @@
+"""Fixtures for the end-to-end tests: a docker-registry per session, a private containerd per test,
+and the decoder under test (the pip-installed script and the packaged executable).
+
+Nothing is skipped: a missing tool fails the test with the apt-get line that installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .daemons import Registry, remove_tree, require_tool, short_tempdir
+from .node import Node, start_node
+from .packaged import packaged_decoder_path
+
+DECODERS = ("pip", "packaged")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def tools() -> None:
+    """Fail early and clearly when a real tool is missing."""
+    for name, package in [
+        ("containerd", "containerd"),
+        ("ctr", "containerd"),
+        ("runc", "runc"),
+        ("skopeo", "skopeo"),
+        ("docker-registry", "docker-registry"),
+    ]:
+        try:
+            require_tool(name, package)
+        except RuntimeError as err:
+            pytest.fail(str(err))
+    if os.geteuid() != 0:
+        pytest.fail("the e2e tests run containerd, which needs root")
+
+
+@pytest.fixture(scope="session")
+def registry(tools: None) -> Iterator[Registry]:
+    base = short_tempdir("ctd-reg-")
+    reg = Registry(base)
+    try:
+        reg.start()
+    except RuntimeError as err:
+        remove_tree(base)
+        pytest.fail(str(err))
+    yield reg
+    reg.stop()
+    remove_tree(base)
+
+
+@pytest.fixture(scope="session")
+def pip_decoder() -> str:
+    path = os.environ.get("CTD_DECODER_EXE") or shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
+    if not path:
+        pytest.fail("ctd-decoder is not installed next to the test interpreter (pip install -e .)")
+    return str(Path(path).resolve(strict=True).parent / Path(path).name)
+
+
+@pytest.fixture(scope="session")
+def packaged_decoder() -> str:
+    try:
+        return str(packaged_decoder_path())
+    except RuntimeError as err:
+        pytest.fail(str(err))
+
+
+@pytest.fixture(params=DECODERS)
+def decoder(request: pytest.FixtureRequest) -> str:
+    """The decoder executable containerd runs: each test runs once per kind."""
+    path: str = request.getfixturevalue(f"{request.param}_decoder")
+    return path
+
+
+@pytest.fixture
+def nodes(tools: None) -> Iterator[Callable[..., Node]]:
+    """Start private containerd daemons (see :func:`start_node`); all are stopped by pid afterwards."""
+    started: list[Node] = []
+
+    def start(*args: object, **kwargs: object) -> Node:
+        try:
+            node = start_node(*args, **kwargs)  # type: ignore[arg-type]
+        except RuntimeError as err:
+            pytest.fail(str(err))
+        started.append(node)
+        return node
+
+    yield start
+    for node in started:
+        print(f"--- containerd log tail ({node.containerd.directory}) ---\n{node.containerd.log_tail()}")
+        node.close()

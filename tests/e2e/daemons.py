@@ -1,0 +1,276 @@
+"""Private containerd and docker-registry daemons for end-to-end tests, loopback only.
+
+Every daemon gets its own temp dir (root, state, sockets, logs), is started by the caller and is
+stopped by its pid: SIGTERM, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROCESSOR_TAR = "io.containerd.ocicrypt.decoder.v1.tar"
+PROCESSOR_TAR_GZIP = "io.containerd.ocicrypt.decoder.v1.tar.gzip"
+PROCESSOR_TAR_ZSTD = "io.containerd.ocicrypt.decoder.v1.tar.zstd"
+
+LAYER_MEDIA_TYPES = {
+    PROCESSOR_TAR: "application/vnd.oci.image.layer.v1.tar",
+    PROCESSOR_TAR_GZIP: "application/vnd.oci.image.layer.v1.tar+gzip",
+    PROCESSOR_TAR_ZSTD: "application/vnd.oci.image.layer.v1.tar+zstd",
+}
+
+# Plugins that cannot work in a temp dir or are not needed; disabling them keeps start-up quiet and fast.
+DISABLED_PLUGINS = [
+    "io.containerd.snapshotter.v1.aufs",
+    "io.containerd.snapshotter.v1.btrfs",
+    "io.containerd.snapshotter.v1.devmapper",
+    "io.containerd.snapshotter.v1.zfs",
+    "io.containerd.tracing.processor.v1.otlp",
+    "io.containerd.internal.v1.tracing",
+]
+
+
+def require_tool(name: str, package: str) -> str:
+    """Return the path of ``name``; fail (never skip) with an install hint if it is missing."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if not path:
+        raise RuntimeError(f"{name} is not installed: apt-get install -y {package} (the e2e tests need it)")
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Stop one process we started, by its pid: SIGTERM, wait, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(grace)
+
+
+def short_tempdir(prefix: str) -> Path:
+    """A temp dir with a short path: unix socket paths are limited to 107 bytes."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+def _log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class Registry:
+    """A ``docker-registry serve`` on 127.0.0.1 with its storage in a temp dir."""
+
+    directory: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "registry.log"
+
+    def start(self, timeout: float = 30.0) -> Registry:
+        exe = require_tool("docker-registry", "docker-registry")
+        self.port = self.port or free_port()
+        config = self.directory / "registry.yml"
+        config.write_text(
+            "version: 0.1\n"
+            "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.directory / 'data'}\n"
+            f"http:\n  addr: 127.0.0.1:{self.port}\n"
+        )
+        with open(self.log, "wb") as log:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+            self.process = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=log, env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"docker-registry exited with {self.process.returncode}:\n{_log_tail(self.log)}")
+            try:
+                with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1):
+                    return self
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"docker-registry did not answer within {timeout} s:\n{_log_tail(self.log)}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+
+@dataclass
+class Processor:
+    """One ``[stream_processors]`` entry."""
+
+    processor_id: str
+    path: str
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def toml(self) -> str:
+        returns = LAYER_MEDIA_TYPES[self.processor_id]
+        accepts = returns + "+encrypted"
+        env = [f"{k}={v}" for k, v in self.env.items()]
+        return (
+            f'[stream_processors."{self.processor_id}"]\n'
+            f"  accepts = [{_toml_str(accepts)}]\n"
+            f"  returns = {_toml_str(returns)}\n"
+            f"  path = {_toml_str(self.path)}\n"
+            f"  args = [{', '.join(_toml_str(a) for a in self.args)}]\n"
+            f"  env = [{', '.join(_toml_str(e) for e in env)}]\n"
+        )
+
+
+def _toml_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def decoder_processors(
+    decoder: str,
+    keys_dir: Path | None,
+    env: dict[str, str] | None = None,
+    ids: tuple[str, ...] = (PROCESSOR_TAR_GZIP, PROCESSOR_TAR),
+) -> list[Processor]:
+    """The ocicrypt decoder entries, all pointing at ``decoder``."""
+    args = ["--decryption-keys-path", str(keys_dir)] if keys_dir is not None else []
+    return [Processor(pid, decoder, list(args), dict(env or {})) for pid in ids]
+
+
+@dataclass
+class Containerd:
+    """Debian's containerd with a private root, state and socket, CRI enabled with ``key_model = "node"``."""
+
+    directory: Path
+    processors: list[Processor]
+    registry_hosts: list[str] = field(default_factory=list)
+    snapshotter: str = "overlayfs"
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> str:
+        return str(self.directory / "c.sock")
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "containerd.log"
+
+    def config_toml(self) -> str:
+        d = self.directory
+        cri = 'plugins."io.containerd.grpc.v1.cri"'
+        lines = [
+            "version = 2",
+            f"root = {_toml_str(str(d / 'root'))}",
+            f"state = {_toml_str(str(d / 'state'))}",
+            f"disabled_plugins = [{', '.join(_toml_str(p) for p in DISABLED_PLUGINS)}]",
+            "",
+            "[grpc]",
+            f"  address = {_toml_str(self.socket)}",
+            "[ttrpc]",
+            f"  address = {_toml_str(self.socket + '.ttrpc')}",
+            "[debug]",
+            '  level = "info"',
+            "",
+            f"[{cri}]",
+            '  stream_server_address = "127.0.0.1"',
+            '  stream_server_port = "0"',
+            f"[{cri}.containerd]",
+            f"  snapshotter = {_toml_str(self.snapshotter)}",
+            f"[{cri}.cni]",
+            f"  bin_dir = {_toml_str(str(d / 'cni' / 'bin'))}",
+            f"  conf_dir = {_toml_str(str(d / 'cni' / 'conf'))}",
+            f"[{cri}.image_decryption]",
+            '  key_model = "node"',
+        ]
+        for host in self.registry_hosts:
+            lines += [f'[{cri}.registry.mirrors."{host}"]', f'  endpoint = ["http://{host}"]']
+        lines.append("")
+        return "\n".join(lines) + "\n" + "\n".join(p.toml() for p in self.processors)
+
+    def start(self, timeout: float = 30.0) -> Containerd:
+        exe = require_tool("containerd", "containerd")
+        require_tool("runc", "runc")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        config = self.directory / "config.toml"
+        config.write_text(self.config_toml())
+        env = {**os.environ, **self.env}
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen([exe, "--config", str(config)], stdout=log, stderr=log, env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"containerd exited with {self.process.returncode}:\n{_log_tail(self.log)}")
+            if os.path.exists(self.socket) and self._cri_ready():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"containerd did not come up within {timeout} s:\n{_log_tail(self.log)}")
+
+    def _cri_ready(self) -> bool:
+        from .client import ContainerdClient
+
+        with ContainerdClient(self.socket, "k8s.io") as client:
+            return client.cri_ready()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return _log_tail(self.log, lines)
+
+    def ctr(self, namespace: str, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        """Run ``ctr`` against this daemon; raise with its stderr on failure."""
+        exe = require_tool("ctr", "containerd")
+        result = subprocess.run(
+            [exe, "-a", self.socket, "-n", namespace, *args], input=stdin, capture_output=True, timeout=120
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"ctr {' '.join(args)} failed: {result.stderr.decode(errors='replace')}")
+        return result
+
+
+@contextlib.contextmanager
+def running(daemon: Containerd | Registry) -> Iterator[None]:
+    """Start ``daemon`` and stop it by pid when the block ends."""
+    daemon.start()
+    try:
+        yield
+    finally:
+        daemon.stop()
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a daemon's temp dir once the daemon is stopped (nothing is left mounted)."""
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,250 @@
+"""A test "node": a private containerd wired to our decoder, plus images pushed to a local registry,
+and the checks that prove the layers were decrypted and unpacked to the right diff IDs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from support.oci import diff_ids, make_layout, read_layers, skopeo
+
+from ctd_decoder.config import DecryptConfig
+from ctd_decoder.payload import Descriptor, Payload, encode_payload
+
+from . import wire
+from .client import UNCOMPRESSED_LABEL, ContainerdClient
+from .daemons import (
+    PROCESSOR_TAR,
+    PROCESSOR_TAR_GZIP,
+    Containerd,
+    Processor,
+    Registry,
+    decoder_processors,
+    remove_tree,
+    short_tempdir,
+)
+from .schemes import Recipient
+
+DEFAULT_LAYERS: list[dict[str, bytes]] = [
+    {"etc/motd": b"decrypted by ctd-decoder\n"},
+    {"opt/app/data.bin": bytes(range(256)) * 1024, "opt/app/README": b"second layer\n"},
+]
+
+
+def next_chain_id(parent: str, diff_id: str) -> str:
+    """OCI chain IDs: ChainID(1) = DiffID(1), ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n))."""
+    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest() if parent else diff_id
+
+
+def chain_ids(diffs: list[str]) -> list[str]:
+    chain: list[str] = []
+    for diff in diffs:
+        chain.append(next_chain_id(chain[-1] if chain else "", diff))
+    return chain
+
+
+@dataclass
+class Image:
+    """An encrypted image in the registry and what its layers must unpack to."""
+
+    ref: str
+    layout: Path  # the plaintext OCI layout it was made from
+    layers_files: list[dict[str, bytes]]
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return diff_ids(self.layout)
+
+
+def push_encrypted(
+    registry: Registry,
+    workdir: Path,
+    recipients: list[Recipient],
+    layers_files: list[dict[str, bytes]] | None = None,
+    extra_skopeo_args: tuple[str, ...] = (),
+) -> Image:
+    """Build a layout, let skopeo (Go ocicrypt) encrypt it to ``recipients`` and push it."""
+    layers_files = layers_files or DEFAULT_LAYERS
+    name = f"e2e/{uuid.uuid4().hex[:12]}"
+    plain = workdir / f"plain-{name.split('/')[1]}"
+    make_layout(plain, layers_files)
+    args = ["copy", "-q", "--dest-tls-verify=false", *extra_skopeo_args]
+    env = dict(os.environ)
+    for recipient in recipients:
+        for key in recipient.encryption_keys:
+            args += ["--encryption-key", key]
+        env.update(recipient.skopeo_env)
+    ref = f"{registry.host}/{name}:v1"
+    skopeo(*args, f"oci:{plain}:v1", f"docker://{ref}", env=env)
+    return Image(ref, plain, layers_files)
+
+
+def push_layout(registry: Registry, layout: Path, ref_name: str = "v1") -> str:
+    """Push an already encrypted layout (made by our library) unchanged."""
+    ref = f"{registry.host}/e2e/{uuid.uuid4().hex[:12]}:v1"
+    skopeo("copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:{ref_name}", f"docker://{ref}")
+    return ref
+
+
+@dataclass
+class Node:
+    """A containerd with our decoder registered as its ocicrypt stream processors."""
+
+    containerd: Containerd
+    keys_dir: Path
+    clients: list[ContainerdClient] = field(default_factory=list)
+
+    def client(self, namespace: str = "k8s.io") -> ContainerdClient:
+        client = ContainerdClient(self.containerd.socket, namespace)
+        self.clients.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.containerd.stop()
+        remove_tree(self.containerd.directory)
+
+
+def start_node(
+    decoder: str,
+    registry: Registry | None,
+    key_files: dict[str, bytes] | None = None,
+    decoder_env: dict[str, str] | None = None,
+    extra_processors: list[Processor] | None = None,
+    processor_ids: tuple[str, ...] = (PROCESSOR_TAR_GZIP, PROCESSOR_TAR),
+) -> Node:
+    """Start containerd in a fresh short temp dir; ``key_files`` fill its keys directory (mode 0700)."""
+    base = short_tempdir("ctd-e2e-")
+    keys_dir = base / "keys"
+    keys_dir.mkdir(mode=0o700)
+    for name, content in (key_files or {}).items():
+        (keys_dir / name).write_bytes(content)
+        (keys_dir / name).chmod(0o600)
+    processors = decoder_processors(decoder, keys_dir, decoder_env, processor_ids) + list(extra_processors or [])
+    containerd = Containerd(base / "cd", processors, [registry.host] if registry else [])
+    try:
+        containerd.start()
+    except Exception:
+        remove_tree(base)
+        raise
+    return Node(containerd, keys_dir)
+
+
+@dataclass
+class LayerReport:
+    digest: str
+    media_type: str
+    diff_id: str
+
+
+def verify_pulled(client: ContainerdClient, image: Image, snapshotter: str = "overlayfs") -> list[LayerReport]:
+    """Check, from containerd's own records, that every encrypted layer unpacked to its diff ID.
+
+    - the stored image config's ``rootfs.diff_ids`` are the plaintext diff IDs of our layout;
+    - every manifest layer is encrypted and labelled ``containerd.io/uncompressed`` = its diff ID
+      (set by the unpacker after the stream processor and the decompressor ran);
+    - every chain ID is a committed snapshot whose parent is the previous chain ID;
+    - the files in the unpacked root file system are the plaintext ones.
+    """
+    target = client.image_target(image.ref)
+    manifest = client.read_json(str(target["digest"]))
+    config = client.read_json(manifest["config"]["digest"])
+    expected = image.diff_ids
+    assert config["rootfs"]["diff_ids"] == expected
+    assert len(manifest["layers"]) == len(expected)
+    reports = []
+    for layer, diff_id in zip(manifest["layers"], expected, strict=True):
+        assert layer["mediaType"].endswith("+encrypted"), layer["mediaType"]
+        labels = client.content_labels(layer["digest"])
+        assert labels.get(UNCOMPRESSED_LABEL) == diff_id, (layer["digest"], labels)
+        reports.append(LayerReport(layer["digest"], layer["mediaType"], diff_id))
+    verify_snapshots(client, expected, image.layers_files, snapshotter)
+    return reports
+
+
+def verify_snapshots(
+    client: ContainerdClient, diffs: list[str], layers_files: list[dict[str, bytes]], snapshotter: str
+) -> None:
+    """Every chain ID is committed on top of the previous one and the union holds the plaintext files."""
+    chain = chain_ids(diffs)
+    for index, chain_id in enumerate(chain):
+        info = client.stat(snapshotter, chain_id)
+        assert info.kind == "committed", info
+        assert info.parent == (chain[index - 1] if index else ""), info
+    view_key = f"e2e-view-{uuid.uuid4().hex[:8]}"
+    mounts = client.view(snapshotter, view_key, chain[-1])
+    try:
+        directories = _lower_directories(mounts)
+        for files in layers_files:
+            for name, content in files.items():
+                found = [d / name for d in directories if (d / name).is_file()]
+                assert found, f"{name} is not in the unpacked snapshot"
+                assert found[0].read_bytes() == content, f"{name} differs from the plaintext"
+    finally:
+        client.remove(snapshotter, view_key)
+
+
+def _lower_directories(mounts: list[dict[str, object]]) -> list[Path]:
+    """The read-only directories of a view mount, topmost first, read without mounting anything."""
+    assert len(mounts) == 1, mounts
+    mount = mounts[0]
+    options = [str(o) for o in mount["options"]]  # type: ignore[attr-defined]
+    if mount["type"] == "bind":
+        return [Path(str(mount["source"]))]
+    for option in options:
+        if option.startswith("lowerdir="):
+            return [Path(p) for p in option[len("lowerdir=") :].split(":")]
+    raise AssertionError(f"unexpected view mount {mount}")
+
+
+def apply_with_payload(
+    client: ContainerdClient,
+    containerd: Containerd,
+    namespace: str,
+    layout: Path,
+    payload_for: dict[str, bytes] | None = None,
+    decrypt_config: DecryptConfig | None = None,
+    snapshotter: str = "overlayfs",
+    processor_ids: tuple[str, ...] = (PROCESSOR_TAR_GZIP, PROCESSOR_TAR),
+) -> list[str]:
+    """Unpack an encrypted layout the way ``ctr-enc ... --key`` does: content ingest, snapshot
+    Prepare, Diff ``Apply`` with the payload under each processor ID, Commit. Returns the applied
+    digests (diff IDs). ``payload_for`` overrides the payload bytes per layer digest.
+    """
+    applied: list[str] = []
+    parent = ""
+    for index, layer in enumerate(read_layers(layout)):
+        d = layer.descriptor
+        containerd.ctr(
+            namespace,
+            "content",
+            "ingest",
+            "--expected-size",
+            str(d["size"]),
+            "--expected-digest",
+            d["digest"],
+            f"e2e-{d['digest']}",
+            stdin=layer.blob,
+        )
+        key = f"e2e-apply-{uuid.uuid4().hex[:8]}-{index}"
+        mounts = client.prepare(snapshotter, key, parent)
+        if payload_for is not None and d["digest"] in payload_for:
+            payload = payload_for[d["digest"]]
+        else:
+            descriptor = Descriptor(d["mediaType"], d["digest"], d["size"], dict(d.get("annotations", {})))
+            payload = encode_payload(Payload(decrypt_config or DecryptConfig(), descriptor))
+        diff = wire.descriptor(d["mediaType"], d["digest"], d["size"], d.get("annotations"))
+        try:
+            result = client.apply(diff, mounts, dict.fromkeys(processor_ids, payload))
+        except BaseException:
+            client.remove(snapshotter, key)
+            raise
+        applied.append(str(result["digest"]))
+        parent = next_chain_id(parent, applied[-1])
+        client.commit(snapshotter, parent, key)
+    return applied

@@ -1,0 +1,87 @@
+"""Node key model (the k3s / Kubernetes path): skopeo encrypts, the registry serves, containerd's CRI
+``PullImage`` runs our decoder with the keys from ``--decryption-keys-path``, and the unpacked
+layers must match the image config's diff IDs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from support.keygen import new_key, private_pem, public_pem
+from support.oci import encrypt_layout, make_layout
+
+from ctd_decoder import config as params
+from ctd_decoder.config import EncryptConfig
+
+from .daemons import Registry
+from .node import Image, Node, push_encrypted, push_layout, verify_pulled
+from .schemes import SCHEMES
+
+
+@pytest.mark.parametrize("scheme", list(SCHEMES))
+def test_cri_pull_decrypts_with_node_keys(
+    scheme: str, decoder: str, registry: Registry, nodes: Callable[..., Node], tmp_path: Path
+) -> None:
+    recipient = SCHEMES[scheme](tmp_path / "recipient")
+    image = push_encrypted(registry, tmp_path, [recipient])
+    node = nodes(decoder, registry, recipient.key_files, recipient.decoder_env)
+    client = node.client("k8s.io")
+    image_id = client.pull_image(image.ref)
+    reports = verify_pulled(client, image)
+    manifest = client.read_json(str(client.image_target(image.ref)["digest"]))
+    assert image_id == manifest["config"]["digest"]
+    assert [r.diff_id for r in reports] == image.diff_ids
+
+
+def test_cri_pull_multi_recipient_with_one_key_among_others(
+    decoder: str, registry: Registry, nodes: Callable[..., Node], tmp_path: Path
+) -> None:
+    """An image for an RSA and an EC recipient; the node holds the EC key and an unrelated RSA key."""
+    rsa, ec, other = (SCHEMES[s](tmp_path / s) for s in ("jwe-rsa2048", "jwe-p256", "jwe-rsa2048"))
+    image = push_encrypted(registry, tmp_path, [rsa, ec])
+    keys = {"0-unrelated.pem": other.key_files["jwe-rsa2048.pem"], **ec.key_files}
+    node = nodes(decoder, registry, keys)
+    client = node.client("k8s.io")
+    client.pull_image(image.ref)
+    verify_pulled(client, image)
+
+
+def test_cri_pull_with_kubernetes_secret_volume_keys_dir(
+    decoder: str, registry: Registry, nodes: Callable[..., Node], tmp_path: Path
+) -> None:
+    """The keys directory is a Kubernetes Secret volume (``..data`` symlink farm) with a public key and a
+    README next to the private key; the Go decoder refuses all of it, ours uses the private key."""
+    recipient = SCHEMES["jwe-p384"](tmp_path / "recipient")
+    image = push_encrypted(registry, tmp_path, [recipient])
+    node = nodes(decoder, registry, {})
+    keys = node.keys_dir
+    data = keys / "..2024_01_01_00_00_00.000000000"
+    data.mkdir()
+    (data / "node.pem").write_bytes(recipient.key_files["jwe-p384.pem"])
+    (data / "node.pub.pem").write_bytes(public_pem(new_key("p256")))
+    (data / "README").write_text("keys for encrypted images\n")
+    os.symlink(data.name, keys / "..data")
+    for name in ("node.pem", "node.pub.pem", "README"):
+        os.symlink(f"..data/{name}", keys / name)
+    client = node.client("k8s.io")
+    client.pull_image(image.ref)
+    verify_pulled(client, image)
+
+
+def test_cri_pull_uncompressed_encrypted_layers(
+    decoder: str, registry: Registry, nodes: Callable[..., Node], tmp_path: Path
+) -> None:
+    """``tar+encrypted`` layers (skopeo always gzips, so our library encrypts) go through the ``.tar`` ID."""
+    key = new_key("rsa2048")
+    layers = [{"etc/plain-tar": b"an uncompressed layer\n"}, {"usr/share/doc/x": os.urandom(50_000)}]
+    make_layout(tmp_path / "plain", layers, compress=False)
+    encrypt_layout(tmp_path / "plain", tmp_path / "enc", EncryptConfig({params.PUBKEYS: [public_pem(key)]}))
+    ref = push_layout(registry, tmp_path / "enc")
+    node = nodes(decoder, registry, {"key.pem": private_pem(key)})
+    client = node.client("k8s.io")
+    client.pull_image(ref)
+    reports = verify_pulled(client, Image(ref, tmp_path / "plain", layers))
+    assert {r.media_type for r in reports} == {"application/vnd.oci.image.layer.v1.tar+encrypted"}
