@@ -21,7 +21,9 @@ SNAPSHOT = "/containerd.services.snapshots.v1.Snapshots/"
 DIFF_APPLY = "/containerd.services.diff.v1.Diff/Apply"
 CONTENT_INFO = "/containerd.services.content.v1.Content/Info"
 CONTENT_READ = "/containerd.services.content.v1.Content/Read"
+CONTENT_WRITE = "/containerd.services.content.v1.Content/Write"
 IMAGES_GET = "/containerd.services.images.v1.Images/Get"
+LEASES_CREATE = "/containerd.services.leases.v1.Leases/Create"
 
 SNAPSHOT_KINDS = {0: "unknown", 1: "view", 2: "active", 3: "committed"}
 UNCOMPRESSED_LABEL = "containerd.io/uncompressed"
@@ -39,12 +41,27 @@ class SnapshotInfo:
 
 
 class ContainerdClient:
-    """A channel to containerd's socket with the ``containerd-namespace`` metadata on every call."""
+    """A channel to containerd's socket with the ``containerd-namespace`` metadata on every call, and
+    the ``containerd-lease`` metadata once :meth:`use_new_lease` was called (without a lease, content
+    and snapshots that no image references are garbage collected under the test's feet)."""
 
     def __init__(self, socket: str, namespace: str, timeout: float = 180.0) -> None:
         self.channel = grpc.insecure_channel("unix://" + socket)
         self.namespace = namespace
         self.timeout = timeout
+        self.lease = ""
+
+    @property
+    def metadata(self) -> list[tuple[str, str]]:
+        metadata = [("containerd-namespace", self.namespace)]
+        if self.lease:
+            metadata.append(("containerd-lease", self.lease))
+        return metadata
+
+    def use_new_lease(self, lease_id: str) -> None:
+        """Create a lease and attach it to every later call (the test never deletes it)."""
+        self.call(LEASES_CREATE, wire.lease_create_request(lease_id))
+        self.lease = lease_id
 
     def __enter__(self) -> ContainerdClient:
         return self
@@ -57,17 +74,21 @@ class ContainerdClient:
 
     def call(self, method: str, request: bytes, timeout: float | None = None) -> bytes:
         stub = self.channel.unary_unary(method, request_serializer=_identity, response_deserializer=_identity)
-        response: bytes = stub(
-            request, timeout=timeout or self.timeout, metadata=[("containerd-namespace", self.namespace)]
-        )
+        response: bytes = stub(request, timeout=timeout or self.timeout, metadata=self.metadata)
         return response
 
     def stream(self, method: str, request: bytes) -> Iterable[bytes]:
         stub = self.channel.unary_stream(method, request_serializer=_identity, response_deserializer=_identity)
-        responses: Iterable[bytes] = stub(
-            request, timeout=self.timeout, metadata=[("containerd-namespace", self.namespace)]
-        )
+        responses: Iterable[bytes] = stub(request, timeout=self.timeout, metadata=self.metadata)
         return responses
+
+    def write_content(self, ref: str, data: bytes, digest: str) -> None:
+        """Put a blob into the content store (Content ``Write``, one COMMIT message)."""
+        stub = self.channel.stream_stream(CONTENT_WRITE, request_serializer=_identity, response_deserializer=_identity)
+        for _ in stub(
+            iter([wire.write_content_request(ref, data, digest)]), timeout=self.timeout, metadata=self.metadata
+        ):
+            pass
 
     # --- CRI ----------------------------------------------------------------------------------------
 

@@ -4,13 +4,15 @@ and the checks that prove the layers were decrypted and unpacked to the right di
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support.oci import diff_ids, make_layout, read_layers, skopeo
+import grpc
+from support.oci import Layer, diff_ids, make_layout, skopeo
 
 from ctd_decoder.config import DecryptConfig
 from ctd_decoder.payload import Descriptor, Payload, encode_payload
@@ -176,6 +178,8 @@ def verify_snapshots(
         info = client.stat(snapshotter, chain_id)
         assert info.kind == "committed", info
         assert info.parent == (chain[index - 1] if index else ""), info
+    if not client.lease:
+        client.use_new_lease(f"e2e-{uuid.uuid4().hex[:8]}")
     view_key = f"e2e-view-{uuid.uuid4().hex[:8]}"
     mounts = client.view(snapshotter, view_key, chain[-1])
     try:
@@ -204,33 +208,24 @@ def _lower_directories(mounts: list[dict[str, object]]) -> list[Path]:
 
 def apply_with_payload(
     client: ContainerdClient,
-    containerd: Containerd,
-    namespace: str,
-    layout: Path,
+    layers: list[Layer],
     payload_for: dict[str, bytes] | None = None,
     decrypt_config: DecryptConfig | None = None,
     snapshotter: str = "overlayfs",
     processor_ids: tuple[str, ...] = (PROCESSOR_TAR_GZIP, PROCESSOR_TAR),
 ) -> list[str]:
-    """Unpack an encrypted layout the way ``ctr-enc ... --key`` does: content ingest, snapshot
-    Prepare, Diff ``Apply`` with the payload under each processor ID, Commit. Returns the applied
-    digests (diff IDs). ``payload_for`` overrides the payload bytes per layer digest.
+    """Unpack encrypted layers (:func:`support.oci.read_layers`) the way ``ctr-enc ... --key`` does,
+    under a lease: content Write, snapshot Prepare, Diff ``Apply`` with the payload under each
+    processor ID, Commit. Returns the applied digests (the diff IDs). ``payload_for`` overrides the
+    payload bytes per layer digest.
     """
+    if not client.lease:
+        client.use_new_lease(f"e2e-{uuid.uuid4().hex[:8]}")
     applied: list[str] = []
     parent = ""
-    for index, layer in enumerate(read_layers(layout)):
+    for index, layer in enumerate(layers):
         d = layer.descriptor
-        containerd.ctr(
-            namespace,
-            "content",
-            "ingest",
-            "--expected-size",
-            str(d["size"]),
-            "--expected-digest",
-            d["digest"],
-            f"e2e-{d['digest']}",
-            stdin=layer.blob,
-        )
+        client.write_content(f"e2e-{d['digest']}", layer.blob, d["digest"])
         key = f"e2e-apply-{uuid.uuid4().hex[:8]}-{index}"
         mounts = client.prepare(snapshotter, key, parent)
         if payload_for is not None and d["digest"] in payload_for:
@@ -241,8 +236,9 @@ def apply_with_payload(
         diff = wire.descriptor(d["mediaType"], d["digest"], d["size"], d.get("annotations"))
         try:
             result = client.apply(diff, mounts, dict.fromkeys(processor_ids, payload))
-        except BaseException:
-            client.remove(snapshotter, key)
+        except grpc.RpcError:
+            with contextlib.suppress(grpc.RpcError):
+                client.remove(snapshotter, key)
             raise
         applied.append(str(result["digest"]))
         parent = next_chain_id(parent, applied[-1])

@@ -174,6 +174,26 @@ def apply_request(diff: bytes, mounts: Iterable[bytes], payloads: dict[str, byte
     return field_bytes(1, diff) + b"".join(field_bytes(2, m) for m in mounts) + map_entries(3, payloads)
 
 
+WRITE_ACTION_COMMIT = 2
+
+
+def write_content_request(ref: str, data: bytes, digest: str) -> bytes:
+    """content.v1.WriteContentRequest{action = 1, ref = 2, total = 3, expected = 4, offset = 5, data = 6}:
+    one COMMIT message carrying the whole blob (fine for the small test blobs)."""
+    return (
+        field_int(1, WRITE_ACTION_COMMIT)
+        + field_str(2, ref)
+        + field_int(3, len(data))
+        + field_str(4, digest)
+        + field_bytes(6, data)
+    )
+
+
+def lease_create_request(lease_id: str) -> bytes:
+    """leases.v1.CreateRequest{id = 1}."""
+    return field_str(1, lease_id)
+
+
 def content_request(digest: str) -> bytes:
     """content.v1 InfoRequest / ReadContentRequest{digest = 1}."""
     return field_str(1, digest)

@@ -1,0 +1,114 @@
+"""Failures surface through containerd with our diagnostics: the decoder's stderr becomes the gRPC error."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import any_pb2
+from support.oci import Layer, make_layout, read_layers, sha256_digest, skopeo
+
+from ctd_decoder.config import DecryptConfig
+from ctd_decoder.payload import PAYLOAD_TYPE_URL
+
+from .daemons import PROCESSOR_TAR, PROCESSOR_TAR_GZIP, PROCESSOR_TAR_ZSTD, Registry
+from .node import DEFAULT_LAYERS, Node, apply_with_payload, push_encrypted
+from .schemes import SCHEMES, Recipient
+
+
+def rpc_error(call: Callable[[], object]) -> str:
+    """Run a call that must fail; return the gRPC error text."""
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    error = info.value
+    text = str(error.details()) if isinstance(error, grpc.Call) else str(error)
+    print(f"gRPC error: {text}")
+    return text
+
+
+def test_cri_pull_with_wrong_key_reports_why(
+    decoder: str, registry: Registry, nodes: Callable[..., Node], tmp_path: Path
+) -> None:
+    recipient = SCHEMES["jwe-rsa2048"](tmp_path / "right")
+    wrong = SCHEMES["jwe-p256"](tmp_path / "wrong")
+    image = push_encrypted(registry, tmp_path, [recipient], DEFAULT_LAYERS[:1])
+    node = nodes(decoder, registry, wrong.key_files)
+    text = rpc_error(lambda: node.client("k8s.io").pull_image(image.ref))
+    assert "call to DecryptLayer failed" in text, text
+    assert "key schemes in annotations: jwe" in text, text
+    assert "EC secp256r1 key SHA256:" in text, text
+    assert "is not a recipient" in text, text
+    assert "Traceback" not in text, text
+
+
+def test_cri_pull_tar_zstd_processor_without_payload(
+    decoder: str, registry: Registry, nodes: Callable[..., Node], tmp_path: Path
+) -> None:
+    """imgcrypt's README registers a ``...v1.tar.zstd`` processor, but containerd only sends payloads to the
+    ``.tar`` and ``.tar.gzip`` IDs: the decoder must say so instead of Go's bare EBADF text."""
+    recipient = SCHEMES["jwe-p256"](tmp_path / "recipient")
+    zstd = ("--dest-compress", "--dest-compress-format", "zstd")
+    image = push_encrypted(registry, tmp_path, [recipient], DEFAULT_LAYERS[:1], zstd)
+    node = nodes(
+        decoder, registry, recipient.key_files, processor_ids=(PROCESSOR_TAR_GZIP, PROCESSOR_TAR, PROCESSOR_TAR_ZSTD)
+    )
+    text = rpc_error(lambda: node.client("k8s.io").pull_image(image.ref))
+    assert "read payload: read configFd: bad file descriptor" in text, text
+    assert "decoder.v1.tar.zstd" in text, text
+
+
+def _encrypt(tmp_path: Path, files: list[dict[str, bytes]]) -> tuple[Recipient, list[Layer]]:
+    recipient = SCHEMES["jwe-rsa2048"](tmp_path / "recipient")
+    make_layout(tmp_path / "plain", files)
+    plain, enc = f"oci:{tmp_path / 'plain'}:v1", f"oci:{tmp_path / 'enc'}:v1"
+    skopeo("copy", "-q", "--encryption-key", recipient.encryption_keys[0], plain, enc)
+    return recipient, read_layers(tmp_path / "enc")
+
+
+def _apply(node: Node, layers: list[Layer], **kwargs: object) -> str:
+    namespace = f"e2e-{uuid.uuid4().hex[:8]}"
+    client = node.client(namespace)
+    return rpc_error(lambda: apply_with_payload(client, layers, **kwargs))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("type_url", "value", "expected"),
+    [
+        (PAYLOAD_TYPE_URL, b"{not json", "could not UnmarshalAny() the decrypt data"),
+        ("example.com/Other", b"{}", "could not UnmarshalAny() the decrypt data: type with url example.com/Other"),
+    ],
+    ids=["bad-json", "other-type-url"],
+)
+def test_diff_apply_malformed_payload(
+    type_url: str, value: bytes, expected: str, decoder: str, nodes: Callable[..., Node], tmp_path: Path
+) -> None:
+    """containerd itself parses the payload as an ``Any``, so the malformed part is inside it."""
+    _, layers = _encrypt(tmp_path, DEFAULT_LAYERS[:1])
+    node = nodes(decoder, None, {})
+    payload = any_pb2.Any(type_url=type_url, value=value).SerializeToString()
+    text = _apply(node, layers, payload_for={layers[0].descriptor["digest"]: payload})
+    assert expected in text, text
+
+
+def test_diff_apply_payload_without_keys(decoder: str, nodes: Callable[..., Node], tmp_path: Path) -> None:
+    """A payload with ``Parameters: null`` (what the CRI sends) and an empty keys directory."""
+    _, layers = _encrypt(tmp_path, DEFAULT_LAYERS[:1])
+    node = nodes(decoder, None, {})
+    text = _apply(node, layers, decrypt_config=DecryptConfig())
+    assert "call to DecryptLayer failed" in text, text
+    assert "jwe" in text, text
+
+
+def test_diff_apply_tampered_layer_is_refused(decoder: str, nodes: Callable[..., Node], tmp_path: Path) -> None:
+    """One flipped ciphertext bit: the HMAC check fails and containerd reports our error."""
+    recipient, layers = _encrypt(tmp_path, [{"big.bin": hashlib.sha256(b"seed").digest() * 20_000}])
+    blob = bytearray(layers[0].blob)
+    blob[len(blob) // 2] ^= 0x01
+    descriptor = {**layers[0].descriptor, "digest": sha256_digest(bytes(blob))}
+    node = nodes(decoder, None, {})
+    text = _apply(node, [Layer(descriptor, bytes(blob))], decrypt_config=recipient.decrypt_config())
+    assert "could not copy data" in text, text
