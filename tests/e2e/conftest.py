@@ -17,6 +17,7 @@ import pytest
 from .daemons import Registry, remove_tree, require_tool, short_tempdir
 from .node import Node, start_node
 from .packaged import packaged_decoder_path
+from .schemes import SCHEMES, Recipient
 
 DECODERS = ("pip", "packaged")
 
@@ -99,3 +100,18 @@ def nodes(tools: None) -> Iterator[Callable[..., Node]]:
     for node in started:
         print(f"--- containerd log tail ({node.containerd.directory}) ---\n{node.containerd.log_tail()}")
         node.close()
+
+
+@pytest.fixture
+def recipients(tmp_path: Path) -> Iterator[Callable[[str], Recipient]]:
+    """Make recipients by scheme name (see :data:`schemes.SCHEMES`); their gpg agents etc. are cleaned up."""
+    made: list[Recipient] = []
+
+    def make(scheme: str) -> Recipient:
+        recipient = SCHEMES[scheme](tmp_path / f"recipient-{len(made)}-{scheme}")
+        made.append(recipient)
+        return recipient
+
+    yield make
+    for recipient in made:
+        recipient.cleanup()

@@ -8,13 +8,14 @@ import contextlib
 import hashlib
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from support.oci import Layer, diff_ids, make_layout, skopeo
+from support.oci import Layer, diff_ids, encrypt_layout, make_layout, skopeo
 
-from ctd_decoder.config import DecryptConfig
+from ctd_decoder.config import DecryptConfig, EncryptConfig
 from ctd_decoder.payload import Descriptor, Payload, encode_payload
 
 from . import wire
@@ -62,6 +63,54 @@ class Image:
         return diff_ids(self.layout)
 
 
+def encrypt_image(
+    workdir: Path,
+    recipients: list[Recipient],
+    layers_files: list[dict[str, bytes]] | None = None,
+    extra_skopeo_args: tuple[str, ...] = (),
+) -> tuple[Path, Path]:
+    """Build a plaintext layout and encrypt it to ``recipients``; return (plain, encrypted) layouts.
+
+    skopeo (Go ocicrypt) encrypts unless a recipient needs our library (``encrypt_config``).
+    """
+    tag = uuid.uuid4().hex[:12]
+    plain, encrypted = workdir / f"plain-{tag}", workdir / f"enc-{tag}"
+    make_layout(plain, layers_files or DEFAULT_LAYERS)
+    env: dict[str, str] = {}
+    for recipient in recipients:
+        env.update(recipient.encrypt_env)
+    library = [r.encrypt_config for r in recipients if r.encrypt_config is not None]
+    if library:
+        assert len(library) == len(recipients), "mixing skopeo and library recipients is not supported"
+        combined: dict[str, list[bytes | None]] = {}
+        for ec in library:
+            for name, values in ec.parameters.items():
+                combined.setdefault(name, []).extend(values)
+        with _environment(env):
+            encrypt_layout(plain, encrypted, EncryptConfig(combined))
+        return plain, encrypted
+    args = ["copy", "-q", *extra_skopeo_args]
+    for recipient in recipients:
+        for key in recipient.encryption_keys:
+            args += ["--encryption-key", key]
+    skopeo(*args, f"oci:{plain}:v1", f"oci:{encrypted}:v1", env={**os.environ, **env})
+    return plain, encrypted
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def push_encrypted(
     registry: Registry,
     workdir: Path,
@@ -69,20 +118,10 @@ def push_encrypted(
     layers_files: list[dict[str, bytes]] | None = None,
     extra_skopeo_args: tuple[str, ...] = (),
 ) -> Image:
-    """Build a layout, let skopeo (Go ocicrypt) encrypt it to ``recipients`` and push it."""
+    """Encrypt an image to ``recipients`` (see :func:`encrypt_image`) and push it to the registry."""
     layers_files = layers_files or DEFAULT_LAYERS
-    name = f"e2e/{uuid.uuid4().hex[:12]}"
-    plain = workdir / f"plain-{name.split('/')[1]}"
-    make_layout(plain, layers_files)
-    args = ["copy", "-q", "--dest-tls-verify=false", *extra_skopeo_args]
-    env = dict(os.environ)
-    for recipient in recipients:
-        for key in recipient.encryption_keys:
-            args += ["--encryption-key", key]
-        env.update(recipient.skopeo_env)
-    ref = f"{registry.host}/{name}:v1"
-    skopeo(*args, f"oci:{plain}:v1", f"docker://{ref}", env=env)
-    return Image(ref, plain, layers_files)
+    plain, encrypted = encrypt_image(workdir, recipients, layers_files, extra_skopeo_args)
+    return Image(push_layout(registry, encrypted), plain, layers_files)
 
 
 def push_layout(registry: Registry, layout: Path, ref_name: str = "v1") -> str:

@@ -12,20 +12,23 @@ from pathlib import Path
 import pytest
 from support.keygen import new_key, private_pem, public_pem
 from support.oci import encrypt_layout, make_layout
+from support.secrets import kubernetes_secret_volume
 
 from ctd_decoder import config as params
 from ctd_decoder.config import EncryptConfig
 
 from .daemons import Registry
 from .node import Image, Node, push_encrypted, push_layout, verify_pulled
-from .schemes import SCHEMES
+from .schemes import SCHEMES, Recipient
+
+Make = Callable[[str], Recipient]
 
 
 @pytest.mark.parametrize("scheme", list(SCHEMES))
 def test_cri_pull_decrypts_with_node_keys(
-    scheme: str, decoder: str, registry: Registry, nodes: Callable[..., Node], tmp_path: Path
+    scheme: str, decoder: str, registry: Registry, nodes: Callable[..., Node], recipients: Make, tmp_path: Path
 ) -> None:
-    recipient = SCHEMES[scheme](tmp_path / "recipient")
+    recipient = recipients(scheme)
     image = push_encrypted(registry, tmp_path, [recipient])
     node = nodes(decoder, registry, recipient.key_files, recipient.decoder_env)
     client = node.client("k8s.io")
@@ -37,10 +40,10 @@ def test_cri_pull_decrypts_with_node_keys(
 
 
 def test_cri_pull_multi_recipient_with_one_key_among_others(
-    decoder: str, registry: Registry, nodes: Callable[..., Node], tmp_path: Path
+    decoder: str, registry: Registry, nodes: Callable[..., Node], recipients: Make, tmp_path: Path
 ) -> None:
     """An image for an RSA and an EC recipient; the node holds the EC key and an unrelated RSA key."""
-    rsa, ec, other = (SCHEMES[s](tmp_path / s) for s in ("jwe-rsa2048", "jwe-p256", "jwe-rsa2048"))
+    rsa, ec, other = (recipients(s) for s in ("jwe-rsa2048", "jwe-p256", "jwe-rsa2048"))
     image = push_encrypted(registry, tmp_path, [rsa, ec])
     keys = {"0-unrelated.pem": other.key_files["jwe-rsa2048.pem"], **ec.key_files}
     node = nodes(decoder, registry, keys)
@@ -50,22 +53,19 @@ def test_cri_pull_multi_recipient_with_one_key_among_others(
 
 
 def test_cri_pull_with_kubernetes_secret_volume_keys_dir(
-    decoder: str, registry: Registry, nodes: Callable[..., Node], tmp_path: Path
+    decoder: str, registry: Registry, nodes: Callable[..., Node], recipients: Make, tmp_path: Path
 ) -> None:
     """The keys directory is a Kubernetes Secret volume (``..data`` symlink farm) with a public key and a
     README next to the private key; the Go decoder refuses all of it, ours uses the private key."""
-    recipient = SCHEMES["jwe-p384"](tmp_path / "recipient")
+    recipient = recipients("jwe-p384")
     image = push_encrypted(registry, tmp_path, [recipient])
     node = nodes(decoder, registry, {})
-    keys = node.keys_dir
-    data = keys / "..2024_01_01_00_00_00.000000000"
-    data.mkdir()
-    (data / "node.pem").write_bytes(recipient.key_files["jwe-p384.pem"])
-    (data / "node.pub.pem").write_bytes(public_pem(new_key("p256")))
-    (data / "README").write_text("keys for encrypted images\n")
-    os.symlink(data.name, keys / "..data")
-    for name in ("node.pem", "node.pub.pem", "README"):
-        os.symlink(f"..data/{name}", keys / name)
+    files = {
+        "node.pem": recipient.key_files["jwe-p384.pem"],
+        "node.pub.pem": public_pem(new_key("p256")),
+        "README": b"keys for encrypted images\n",
+    }
+    kubernetes_secret_volume(node.keys_dir, files)
     client = node.client("k8s.io")
     client.pull_image(image.ref)
     verify_pulled(client, image)

@@ -10,14 +10,16 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import any_pb2
-from support.oci import Layer, make_layout, read_layers, sha256_digest, skopeo
+from support.oci import Layer, read_layers, sha256_digest
 
 from ctd_decoder.config import DecryptConfig
 from ctd_decoder.payload import PAYLOAD_TYPE_URL
 
 from .daemons import PROCESSOR_TAR, PROCESSOR_TAR_GZIP, PROCESSOR_TAR_ZSTD, Registry
-from .node import DEFAULT_LAYERS, Node, apply_with_payload, push_encrypted
+from .node import DEFAULT_LAYERS, Node, apply_with_payload, encrypt_image, push_encrypted
 from .schemes import SCHEMES, Recipient
+
+Make = Callable[[str], Recipient]
 
 
 def rpc_error(call: Callable[[], object]) -> str:
@@ -31,10 +33,9 @@ def rpc_error(call: Callable[[], object]) -> str:
 
 
 def test_cri_pull_with_wrong_key_reports_why(
-    decoder: str, registry: Registry, nodes: Callable[..., Node], tmp_path: Path
+    decoder: str, registry: Registry, nodes: Callable[..., Node], recipients: Make, tmp_path: Path
 ) -> None:
-    recipient = SCHEMES["jwe-rsa2048"](tmp_path / "right")
-    wrong = SCHEMES["jwe-p256"](tmp_path / "wrong")
+    recipient, wrong = recipients("jwe-rsa2048"), recipients("jwe-p256")
     image = push_encrypted(registry, tmp_path, [recipient], DEFAULT_LAYERS[:1])
     node = nodes(decoder, registry, wrong.key_files)
     text = rpc_error(lambda: node.client("k8s.io").pull_image(image.ref))
@@ -46,11 +47,11 @@ def test_cri_pull_with_wrong_key_reports_why(
 
 
 def test_cri_pull_tar_zstd_processor_without_payload(
-    decoder: str, registry: Registry, nodes: Callable[..., Node], tmp_path: Path
+    decoder: str, registry: Registry, nodes: Callable[..., Node], recipients: Make, tmp_path: Path
 ) -> None:
     """imgcrypt's README registers a ``...v1.tar.zstd`` processor, but containerd only sends payloads to the
     ``.tar`` and ``.tar.gzip`` IDs: the decoder must say so instead of Go's bare EBADF text."""
-    recipient = SCHEMES["jwe-p256"](tmp_path / "recipient")
+    recipient = recipients("jwe-p256")
     zstd = ("--dest-compress", "--dest-compress-format", "zstd")
     image = push_encrypted(registry, tmp_path, [recipient], DEFAULT_LAYERS[:1], zstd)
     node = nodes(
@@ -63,10 +64,8 @@ def test_cri_pull_tar_zstd_processor_without_payload(
 
 def _encrypt(tmp_path: Path, files: list[dict[str, bytes]]) -> tuple[Recipient, list[Layer]]:
     recipient = SCHEMES["jwe-rsa2048"](tmp_path / "recipient")
-    make_layout(tmp_path / "plain", files)
-    plain, enc = f"oci:{tmp_path / 'plain'}:v1", f"oci:{tmp_path / 'enc'}:v1"
-    skopeo("copy", "-q", "--encryption-key", recipient.encryption_keys[0], plain, enc)
-    return recipient, read_layers(tmp_path / "enc")
+    _, encrypted = encrypt_image(tmp_path, [recipient], files)
+    return recipient, read_layers(encrypted)
 
 
 def _apply(node: Node, layers: list[Layer], **kwargs: object) -> str:

@@ -5,33 +5,26 @@ keys directory is empty, so only the payload can decrypt.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.oci import diff_ids, make_layout, read_layers, skopeo
+from support.oci import diff_ids, read_layers
 
-from .node import DEFAULT_LAYERS, Node, apply_with_payload, verify_snapshots
-from .schemes import SCHEMES
+from .node import DEFAULT_LAYERS, Node, apply_with_payload, encrypt_image, verify_snapshots
+from .schemes import SCHEMES, Recipient
 
 
 @pytest.mark.parametrize("scheme", list(SCHEMES))
 def test_diff_apply_decrypts_with_keys_in_payload(
-    scheme: str, decoder: str, nodes: Callable[..., Node], tmp_path: Path
+    scheme: str, decoder: str, nodes: Callable[..., Node], recipients: Callable[[str], Recipient], tmp_path: Path
 ) -> None:
-    recipient = SCHEMES[scheme](tmp_path / "recipient")
-    make_layout(tmp_path / "plain", DEFAULT_LAYERS)
-    args = ["copy", "-q"]
-    for key in recipient.encryption_keys:
-        args += ["--encryption-key", key]
-    skopeo(
-        *args, f"oci:{tmp_path / 'plain'}:v1", f"oci:{tmp_path / 'enc'}:v1", env={**os.environ, **recipient.skopeo_env}
-    )
+    recipient = recipients(scheme)
+    plain, encrypted = encrypt_image(tmp_path, [recipient])
     node = nodes(decoder, None, {}, recipient.decoder_env)
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
     client = node.client(namespace)
-    applied = apply_with_payload(client, read_layers(tmp_path / "enc"), decrypt_config=recipient.decrypt_config())
-    assert applied == diff_ids(tmp_path / "plain")
+    applied = apply_with_payload(client, read_layers(encrypted), decrypt_config=recipient.decrypt_config())
+    assert applied == diff_ids(plain)
     verify_snapshots(client, applied, DEFAULT_LAYERS, "overlayfs")
