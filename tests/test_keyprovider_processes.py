@@ -247,6 +247,7 @@ def test_grpc_server_down(layer: Layer, tmp_path: Path) -> None:
     started = time.monotonic()
     result = _decode(layer, config)
     assert result.returncode == 1
+    assert result.stderr.startswith("call to DecryptLayer failed: "), result.stderr
     assert "Error from grpc method: rpc error: code = Unavailable" in result.stderr, result.stderr
     assert time.monotonic() - started < 25
 
@@ -310,6 +311,7 @@ def test_grpc_tls_rejects_an_unknown_server(layer: Layer, tmp_path: Path, tls_se
         layer, write_grpc_config(tmp_path, NAME, server.target, tls), {"CTD_DECODER_PROVIDER_TIMEOUT": "5"}
     )
     assert result.returncode == 1
+    assert result.stderr.startswith("call to DecryptLayer failed: "), result.stderr  # no gRPC log lines first
     assert "Error from grpc method: rpc error: code = Unavailable" in result.stderr, result.stderr
     assert requests(server.record) == []
 

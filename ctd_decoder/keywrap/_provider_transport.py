@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any
 
-from ..errors import DecoderError
+from ..errors import DecoderError, MissingBackendError
 from ..keyprovider_config import Command, GrpcTls
 
 MAX_RESPONSE_SIZE = 16 * 1024 * 1024
@@ -207,8 +207,20 @@ def _peer_certificate(target: str, timeout: float) -> tuple[bytes, str]:
     return ssl.DER_cert_to_PEM_cert(der).encode("ascii"), name
 
 
+def _import_grpc() -> Any:
+    """Import grpc with its C-core logging off unless GRPC_VERBOSITY asks: stderr is the error report."""
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    try:
+        import grpc
+    except ImportError:
+        raise MissingBackendError(
+            "key provider over gRPC: grpcio is not installed (pip install 'ctd-decoder[grpc]')"
+        ) from None
+    return grpc
+
+
 def _channel(target: str, tls: GrpcTls | None, timeout: float) -> Any:
-    import grpc
+    grpc = _import_grpc()
 
     if tls is None:
         return grpc.insecure_channel(target)
@@ -230,7 +242,7 @@ def _channel(target: str, tls: GrpcTls | None, timeout: float) -> Any:
 
 def call_grpc(target: str, tls: GrpcTls | None, method: str, request: bytes, timeout: float) -> bytes:
     """Call ``/keyprovider.KeyProviderService/<method>`` with the JSON ``request``; return the JSON answer."""
-    import grpc
+    grpc = _import_grpc()
 
     from . import keyprovider_pb2 as pb
 
