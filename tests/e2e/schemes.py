@@ -180,6 +180,42 @@ def pkcs11(directory: Path) -> Recipient:
     )
 
 
+PROVIDER_NAME = "e2ekp"
+
+
+def provider(kind: str) -> Callable[[Path], Recipient]:
+    """A key provider (``cmd`` program or ``grpc`` server on 127.0.0.1) that wraps with a toy cipher.
+
+    Our library wraps through the provider (skopeo 1.9.3 does not know providers); the decoder finds
+    the provider through ``OCICRYPT_KEYPROVIDER_CONFIG`` in the stream processor's env, so the node
+    needs no key files: the payload only names the provider (``ctr-enc --key provider:e2ekp``).
+    """
+
+    def make(directory: Path) -> Recipient:
+        from support.providers import start_grpc_server, write_cmd_provider, write_grpc_config
+
+        directory.mkdir(parents=True, exist_ok=True)
+        cleanups: list[Callable[[], None]] = []
+        if kind == "cmd":
+            config, _ = write_cmd_provider(directory, PROVIDER_NAME, "ok")
+        else:
+            server = start_grpc_server(directory)
+            cleanups.append(server.stop)
+            config = write_grpc_config(directory, PROVIDER_NAME, server.target)
+        env = {"OCICRYPT_KEYPROVIDER_CONFIG": str(config)}
+        return Recipient(
+            scheme=f"provider.{PROVIDER_NAME}",
+            key_files={},
+            parameters={PROVIDER_NAME: [b"Enabled"]},
+            encrypt_config=EncryptConfig({PROVIDER_NAME: [b"Enabled"]}),
+            encrypt_env=env,
+            decoder_env=env,
+            cleanups=cleanups,
+        )
+
+    return make
+
+
 SCHEMES: dict[str, Callable[[Path], Recipient]] = {
     "jwe-rsa2048": jwe("rsa2048"),
     "jwe-p256": jwe("p256"),
@@ -187,4 +223,6 @@ SCHEMES: dict[str, Callable[[Path], Recipient]] = {
     "pkcs7-rsa": pkcs7,
     "pgp-rsa": pgp,
     "pkcs11-softhsm": pkcs11,
+    "provider-cmd": provider("cmd"),
+    "provider-grpc": provider("grpc"),
 }
