@@ -1,0 +1,420 @@
+"""OpenPGP key wrapping (``org.opencontainers.image.enc.keys.pgp``) through GnuPG.
+
+The wrapped key is a binary OpenPGP message: one public-key encrypted session key packet per
+recipient key, then integrity-protected encrypted data holding the private options as literal data.
+
+Unwrapping imports each ``gpg-privatekeys`` entry (binary, or ASCII-armored as an improvement on
+Go) into its own throw-away GNUPGHOME and asks ``gpg`` to decrypt with the password of the same
+index in ``gpg-privatekeys-passwords`` (missing or None: no password; an empty password is treated
+the same, since gpg cannot be handed one). The first key ring that decrypts wins, as in Go. Each
+home is a short directory under /tmp (the agent's socket path must fit in ``sun_path``), mode 0700,
+and on every exit path its gpg-agent is stopped with ``gpgconf --kill all`` and the directory
+removed. Passwords reach gpg on its stdin pipe (``--passphrase-fd 0``), never in argv or the
+environment. ``gnupg`` (python-gnupg) is imported, and gpg started, only when a layer really
+needs this scheme.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from .. import config as params
+from .. import keys
+from ..config import DecryptConfig, EncryptConfig
+from ..errors import MissingBackendError, UnwrapError, WrapError
+from .base import explain_attempts
+
+GNUPGHOME_PARENT = "/tmp"
+MAX_PLAINTEXT = 1 << 20
+_GPGCONF_TIMEOUT = 10
+_PKESK, _SKESK, _SED, _SEIPD, _AEAD = 1, 3, 9, 18, 20
+_ENCRYPTED_DATA = {_SED, _SEIPD, _AEAD}
+_GPG_ERR_BAD_PASSPHRASE = 11
+_GPG_ERR_NO_SECKEY = 17
+_GPG_CONF = "no-auto-key-locate\nno-auto-key-retrieve\ntrust-model always\nno-greeting\n"
+# max-cache-ttl 0: a passphrase must not outlive the one decryption that needed it. s2k-count: on first
+# use the agent re-protects an imported key with a count calibrated to its CPU (about 1 s here); that
+# buys nothing for a copy in a home deleted moments later.
+_AGENT_CONF = "default-cache-ttl 0\nmax-cache-ttl 0\ndisable-scdaemon\nallow-loopback-pinentry\ns2k-count 65536\n"
+
+
+class _Malformed(Exception):
+    """The bytes are not the OpenPGP message that was expected."""
+
+
+def _packet_header(data: bytes, offset: int) -> tuple[int, int, int | None]:
+    """Return (tag, body offset, body length) of the packet at ``offset``; None length = to the end/partial."""
+    if offset >= len(data) or not data[offset] & 0x80:
+        raise _Malformed(f"no OpenPGP packet header at byte {offset}")
+    first = data[offset]
+    if first & 0x40:
+        return _new_format_header(data, offset, first & 0x3F)
+    tag, length_type = (first >> 2) & 0x0F, first & 0x03
+    if length_type == 3:
+        return tag, offset + 1, None
+    size = (1, 2, 4)[length_type]
+    if offset + 1 + size > len(data):
+        raise _Malformed("truncated packet length")
+    return tag, offset + 1 + size, int.from_bytes(data[offset + 1 : offset + 1 + size], "big")
+
+
+def _new_format_header(data: bytes, offset: int, tag: int) -> tuple[int, int, int | None]:
+    if offset + 2 > len(data):
+        raise _Malformed("truncated packet length")
+    octet = data[offset + 1]
+    if octet < 192:
+        return tag, offset + 2, octet
+    if octet < 224:
+        if offset + 3 > len(data):
+            raise _Malformed("truncated packet length")
+        return tag, offset + 3, ((octet - 192) << 8) + data[offset + 2] + 192
+    if octet == 255:
+        if offset + 6 > len(data):
+            raise _Malformed("truncated packet length")
+        return tag, offset + 6, int.from_bytes(data[offset + 2 : offset + 6], "big")
+    return tag, offset + 2, None  # partial body length: only data packets may use it
+
+
+def _session_key_packets(message: bytes) -> tuple[list[int], int, int]:
+    """Walk the session-key packets; return (recipient key IDs, data packet tag, data body offset).
+
+    Raises :class:`_Malformed` unless ``message`` is session-key packets followed by encrypted
+    data, the only shape ocicrypt writes and reads.
+    """
+    recipients: list[int] = []
+    offset = 0
+    while True:
+        tag, body, length = _packet_header(message, offset)
+        if tag in _ENCRYPTED_DATA:
+            if body >= len(message):
+                raise _Malformed("the encrypted data packet is empty")
+            return recipients, tag, body
+        if tag not in (_PKESK, _SKESK):
+            raise _Malformed(f"unexpected OpenPGP packet (tag {tag}) before the encrypted data")
+        if length is None or body + length > len(message):
+            raise _Malformed(f"truncated session key packet (tag {tag})")
+        if tag == _PKESK and length >= 10 and message[body] == 3:
+            recipients.append(int.from_bytes(message[body + 1 : body + 9], "big"))
+        offset = body + length
+
+
+def message_recipients(message: bytes) -> list[int]:
+    """Return the key IDs of the public-key recipients of an encrypted OpenPGP message."""
+    recipients, _, _ = _session_key_packets(message)
+    if not recipients:
+        raise _Malformed("the message has no public-key recipients")
+    return recipients
+
+
+def _key_id(value: int | str) -> str:
+    """Format a key ID the way ocicrypt prints them: ``0x`` and lower-case hex."""
+    return f"0x{value:x}" if isinstance(value, int) else f"0x{int(value[-16:], 16):x}"
+
+
+def _gpg_module() -> Any:
+    try:
+        import gnupg
+    except ImportError:
+        raise MissingBackendError(
+            "OpenPGP needs the python-gnupg package: install ctd-decoder[pgp] (pip install python-gnupg)"
+        ) from None
+    # python-gnupg logs key data at DEBUG and gpg's complaints at WARNING; neither may reach stderr.
+    logger = logging.getLogger("gnupg")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    return gnupg
+
+
+def _programs() -> tuple[str, str]:
+    gpg, gpgconf = shutil.which("gpg"), shutil.which("gpgconf")
+    if gpg is None or gpgconf is None:
+        raise MissingBackendError("OpenPGP needs the gpg and gpgconf programs (GnuPG 2.1 or later): install gnupg")
+    return gpg, gpgconf
+
+
+@contextlib.contextmanager
+def _exit_cleanly_on_signals() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into SystemExit while a GNUPGHOME exists, so it is always cleaned up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class GpgHome:
+    """A private, temporary GNUPGHOME with its own gpg-agent, torn down on exit."""
+
+    def __init__(self) -> None:
+        self._gnupg = _gpg_module()
+        self._gpg_path, self._gpgconf_path = _programs()
+        self.path: Path | None = None
+        self._signals = _exit_cleanly_on_signals()
+        self.gpg: Any = None
+
+    def __enter__(self) -> GpgHome:
+        self._signals.__enter__()
+        try:
+            self.path = Path(tempfile.mkdtemp(prefix="ctd-gpg-", dir=GNUPGHOME_PARENT))
+            (self.path / "gpg.conf").write_text(_GPG_CONF)
+            (self.path / "gpg-agent.conf").write_text(_AGENT_CONF)
+            self.gpg = self._gnupg.GPG(gpgbinary=self._gpg_path, gnupghome=str(self.path))
+        except BaseException as err:
+            self._teardown()
+            self._signals.__exit__(type(err), err, err.__traceback__)
+            if isinstance(err, (OSError, ValueError)):
+                raise UnwrapError(f"could not set up a temporary GnuPG home: {type(err).__name__}") from None
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        try:
+            self._teardown()
+        finally:
+            self._signals.__exit__(kind, value, traceback)
+
+    def _teardown(self) -> None:
+        if self.path is None:
+            return
+        home = str(self.path)
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            self._gpgconf("--kill", "all")
+            if Path(f"/run/user/{os.getuid()}").is_dir():
+                # gpg then keeps the agent's sockets under /run/user/<uid>/gnupg/d.<hash>.
+                self._gpgconf("--remove-socketdir")
+        shutil.rmtree(home, ignore_errors=True)
+        self.path = None
+
+    def _gpgconf(self, *args: str) -> None:
+        subprocess.run(
+            [self._gpgconf_path, "--homedir", str(self.path), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=_GPGCONF_TIMEOUT,
+            check=False,
+        )
+
+    def import_keys(self, data: bytes) -> Any:
+        """Import key material (binary or armored); return python-gnupg's ImportResult."""
+        return self.gpg.import_keys(data)
+
+    def decrypt(self, message: bytes, password: bytes | None) -> Any:
+        """Decrypt ``message``; the password, if any, goes to gpg's stdin ahead of the message."""
+        extra = ["--max-output", str(MAX_PLAINTEXT)]
+        if not password:
+            return self.gpg.decrypt(message, extra_args=["--pinentry-mode", "loopback", *extra])
+        return self.gpg.decrypt(message, passphrase=password.decode("latin-1"), extra_args=extra)
+
+
+@dataclass
+class _Outcome:
+    """What gpg's status lines say about one decryption attempt."""
+
+    statuses: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, stderr: str) -> _Outcome:
+        outcome = cls()
+        for line in stderr.splitlines():
+            if line.startswith("[GNUPG:] "):
+                keyword, _, rest = line[9:].partition(" ")
+                outcome.statuses.setdefault(keyword, []).append(rest)
+        return outcome
+
+    def has(self, keyword: str) -> bool:
+        return keyword in self.statuses
+
+    def succeeded(self) -> bool:
+        return self.has("DECRYPTION_OKAY") and not (self.has("DECRYPTION_FAILED") or self.has("BADMDC"))
+
+    def error_codes(self) -> set[int]:
+        codes = set()
+        for rest in self.statuses.get("ERROR", []):
+            words = rest.split()
+            if len(words) >= 2 and words[0] == "pkdecrypt_failed" and words[1].isdigit():
+                codes.add(int(words[1]) & 0xFFFF)
+        return codes
+
+    def reason(self, password_given: bool) -> str:
+        """Explain a failed decryption in words, from the status lines only."""
+        codes = self.error_codes()
+        if _GPG_ERR_BAD_PASSPHRASE in codes or self.has("BAD_PASSPHRASE"):
+            return "wrong passphrase"
+        if self.has("NEED_PASSPHRASE") and not password_given:
+            return "its key is passphrase-protected and no passphrase was given"
+        if not self.has("DECRYPTION_KEY") and (self.has("NO_SECKEY") or _GPG_ERR_NO_SECKEY in codes):
+            return "holds none of the recipient keys"
+        if codes:
+            return "could not decrypt the session key (corrupted session key packet?)"
+        if self.has("BADMDC") or self.has("DECRYPTION_FAILED") or self.has("NODATA"):
+            return "the encrypted data is corrupted or truncated (integrity check failed)"
+        return "gpg could not decrypt the message"
+
+
+def _secret_fingerprints(result: Any) -> list[str]:
+    """Return the fingerprints of the secret keys an import brought in (python-gnupg ImportResult)."""
+    found: list[str] = []
+    for entry in result.results:
+        ok, fingerprint = entry.get("ok"), entry.get("fingerprint")
+        if ok is not None and ok.isdigit() and int(ok) & 16 and fingerprint and fingerprint not in found:
+            found.append(fingerprint)
+    return found
+
+
+def _try_ring(ring: bytes, password: bytes | None, message: bytes) -> tuple[bytes | None, str]:
+    """Decrypt ``message`` with one key ring in its own GNUPGHOME; return (plaintext or None, why not)."""
+    with GpgHome() as home:
+        fingerprints = _secret_fingerprints(home.import_keys(ring))
+        if not fingerprints:
+            return None, "gpg imported no secret key from it"
+        result = home.decrypt(message, password)
+        outcome = _Outcome.of(result.stderr or "")
+        if outcome.succeeded() and result.data:
+            return bytes(result.data), ""
+        return None, f"secret key {', '.join(fingerprints)}: {outcome.reason(bool(password))}"
+
+
+def _ring_problem(ring: bytes | None, password: bytes | None) -> str | None:
+    """Return why a ring cannot be tried at all, without starting gpg; None if it can."""
+    if not ring:
+        return "is empty"
+    if keys.is_pgp_public_keyring(ring):
+        return "is a public key ring; only secret keys can decrypt"
+    if not keys.is_pgp_secret_keyring(ring):
+        return "is not an OpenPGP secret key ring (binary or ASCII-armored)"
+    if password and (b"\n" in password or b"\r" in password):
+        return "has a passphrase with a line break, which gpg cannot read"
+    return None
+
+
+def _key_matches(key: dict[str, Any], wanted: str) -> bool:
+    """Match a recipient as Go does (user ID name or e-mail), or by key ID / fingerprint."""
+    hexed = wanted.lower().removeprefix("0x")
+    if len(hexed) in (8, 16, 40) and all(c in "0123456789abcdef" for c in hexed):
+        fingerprints = [key.get("fingerprint") or "", *(sub[2] or "" for sub in key.get("subkeys", []))]
+        return any(fingerprint.lower().endswith(hexed) for fingerprint in fingerprints if fingerprint)
+    for uid in key.get("uids", []):
+        name, address = email.utils.parseaddr(uid)
+        if wanted in (uid, name, address):
+            return True
+    return False
+
+
+def _match_recipients(listing: list[dict[str, Any]], recipients: list[str]) -> list[str]:
+    """Return the fingerprints of the keys the recipients name; every recipient must name one."""
+    found: list[str] = []
+    missing: list[str] = []
+    for recipient in recipients:
+        matches = [key["fingerprint"] for key in listing if recipient.strip() and _key_matches(key, recipient.strip())]
+        if not matches:
+            missing.append(recipient)
+        found += [fingerprint for fingerprint in matches if fingerprint not in found]
+    if missing:
+        raise WrapError(f"PGP: No key found for the following recipients: {', '.join(missing)}")
+    return found
+
+
+def _export_user_keys(recipients: list[str]) -> bytes:
+    """Export the recipients' public keys from the user's own GnuPG home (GNUPGHOME or ~/.gnupg)."""
+    gnupg = _gpg_module()
+    gpg_path, _ = _programs()
+    try:
+        exported = gnupg.GPG(gpgbinary=gpg_path).export_keys(recipients, armor=False)
+    except (OSError, ValueError) as err:
+        raise WrapError(f"PGP: could not export public keys from the user's GnuPG home: {err}") from None
+    return bytes(exported or b"")
+
+
+def _check_readable_by_go(message: bytes) -> None:
+    """Refuse output Go's OpenPGP reader cannot decrypt (AEAD packets from newer GnuPG)."""
+    try:
+        _, tag, body = _session_key_packets(message)
+    except _Malformed as err:
+        raise WrapError(f"PGP: gpg wrote an unexpected message: {err}") from None
+    if tag != _SEIPD or message[body] != 1:
+        raise WrapError(f"PGP: gpg wrote encrypted data (packet tag {tag}) that ocicrypt cannot read")
+
+
+class PgpKeyWrapper:
+    """The ``pgp`` scheme."""
+
+    scheme = "pgp"
+
+    def has_possible_keys(self, dc: DecryptConfig) -> bool:
+        """OpenPGP needs ``gpg-privatekeys``."""
+        return bool(dc.keys_of(params.GPG_PRIVATEKEYS))
+
+    def private_key_parameter(self) -> str:
+        """OpenPGP keys live in ``gpg-privatekeys``."""
+        return params.GPG_PRIVATEKEYS
+
+    def unwrap_key(self, dc: DecryptConfig, wrapped: bytes) -> bytes:
+        """Try each key ring in order, each in its own throw-away GNUPGHOME; the first that decrypts wins."""
+        rings = dc.get(params.GPG_PRIVATEKEYS)
+        if not any(rings):
+            raise UnwrapError("GPG: Missing private key parameter")
+        passwords = dc.get(params.GPG_PRIVATEKEYS_PASSWORDS)
+        try:
+            recipients = ", ".join(_key_id(key_id) for key_id in message_recipients(wrapped))
+        except _Malformed as err:
+            raise UnwrapError(f"PGP: not an encrypted OpenPGP message: {err}") from None
+        attempts: list[str] = []
+        for number, ring in enumerate(rings, start=1):
+            password = passwords[number - 1] if number <= len(passwords) else None
+            problem = _ring_problem(ring, password)
+            if problem is not None:
+                attempts.append(f"key ring #{number} {problem}")
+                continue
+            plaintext, reason = _try_ring(ring or b"", password, wrapped)
+            if plaintext is not None:
+                return plaintext
+            attempts.append(f"key ring #{number}: {reason}")
+        summary = f"PGP: No suitable key found to unwrap key; recipients: {recipients}"
+        raise UnwrapError(explain_attempts(summary, attempts))
+
+    def wrap_keys(self, ec_config: EncryptConfig, opts: bytes) -> bytes | None:
+        """Encrypt ``opts`` to ``gpg-recipients``, with keys from ``gpg-pubkeyringfile`` (else the user's gpg)."""
+        recipients = [value.decode("utf-8", "replace") for value in ec_config.get(params.GPG_RECIPIENTS)]
+        if not recipients:
+            return None
+        ring = b"".join(ec_config.get(params.GPG_PUBKEYRINGFILE)) or _export_user_keys(recipients)
+        try:
+            with GpgHome() as home:
+                home.import_keys(ring)
+                fingerprints = _match_recipients(home.gpg.list_keys(), recipients)
+                result = home.gpg.encrypt(opts, fingerprints, armor=False, extra_args=["--compress-algo", "none"])
+                if not result.ok:
+                    raise WrapError(f"PGP: gpg could not encrypt: {result.status}")
+                message = bytes(result.data)
+        except UnwrapError as err:
+            raise WrapError(str(err)) from None
+        _check_readable_by_go(message)
+        return message
+
+
+WRAPPER = PgpKeyWrapper()
