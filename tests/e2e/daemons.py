@@ -176,6 +176,8 @@ class Containerd:
     registry_hosts: list[str] = field(default_factory=list)
     snapshotter: str = "overlayfs"
     env: dict[str, str] = field(default_factory=dict)
+    extra_toml: str = ""  # appended as is (e.g. an operator's snippet); then set image_decryption=False
+    image_decryption: bool = True
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -210,13 +212,13 @@ class Containerd:
             f"[{cri}.cni]",
             f"  bin_dir = {_toml_str(str(d / 'cni' / 'bin'))}",
             f"  conf_dir = {_toml_str(str(d / 'cni' / 'conf'))}",
-            f"[{cri}.image_decryption]",
-            '  key_model = "node"',
         ]
+        if self.image_decryption:
+            lines += [f"[{cri}.image_decryption]", '  key_model = "node"']
         for host in self.registry_hosts:
             lines += [f'[{cri}.registry.mirrors."{host}"]', f'  endpoint = ["http://{host}"]']
         lines.append("")
-        return "\n".join(lines) + "\n" + "\n".join(p.toml() for p in self.processors)
+        return "\n".join(lines) + "\n" + "\n".join(p.toml() for p in self.processors) + self.extra_toml
 
     def start(self, timeout: float = 30.0) -> Containerd:
         exe = require_tool("containerd", "containerd")

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Install the self-contained ctd-decoder on a containerd / k3s node (run as root).
+#
+#   packaging/install.sh [--from DIR] [--prefix PREFIX] [--destdir DESTDIR]
+#                        [--keyprovider-config FILE] [--keys-dir DIR]
+#
+#   --from DIR                 the bundle built by packaging/build.sh (default: dist/ctd-decoder);
+#                              a .tar.gz made by build.sh --tarball is accepted too
+#   --prefix PREFIX            default /usr/local: PREFIX/lib/ctd-decoder/ holds the bundle and
+#                              PREFIX/bin/ctd-decoder links to it (the path containerd runs)
+#   --destdir DESTDIR          stage everything below DESTDIR (also taken from $DESTDIR), for
+#                              packaging and tests; nothing outside it is touched
+#   --keyprovider-config FILE  install FILE as /etc/containerd/ocicrypt/ocicrypt_keyprovider.conf
+#                              (the path containerd's default decoder entries pass in
+#                              OCICRYPT_KEYPROVIDER_CONFIG)
+#   --keys-dir DIR             default /etc/containerd/ocicrypt/keys: created (or fixed) with mode 0700
+#
+# Then register the decoder: packaging/containerd/*.toml or packaging/k3s/*.tmpl, and restart
+# containerd (or k3s). Existing keys are never touched.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(dirname "$here")"
+from="$repo/dist/ctd-decoder"
+prefix="/usr/local"
+destdir="${DESTDIR:-}"
+keyprovider_config=""
+keys_dir="/etc/containerd/ocicrypt/keys"
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --from) from="$2"; shift 2 ;;
+        --from=*) from="${1#--from=}"; shift ;;
+        --prefix) prefix="$2"; shift 2 ;;
+        --prefix=*) prefix="${1#--prefix=}"; shift ;;
+        --destdir) destdir="$2"; shift 2 ;;
+        --destdir=*) destdir="${1#--destdir=}"; shift ;;
+        --keyprovider-config) keyprovider_config="$2"; shift 2 ;;
+        --keyprovider-config=*) keyprovider_config="${1#--keyprovider-config=}"; shift ;;
+        --keys-dir) keys_dir="$2"; shift 2 ;;
+        --keys-dir=*) keys_dir="${1#--keys-dir=}"; shift ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        *) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+fail() { echo "install.sh: $*" >&2; exit 1; }
+
+case "$prefix" in /*) ;; *) fail "--prefix must be absolute" ;; esac
+case "$keys_dir" in /*) ;; *) fail "--keys-dir must be absolute" ;; esac
+if [ -z "$destdir" ] && [ "$(id -u)" -ne 0 ]; then
+    fail "installing into / needs root (or use --destdir)"
+fi
+
+scratch=""
+cleanup() { [ -n "$scratch" ] && rm -rf "$scratch"; return 0; }
+trap cleanup EXIT
+
+if [ -f "$from" ] && [[ "$from" == *.tar.gz ]]; then
+    scratch="$(mktemp -d)"
+    tar -C "$scratch" -xzf "$from"
+    from="$(find "$scratch" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
+fi
+[ -x "$from/ctd-decoder" ] || fail "no executable $from/ctd-decoder: run packaging/build.sh first (or pass --from)"
+
+lib="$destdir$prefix/lib/ctd-decoder"
+bin="$destdir$prefix/bin"
+etc="$destdir/etc/containerd/ocicrypt"
+
+# Copy next to the old bundle, then swap, so a layer being decrypted right now keeps working.
+install -d -m 0755 "$(dirname "$lib")" "$bin"
+rm -rf "$lib.new"
+cp -a "$from" "$lib.new"
+chmod -R u=rwX,go=rX "$lib.new"
+if [ -e "$lib" ]; then
+    rm -rf "$lib.old"
+    mv "$lib" "$lib.old"
+fi
+mv "$lib.new" "$lib"
+rm -rf "$lib.old"
+# A relative link, so a staged tree (DESTDIR) works where it is and after it is copied to /.
+ln -sfn "../lib/ctd-decoder/ctd-decoder" "$bin/ctd-decoder"
+
+install -d -m 0755 "$etc"
+install -d -m 0700 "$destdir$keys_dir"
+chmod 0700 "$destdir$keys_dir"
+if [ -n "$keyprovider_config" ]; then
+    [ -f "$keyprovider_config" ] || fail "no such key-provider config $keyprovider_config"
+    install -m 0644 "$keyprovider_config" "$etc/ocicrypt_keyprovider.conf"
+fi
+
+"$bin/ctd-decoder" --help >/dev/null || fail "the installed $prefix/bin/ctd-decoder does not start"
+
+echo "installed $prefix/bin/ctd-decoder -> $prefix/lib/ctd-decoder/${destdir:+ (under $destdir)}"
+echo "keys directory $keys_dir (mode 0700)${keyprovider_config:+; key providers in /etc/containerd/ocicrypt/ocicrypt_keyprovider.conf}"
+echo "next: register the decoder (packaging/containerd/ or packaging/k3s/) and restart containerd or k3s"
