@@ -36,6 +36,7 @@ from typing import Any
 from .. import config as params
 from ..config import DecryptConfig, EncryptConfig
 from ..errors import DecoderError, MissingBackendError, UnwrapError, WrapError
+from ..gojson import member
 from ..pkcs11config import Pkcs11Config, config_for
 from ..pkcs11uri import Pkcs11Uri, Pkcs11UriError, parse
 from .base import explain_attempts
@@ -242,10 +243,10 @@ def _parse_blob(wrapped: bytes) -> tuple[list[_Recipient], list[str]]:
         raise UnwrapError(f"Could not parse Pkcs11Blob: {err}") from None
     if not isinstance(document, dict):
         raise UnwrapError("Could not parse Pkcs11Blob: not a JSON object")
-    version = document.get("version", 0)
+    version = member(document, "version") or 0
     if version != 0:
         raise UnwrapError(f"Found Pkcs11Blob with version {version} but maximum supported version is 0.")
-    entries = document.get("recipients") or []
+    entries = member(document, "recipients") or []
     if not isinstance(entries, list):
         raise UnwrapError("Could not parse Pkcs11Blob: recipients is not a list")
     recipients: list[_Recipient] = []
@@ -260,15 +261,15 @@ def _parse_blob(wrapped: bytes) -> tuple[list[_Recipient], list[str]]:
 def _parse_recipient(number: int, entry: Any, notes: list[str]) -> _Recipient | None:
     if not isinstance(entry, dict):
         raise UnwrapError(f"Could not parse Pkcs11Blob: recipient #{number} is not a JSON object")
-    version = entry.get("version", 0)
+    version = member(entry, "version") or 0
     if version != 0:
         raise UnwrapError(f"Found Pkcs11Recipient with version {version} but maximum supported version is 0.")
-    hash_name = entry.get("hash") or "sha1"
+    hash_name = member(entry, "hash") or "sha1"
     if hash_name not in SUPPORTED_HASHES:
         notes.append(f"recipient #{number}: Unsupported hash algorithm '{hash_name}' for decryption")
         return None
     try:
-        blob = base64.b64decode(str(entry.get("blob") or ""), validate=True)
+        blob = base64.b64decode(str(member(entry, "blob") or ""), validate=True)
     except (binascii.Error, ValueError):
         blob = b""
     if not blob:
