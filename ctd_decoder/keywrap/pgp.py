@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import logging
 import os
 import shutil
@@ -124,7 +125,9 @@ def _key_id(value: int | str) -> str:
     return f"0x{value:x}" if isinstance(value, int) else f"0x{int(value[-16:], 16):x}"
 
 
-def _gpg_module() -> Any:
+@functools.cache
+def _gpg_class() -> Any:
+    """Import python-gnupg and return a GPG class that remembers the gpg processes it starts."""
     try:
         import gnupg
     except ImportError:
@@ -133,10 +136,22 @@ def _gpg_module() -> Any:
         ) from None
     # python-gnupg logs key data at DEBUG and gpg's complaints at WARNING; neither may reach stderr.
     logger = logging.getLogger("gnupg")
-    if not logger.handlers:
-        logger.addHandler(logging.NullHandler())
+    logger.addHandler(logging.NullHandler())
     logger.propagate = False
-    return gnupg
+
+    class TrackedGPG(gnupg.GPG):  # type: ignore[misc]
+        """Keeps every gpg child so an interrupted call can kill it before its home is removed."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.children: list[subprocess.Popen[bytes]] = []
+            super().__init__(*args, **kwargs)
+
+        def _open_subprocess(self, *args: Any, **kwargs: Any) -> Any:
+            child = super()._open_subprocess(*args, **kwargs)
+            self.children.append(child)
+            return child
+
+    return TrackedGPG
 
 
 def _programs() -> tuple[str, str]:
@@ -168,7 +183,7 @@ class GpgHome:
     """A private, temporary GNUPGHOME with its own gpg-agent, torn down on exit."""
 
     def __init__(self) -> None:
-        self._gnupg = _gpg_module()
+        self._gpg_class = _gpg_class()
         self._gpg_path, self._gpgconf_path = _programs()
         self.path: Path | None = None
         self._signals = _exit_cleanly_on_signals()
@@ -180,7 +195,7 @@ class GpgHome:
             self.path = Path(tempfile.mkdtemp(prefix="ctd-gpg-", dir=GNUPGHOME_PARENT))
             (self.path / "gpg.conf").write_text(_GPG_CONF)
             (self.path / "gpg-agent.conf").write_text(_AGENT_CONF)
-            self.gpg = self._gnupg.GPG(gpgbinary=self._gpg_path, gnupghome=str(self.path))
+            self.gpg = self._gpg_class(gpgbinary=self._gpg_path, gnupghome=str(self.path))
         except BaseException as err:
             self._teardown()
             self._signals.__exit__(type(err), err, err.__traceback__)
@@ -201,6 +216,10 @@ class GpgHome:
         if self.path is None:
             return
         home = str(self.path)
+        for child in getattr(self.gpg, "children", []):
+            if child.poll() is None:  # only after an interruption (a signal) mid-call
+                child.kill()
+                child.wait()
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             self._gpgconf("--kill", "all")
             if Path(f"/run/user/{os.getuid()}").is_dir():
@@ -341,10 +360,10 @@ def _match_recipients(listing: list[dict[str, Any]], recipients: list[str]) -> l
 
 def _export_user_keys(recipients: list[str]) -> bytes:
     """Export the recipients' public keys from the user's own GnuPG home (GNUPGHOME or ~/.gnupg)."""
-    gnupg = _gpg_module()
+    gpg_class = _gpg_class()
     gpg_path, _ = _programs()
     try:
-        exported = gnupg.GPG(gpgbinary=gpg_path).export_keys(recipients, armor=False)
+        exported = gpg_class(gpgbinary=gpg_path).export_keys(recipients, armor=False)
     except (OSError, ValueError) as err:
         raise WrapError(f"PGP: could not export public keys from the user's GnuPG home: {err}") from None
     return bytes(exported or b"")
