@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.decoder import decoder_command, run_decoder
 from support.fixtures import fixtures_dir
 from support.gpgkeys import GpgHome, require_gpg
@@ -247,6 +250,28 @@ def test_truncated_openpgp_message_is_refused(
     message, ring = unprotected
     with pytest.raises(UnwrapError):
         WRAPPER.unwrap_key(_dc([ring]), message[:length])
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.binary(max_size=1024))
+def test_packet_walker_raises_only_its_own_error_on_random_bytes(data: bytes) -> None:
+    try:
+        recipients = pgp.message_recipients(data)
+    except pgp._Malformed:
+        return
+    assert recipients and all(0 <= key_id < 1 << 64 for key_id in recipients)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cut=st.integers(min_value=0, max_value=527), position=st.integers(min_value=0), mask=st.integers(1, 255))
+def test_packet_walker_on_mutated_go_messages(
+    unprotected: tuple[bytes, bytes], cut: int, position: int, mask: int
+) -> None:
+    mutated = bytearray(unprotected[0][:cut])
+    if mutated:
+        mutated[position % len(mutated)] ^= mask
+    with contextlib.suppress(pgp._Malformed):
+        pgp.message_recipients(bytes(mutated))
 
 
 # --- backends ---------------------------------------------------------------------------------
