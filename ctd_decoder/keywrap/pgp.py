@@ -120,9 +120,9 @@ def message_recipients(message: bytes) -> list[int]:
     return recipients
 
 
-def _key_id(value: int | str) -> str:
+def _key_id(value: int) -> str:
     """Format a key ID the way ocicrypt prints them: ``0x`` and lower-case hex."""
-    return f"0x{value:x}" if isinstance(value, int) else f"0x{int(value[-16:], 16):x}"
+    return f"0x{value:x}"
 
 
 @functools.cache
@@ -163,15 +163,22 @@ def _programs() -> tuple[str, str]:
 
 @contextlib.contextmanager
 def _exit_cleanly_on_signals() -> Iterator[None]:
-    """Turn SIGTERM/SIGHUP into SystemExit while a GNUPGHOME exists, so it is always cleaned up."""
+    """Turn SIGTERM/SIGHUP into SystemExit while a GNUPGHOME exists, so it is always cleaned up.
+
+    Only the main thread can set handlers; elsewhere this does nothing. After the first signal the
+    others are ignored so that a second one cannot interrupt the clean-up.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    signals = (signal.SIGTERM, signal.SIGHUP)
 
     def handler(signum: int, _frame: FrameType | None) -> None:
+        for sig in signals:
+            signal.signal(sig, signal.SIG_IGN)
         raise SystemExit(128 + signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield
     finally:
