@@ -6,12 +6,17 @@ recipient key, then integrity-protected encrypted data holding the private optio
 Unwrapping imports each ``gpg-privatekeys`` entry (binary, or ASCII-armored as an improvement on
 Go) into its own throw-away GNUPGHOME and asks ``gpg`` to decrypt with the password of the same
 index in ``gpg-privatekeys-passwords`` (missing or None: no password; an empty password is treated
-the same, since gpg cannot be handed one). The first key ring that decrypts wins, as in Go. Each
-home is a short directory under /tmp (the agent's socket path must fit in ``sun_path``), mode 0700,
-and on every exit path its gpg-agent is stopped with ``gpgconf --kill all`` and the directory
-removed. Passwords reach gpg on its stdin pipe (``--passphrase-fd 0``), never in argv or the
-environment. ``gnupg`` (python-gnupg) is imported, and gpg started, only when a layer really
-needs this scheme.
+the same: python-gnupg cannot pass an empty one, and either way a protected key stays locked).
+The first key ring that decrypts wins, as in Go. Each home is a short directory under /tmp (the
+agent's socket path must fit in ``sun_path``), mode 0700, and on every exit path, SIGTERM and
+SIGHUP included, its gpg children are killed, its gpg-agent is stopped with ``gpgconf --kill all``
+and the directory is removed. Passwords reach gpg on its stdin pipe (``--passphrase-fd 0``),
+never in argv or the environment. The message's packet headers are checked before any gpg runs,
+and ``gnupg`` (python-gnupg) is imported only when a layer really needs this scheme.
+
+Wrapping imports ``gpg-pubkeyringfile`` (or the recipients' keys exported from the user's own
+GnuPG home) into a throw-away home, matches ``gpg-recipients`` exactly as Go does (user ID name or
+e-mail; key IDs and fingerprints too) and writes a binary, uncompressed message.
 """
 
 from __future__ import annotations
