@@ -327,15 +327,3 @@ def test_grpc_tls_without_client_certificate_is_refused(
     assert result.returncode == 1
     assert "Error from grpc method" in result.stderr
     assert requests(server.record) == []
-
-
-def test_grpc_call_with_the_hand_codec(grpc_server: GrpcServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fallback used when the protobuf runtime is older than the generated module speaks the same bytes."""
-    from ctd_decoder.keywrap import _provider_transport as transport
-
-    monkeypatch.setattr(transport, "_codec", lambda: (transport._encode_field1, transport._decode_field1))
-    opts = b'{"symkey":"x"}'
-    toy = json.dumps({"toy": base64.b64encode(bytes(c ^ 0x5A for c in opts)).decode()}).encode()
-    request = {"op": "keyunwrap", "keyunwrapparams": {"annotation": base64.b64encode(toy).decode()}}
-    answer = transport.call_grpc(grpc_server.target, None, "UnWrapKey", json.dumps(request).encode(), 10)
-    assert json.loads(answer) == {"keyunwrapresults": {"optsdata": base64.b64encode(opts).decode()}}

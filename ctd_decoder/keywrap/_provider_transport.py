@@ -240,64 +240,9 @@ def _channel(target: str, tls: GrpcTls | None, timeout: float) -> Any:
     return grpc.secure_channel(target, credentials, options=options)
 
 
-def _encode_field1(data: bytes) -> bytes:
-    """Encode a message whose only field is ``bytes field = 1`` (both keyprovider messages), as proto3 does."""
-    if not data:
-        return b""
-    length, varint = len(data), bytearray()
-    while True:
-        byte, length = length & 0x7F, length >> 7
-        varint.append(byte | (0x80 if length else 0))
-        if not length:
-            return b"\x0a" + bytes(varint) + data
-
-
-def _decode_field1(message: bytes) -> bytes:
-    """Return field 1 of a keyprovider message (the last occurrence, as protobuf does); skip other fields."""
-    value, position = b"", 0
-
-    def varint() -> int:
-        nonlocal position
-        result = shift = 0
-        while True:
-            if position >= len(message) or shift > 63:
-                raise ProviderCallError("Error while unmarshalling grpc method output: truncated protobuf message")
-            byte = message[position]
-            position += 1
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                return result
-
-    while position < len(message):
-        key = varint()
-        wire_type = key & 7
-        if wire_type == 0:
-            varint()
-        elif wire_type in (1, 5):
-            position += 8 if wire_type == 1 else 4
-        elif wire_type == 2:
-            size = varint()
-            if key >> 3 == 1:
-                value = message[position : position + size]
-            position += size
-        else:
-            raise ProviderCallError("Error while unmarshalling grpc method output: unsupported protobuf wire type")
-        if position > len(message):
-            raise ProviderCallError("Error while unmarshalling grpc method output: truncated protobuf message")
-    return value
-
-
 def _codec() -> tuple[Any, Any]:
-    """Return (serialize request bytes, parse response bytes), with the generated messages when they load.
-
-    The generated module needs a protobuf runtime at least as new as the protoc that made it; with an
-    older one the two one-field messages are encoded by hand (same bytes).
-    """
-    try:
-        from . import keyprovider_pb2 as pb
-    except Exception:  # ImportError or protobuf's VersionError on an older runtime
-        return _encode_field1, _decode_field1
+    """Return (serialize request bytes, parse response bytes) built on the generated messages."""
+    from . import keyprovider_pb2 as pb
 
     def serialize(data: bytes) -> bytes:
         return pb.keyProviderKeyWrapProtocolInput(KeyProviderKeyWrapProtocolInput=data).SerializeToString()

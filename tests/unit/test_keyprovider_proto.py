@@ -7,9 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from ctd_decoder.keywrap import _provider_transport as transport
 from ctd_decoder.keywrap import keyprovider_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,19 +52,3 @@ def test_wire_names_are_ocicrypts() -> None:
     assert request.SerializeToString() == b"\x0a\x02{}"
     response = keyprovider_pb2.keyProviderKeyWrapProtocolOutput.FromString(b"\x0a\x01x")
     assert response.KeyProviderKeyWrapProtocolOutput == b"x"
-
-
-@pytest.mark.parametrize("size", [0, 1, 127, 128, 300, 16384, 70000])
-def test_fallback_codec_matches_the_generated_messages(size: int) -> None:
-    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    generated = keyprovider_pb2.keyProviderKeyWrapProtocolInput(KeyProviderKeyWrapProtocolInput=data)
-    assert transport._encode_field1(data) == generated.SerializeToString()
-    output = keyprovider_pb2.keyProviderKeyWrapProtocolOutput(KeyProviderKeyWrapProtocolOutput=data)
-    assert transport._decode_field1(output.SerializeToString()) == data
-
-
-def test_fallback_decoder_skips_unknown_fields_and_rejects_truncation() -> None:
-    message = b"\x08\x96\x01" + b"\x15abcd" + b"\x12\x02zz" + b"\x0a\x03abc"
-    assert transport._decode_field1(message) == b"abc"
-    with pytest.raises(transport.ProviderCallError, match="truncated"):
-        transport._decode_field1(b"\x0a\x05ab")
