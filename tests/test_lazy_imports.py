@@ -1,39 +1,61 @@
-"""A layer only pays for the backends its annotations name: heavy imports stay out of the JWE path."""
+"""A layer only pays for the backends its annotations name: heavy imports stay out of other paths."""
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
+import hashlib
+import io
+from pathlib import Path
 
-from support.decoder import decoder_command
-from support.layers import jwe_layer
+import pytest
+from support.decoder import modules_imported
+from support.layers import GZIP_ENCRYPTED, jwe_layer
+from support.providers import write_cmd_provider
+from support.softhsm import SOFTHSM_MODULE, make_token, policy_file
 
-HEAVY = ("gnupg", "pkcs11", "grpc", "jwcrypto", "yaml")
-
-
-def _imported_modules(layer_blob: bytes, payload: bytes) -> set[str]:
-    read_end, write_end = os.pipe()
-    os.write(write_end, payload)
-    os.close(write_end)
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", *decoder_command()],
-        input=layer_blob,
-        capture_output=True,
-        pass_fds=(3,),
-        preexec_fn=lambda: os.dup2(read_end, 3),
-        check=False,
-    )
-    os.close(read_end)
-    assert result.returncode == 0, result.stderr.decode()
-    names = re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$", result.stderr.decode(), re.M)
-    # importlib.import_module (the wrapper registry) is not reported, but every import statement is.
-    assert "cryptography.hazmat.primitives.keywrap" in names, "importtime output was not captured"
-    return {name.split(".")[0] for name in names}
+from ctd_decoder import config as params
+from ctd_decoder.config import DecryptConfig, EncryptConfig
+from ctd_decoder.layer import encrypt_layer
+from ctd_decoder.payload import Descriptor, Payload, encode_payload
 
 
-def test_jwe_layer_imports_no_gpg_pkcs11_grpc_or_yaml() -> None:
+def _layer(ec: EncryptConfig) -> tuple[bytes, Descriptor]:
+    out = io.BytesIO()
+    annotations = encrypt_layer(ec, io.BytesIO(b"layer" * 1000), out)
+    blob = out.getvalue()
+    return blob, Descriptor(GZIP_ENCRYPTED, "sha256:" + hashlib.sha256(blob).hexdigest(), len(blob), annotations)
+
+
+def _decrypt(tmp_path: Path, blob: bytes, payload: bytes, env: dict[str, str] | None = None) -> set[str]:
+    result, modules = modules_imported(tmp_path / "modules.json", blob, payload, env)
+    assert result.returncode == 0, result.stderr
+    assert "cryptography" in modules, "the module record was not written"
+    return modules
+
+
+def test_jwe_layer_imports_no_gpg_pkcs11_grpc_yaml_or_jwcrypto(tmp_path: Path) -> None:
     layer = jwe_layer(b"x" * 4096)
-    imported = _imported_modules(layer.blob, layer.payload())
-    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+    loaded = _decrypt(tmp_path, layer.blob, layer.payload())
+    assert not loaded & {"gnupg", "pkcs11", "grpc", "yaml", "jwcrypto"}, sorted(loaded)
+
+
+def test_cmd_provider_layer_imports_neither_pkcs11_nor_grpc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config, _ = write_cmd_provider(tmp_path, "lazykp", "ok")
+    env = {"OCICRYPT_KEYPROVIDER_CONFIG": str(config)}
+    monkeypatch.setenv("OCICRYPT_KEYPROVIDER_CONFIG", str(config))
+    blob, descriptor = _layer(EncryptConfig({"lazykp": [b"Enabled"]}))
+    payload = encode_payload(Payload(DecryptConfig({"lazykp": [b"Enabled"]}), descriptor))
+    loaded = _decrypt(tmp_path, blob, payload, env)
+    assert not loaded & {"pkcs11", "grpc", "yaml", "gnupg"}, sorted(loaded)
+
+
+def test_pkcs11_layer_does_not_import_grpc_or_gnupg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = make_token(tmp_path / "hsm")
+    token.generate_rsa("k", "01")
+    env = {"OCICRYPT_CONFIG": str(policy_file(tmp_path, [SOFTHSM_MODULE])), "OCICRYPT_OAEP_HASHALG": "sha1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    blob, descriptor = _layer(EncryptConfig({params.PKCS11_YAMLS: [token.key_file("k")]}))
+    payload = encode_payload(Payload(DecryptConfig({params.PKCS11_YAMLS: [token.key_file("k")]}), descriptor))
+    loaded = _decrypt(tmp_path, blob, payload, env)
+    assert "pkcs11" in loaded
+    assert not loaded & {"grpc", "gnupg"}, sorted(loaded)

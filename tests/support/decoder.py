@@ -7,6 +7,7 @@ pipe that appears as fd 3 in the child; with no payload, fd 3 is not open at all
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -83,3 +84,35 @@ def run_decoder(
     if writer is not None:
         writer.join(timeout)
     return Result(process.returncode, stdout, stderr.decode("utf-8", "replace"))
+
+
+_RECORD_MODULES = (
+    "import atexit, json, runpy, sys\n"
+    "record, script = sys.argv[1], sys.argv[2]\n"
+    "sys.argv = sys.argv[2:]\n"
+    "atexit.register(lambda: open(record, 'w').write(json.dumps(sorted(sys.modules))))\n"
+    "runpy.run_path(script, run_name='__main__')\n"
+)
+
+
+def modules_imported(
+    record: Path, layer: bytes, payload: bytes, env: dict[str, str] | None = None
+) -> tuple[Result, set[str]]:
+    """Run the installed decoder script, recording every top-level package it imported by exit."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, payload)
+    os.close(write_end)
+    process = subprocess.run(
+        [sys.executable, "-c", _RECORD_MODULES, str(record), *decoder_command()],
+        input=layer,
+        capture_output=True,
+        pass_fds=(3,),
+        preexec_fn=lambda: os.dup2(read_end, 3),
+        env={**os.environ, **(env or {})},
+        check=False,
+        timeout=120,
+    )
+    os.close(read_end)
+    result = Result(process.returncode, process.stdout, process.stderr.decode("utf-8", "replace"))
+    modules = {name.split(".")[0] for name in json.loads(record.read_text())} if record.exists() else set()
+    return result, modules

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.decoder import decoder_command, run_decoder
+from support.decoder import decoder_command, modules_imported, run_decoder
 from support.fixtures import fixtures_dir
 from support.gpgkeys import GpgHome, require_gpg
 from support.keygen import new_key, private_pem
@@ -412,28 +412,6 @@ def test_sigterm_while_gpg_runs_still_removes_the_home_and_the_agent(tmp_path: P
 # --- only when needed: no gpg process, no gnupg import -----------------------------------------
 
 
-def _run_with_importtime(layer: bytes, payload: bytes, env: dict[str, str]) -> tuple[int, set[str], str]:
-    read_end, write_end = os.pipe()
-    os.write(write_end, payload)
-    os.close(write_end)
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", *decoder_command()],
-        input=layer,
-        capture_output=True,
-        pass_fds=(3,),
-        preexec_fn=lambda: os.dup2(read_end, 3),
-        env={**os.environ, **env},
-        check=False,
-    )
-    os.close(read_end)
-    stderr = result.stderr.decode(errors="replace")
-    modules = {
-        line.split("|")[-1].strip().split(".")[0] for line in stderr.splitlines() if line.startswith("import time:")
-    }
-    assert "cryptography" in modules, "importtime output was not captured"
-    return result.returncode, modules, stderr
-
-
 def _gpg_keys(unprotected: tuple[bytes, bytes]) -> dict[str, list[bytes | None]]:
     return {params.GPG_PRIVATEKEYS: [unprotected[1]], params.GPG_PRIVATEKEYS_PASSWORDS: [None]}
 
@@ -456,8 +434,9 @@ def test_pkcs7_layer_starts_no_gpg_and_imports_no_gnupg(unprotected: tuple[bytes
             **_gpg_keys(unprotected),
         }
     )
-    returncode, modules, stderr = _run_with_importtime(blob, encode_payload(Payload(dc, descriptor)), env)
-    assert returncode == 0, stderr
+    result, modules = modules_imported(tmp_path / "modules.json", blob, encode_payload(Payload(dc, descriptor)), env)
+    assert result.returncode == 0, result.stderr
+    assert "cryptography" in modules
     assert "gnupg" not in modules
     assert _recorded(log_dir) == [], "a gpg process was started for a PKCS#7 layer"
 
@@ -467,8 +446,9 @@ def test_jwe_layer_with_gpg_keys_present_imports_no_gnupg(unprotected: tuple[byt
     layer = jwe_layer(b"jwe layer" * 100)
     dc = DecryptConfig({params.PRIVKEYS: [layer.private_key_pem], params.PRIVKEYS_PASSWORDS: [None]})
     dc.parameters.update(_gpg_keys(unprotected))
-    returncode, modules, stderr = _run_with_importtime(layer.blob, layer.payload(dc), env)
-    assert returncode == 0, stderr
+    result, modules = modules_imported(tmp_path / "modules.json", layer.blob, layer.payload(dc), env)
+    assert result.returncode == 0, result.stderr
+    assert "cryptography" in modules
     assert "gnupg" not in modules
     assert _recorded(log_dir) == []
 
