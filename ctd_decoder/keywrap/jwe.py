@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 from .. import config as params
 from .. import keys
 from ..config import DecryptConfig, EncryptConfig
-from ..errors import PrivateKeyError, UnwrapError, WrapError
-from .base import explain_attempts
+from ..errors import UnwrapError, WrapError
+from .base import explain_attempts, private_keys
 
 KEY_ALGORITHMS = ("RSA-OAEP", "RSA-OAEP-256", "ECDH-ES+A128KW", "ECDH-ES+A192KW", "ECDH-ES+A256KW")
 CONTENT_ALGORITHMS = ("A128GCM", "A192GCM", "A256GCM", "A128CBC-HS256", "A192CBC-HS384", "A256CBC-HS512")
@@ -250,21 +250,9 @@ class JweKeyWrapper:
             jwe = _parse(wrapped)
         except _Malformed as err:
             raise UnwrapError(f"jose.ParseEncrypted failed: {err}") from None
-        private_keys = dc.get(params.PRIVKEYS)
-        passwords = dc.get(params.PRIVKEYS_PASSWORDS)
-        if not any(private_keys):
-            raise UnwrapError("No private keys found for JWE decryption")
-        if len(passwords) != len(private_keys):
-            raise UnwrapError("Private key password array length must be same as that of private keys")
         labels = ", ".join(recipient.label() for recipient in jwe.recipients)
         attempts: list[str] = []
-        for number, (data, password) in enumerate(zip(private_keys, passwords, strict=False), start=1):
-            try:
-                key = keys.parse_private_key(data or b"", password)
-            except PrivateKeyError as err:
-                attempts.append(f"private key #{number}: {err}")
-                continue
-            description = keys.describe_private_key(key)
+        for key, description in private_keys(dc, "JWE", attempts):
             for recipient in jwe.recipients:
                 try:
                     cek = _unwrap_cek(key, recipient)

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import config as params
-from .. import keys
 from ..config import DecryptConfig, EncryptConfig
-from ..errors import PrivateKeyError, UnwrapError, WrapError
+from ..errors import UnwrapError, WrapError
 from . import der
-from .base import explain_attempts
+from .base import explain_attempts, private_keys
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
@@ -305,13 +304,8 @@ class Pkcs7KeyWrapper:
 
     def unwrap_key(self, dc: DecryptConfig, wrapped: bytes) -> bytes:
         """Try every private key with every certificate; the certificate picks the recipient."""
-        private_keys = dc.get(params.PRIVKEYS)
-        passwords = dc.get(params.PRIVKEYS_PASSWORDS)
-        if not any(private_keys):
-            raise UnwrapError("no private keys found for PKCS7 decryption")
-        if len(passwords) != len(private_keys):
-            raise UnwrapError("private key password array length must be same as that of private keys")
         attempts: list[str] = []
+        candidates = private_keys(dc, "PKCS7", attempts)
         certificates = _certificates(dc.get(params.X509S), attempts)
         if not certificates:
             raise UnwrapError(explain_attempts("no x509 certificates found needed for PKCS7 decryption", attempts))
@@ -319,13 +313,7 @@ class Pkcs7KeyWrapper:
             envelope = parse_envelope(wrapped)
         except der.DerError as err:
             raise UnwrapError(f"could not parse PKCS7 packet: {err}") from None
-        for number, (data, password) in enumerate(zip(private_keys, passwords, strict=True), start=1):
-            try:
-                key = keys.parse_private_key(data or b"", password)
-            except PrivateKeyError as err:
-                attempts.append(f"private key #{number}: {err}")
-                continue
-            description = keys.describe_private_key(key)
+        for key, description in candidates:
             for certificate in certificates:
                 try:
                     return _open(envelope, key, certificate)
