@@ -148,7 +148,7 @@ class Node:
         for client in self.clients:
             client.close()
         self.containerd.stop()
-        remove_tree(self.containerd.directory)
+        remove_tree(self.containerd.directory.parent)  # the node's temp dir: containerd and keys
 
 
 def start_node(
