@@ -13,7 +13,7 @@ import sys
 import time
 
 from .daemons import Registry, remove_tree, require_tool, short_tempdir
-from .node import Node, push_encrypted, start_node, verify_pulled
+from .node import LayerReport, Node, push_encrypted, start_node, verify_pulled
 from .schemes import SCHEMES
 
 LAYERS = [
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     registry.directory.mkdir()
     node: Node | None = None
     recipient = None
-    reports: list[object] = []
+    reports: list[LayerReport] = []
     started = time.monotonic()
     try:
         step(f"docker-registry on 127.0.0.1 (data in {registry.directory})")

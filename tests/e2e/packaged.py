@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -57,6 +58,7 @@ def packaged_decoder_path() -> Path:
             capture_output=True,
             text=True,
             timeout=1200,
+            env={**os.environ, "PYTHON": os.environ.get("PYTHON") or sys.executable},
         )
         if result.returncode != 0 or not exe.is_file():
             raise RuntimeError(
