@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-APT_PACKAGES=(skopeo containerd runc softhsm2 opensc gnupg docker-registry openssl python3-venv)
+APT_PACKAGES=(skopeo containerd runc softhsm2 opensc gnupg docker-registry openssl python3-venv libpython3.11)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
