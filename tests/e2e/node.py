@@ -8,11 +8,11 @@ import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import pytest
 from support.oci import Layer, diff_ids, encrypt_layout, make_layout, skopeo
 
 from ctd_decoder.config import DecryptConfig, EncryptConfig
@@ -82,12 +82,14 @@ def encrypt_image(
     library = [r.encrypt_config for r in recipients if r.encrypt_config is not None]
     if library:
         assert len(library) == len(recipients), "mixing skopeo and library recipients is not supported"
-        combined: dict[str, list[bytes | None]] = {}
+        combined = EncryptConfig()
         for ec in library:
             for name, values in ec.parameters.items():
-                combined.setdefault(name, []).extend(values)
-        with _environment(env):
-            encrypt_layout(plain, encrypted, EncryptConfig(combined))
+                combined.add(name, values)
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            encrypt_layout(plain, encrypted, combined)
         return plain, encrypted
     args = ["copy", "-q", *extra_skopeo_args]
     for recipient in recipients:
@@ -95,20 +97,6 @@ def encrypt_image(
             args += ["--encryption-key", key]
     skopeo(*args, f"oci:{plain}:v1", f"oci:{encrypted}:v1", env={**os.environ, **env})
     return plain, encrypted
-
-
-@contextlib.contextmanager
-def _environment(env: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def push_encrypted(
