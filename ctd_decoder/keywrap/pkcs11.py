@@ -28,13 +28,13 @@ import binascii
 import contextlib
 import json
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import config as params
 from ..config import DecryptConfig, EncryptConfig
+from ..environment import scoped_environment
 from ..errors import DecoderError, MissingBackendError, UnwrapError, WrapError
 from ..gojson import member
 from ..pkcs11config import Pkcs11Config, config_for
@@ -44,7 +44,6 @@ from .base import explain_attempts
 OAEP_HASH_ENV = "OCICRYPT_OAEP_HASHALG"
 DEFAULT_WRAP_HASH = "sha256"
 SUPPORTED_HASHES = ("sha1", "sha256")
-_ENV_LOCK = threading.RLock()
 
 
 class Pkcs11Error(UnwrapError):
@@ -77,22 +76,6 @@ def parse_key_file(data: bytes) -> KeyFile:
     if env is not None and not isinstance(env, dict):
         raise Pkcs11UriError("Could not unmarshal pkcs11 keyfile: module.env is not a mapping")
     return KeyFile(parse(uri), {str(name): str(value) for name, value in (env or {}).items()})
-
-
-@contextlib.contextmanager
-def module_environment(env: dict[str, str]) -> Iterator[None]:
-    """Set ``env`` in the process environment for the duration of the block, then restore it."""
-    with _ENV_LOCK:
-        saved = {name: os.environ.get(name) for name in env}
-        try:
-            os.environ.update(env)
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
 
 def _import_pkcs11() -> Any:
@@ -163,7 +146,7 @@ def hsm_session(key: KeyFile, config: Pkcs11Config, private: bool) -> Iterator[A
     module = key.uri.find_module(config)
     pin = key.uri.pin()
     pkcs11 = _import_pkcs11()
-    with module_environment(key.env):
+    with scoped_environment(key.env):
         try:
             lib = _load_library(module)
         except pkcs11.PKCS11Error as err:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-import pytest
 from support.oci import Layer, diff_ids, encrypt_layout, make_layout, skopeo
 
 from ctd_decoder.config import DecryptConfig, EncryptConfig
+from ctd_decoder.environment import scoped_environment
 from ctd_decoder.payload import Descriptor, Payload, encode_payload
 
 from . import wire
@@ -86,9 +86,7 @@ def encrypt_image(
         for ec in library:
             for name, values in ec.parameters.items():
                 combined.add(name, values)
-        with pytest.MonkeyPatch.context() as patch:
-            for name, value in env.items():
-                patch.setenv(name, value)
+        with scoped_environment(env):
             encrypt_layout(plain, encrypted, combined)
         return plain, encrypted
     args = ["copy", "-q", *extra_skopeo_args]
