@@ -109,7 +109,7 @@ def run(keys_path: str | None) -> int:
         except DecoderError as err:
             return _fail(f"call to DecryptLayer failed: {err}")
     try:
-        decrypt_stream(decryptor, sys.stdin.fileno(), sys.stdout.fileno())
+        decrypt_stream(decryptor, sys.stdin.fileno(), sys.stdout.fileno(), size_hint=payload.descriptor.size)
     except DecoderError as err:
         return _fail(f"could not copy data: {err} (layer {payload.descriptor.digest})")
     return 0

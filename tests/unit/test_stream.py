@@ -10,7 +10,7 @@ import pytest
 
 from ctd_decoder.blockcipher import LayerDecryptor, PrivateOptions, PublicOptions, get_cipher
 from ctd_decoder.errors import IntegrityError
-from ctd_decoder.stream import MIN_HOLD_BACK, decrypt_stream
+from ctd_decoder.stream import CHUNK_SIZE, MIN_HOLD_BACK, decrypt_stream
 
 CIPHER = get_cipher("AES_256_CTR_HMAC_SHA256")
 
@@ -22,7 +22,7 @@ def _encrypt(plaintext: bytes) -> tuple[bytes, PublicOptions, PrivateOptions]:
 
 
 def _pump(
-    decryptor: LayerDecryptor, ciphertext: bytes, rng: random.Random, chunk_size: int
+    decryptor: LayerDecryptor, ciphertext: bytes, rng: random.Random, chunk_size: int, size_hint: int | None = None
 ) -> tuple[bytes, BaseException | None]:
     """Feed ``ciphertext`` through a pipe in random-sized writes; collect the output from another pipe."""
     source_r, source_w = os.pipe()
@@ -47,7 +47,7 @@ def _pump(
         thread.start()
     error: BaseException | None = None
     try:
-        decrypt_stream(decryptor, source_r, target_w, chunk_size)
+        decrypt_stream(decryptor, source_r, target_w, chunk_size, size_hint)
     except IntegrityError as err:
         error = err
     os.close(target_w)
@@ -59,18 +59,22 @@ def _pump(
 
 
 def _run(
-    plaintext: bytes, tamper: int | None = None, seed: int = 0, chunk_size: int = 1 << 20
+    plaintext: bytes,
+    tamper: int | None = None,
+    seed: int = 0,
+    chunk_size: int = CHUNK_SIZE,
+    size_hint: int | None = None,
 ) -> tuple[bytes, BaseException | None]:
     ciphertext, public, private = _encrypt(plaintext)
     if tamper is not None:
         mutable = bytearray(ciphertext)
         mutable[tamper] ^= 0x01
         ciphertext = bytes(mutable)
-    return _pump(CIPHER.decryptor(public, private), ciphertext, random.Random(seed), chunk_size)
+    return _pump(CIPHER.decryptor(public, private), ciphertext, random.Random(seed), chunk_size, size_hint)
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("chunk_size", [10240, 10241, 65536, 1 << 20])
+@pytest.mark.parametrize("chunk_size", [10240, 10241, 65536, 1 << 20, CHUNK_SIZE])
 def test_random_read_sizes_give_identical_output(seed: int, chunk_size: int) -> None:
     plaintext = random.Random(seed).randbytes(random.Random(seed + 100).randint(0, 3_000_000))
     output, error = _run(plaintext, seed=seed, chunk_size=chunk_size)
@@ -78,7 +82,7 @@ def test_random_read_sizes_give_identical_output(seed: int, chunk_size: int) -> 
     assert output == plaintext
 
 
-@pytest.mark.parametrize("size", [0, 1, 15, 16, 17, MIN_HOLD_BACK, (1 << 20) - 1, 1 << 20, (1 << 20) + 1])
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 17, MIN_HOLD_BACK, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1])
 def test_boundary_sizes_round_trip(size: int) -> None:
     plaintext = os.urandom(size)
     output, error = _run(plaintext)
@@ -105,3 +109,19 @@ def test_small_tampered_layer_releases_nothing() -> None:
     output, error = _run(plaintext, tamper=5)
     assert isinstance(error, IntegrityError)
     assert output == b""
+
+
+@pytest.mark.parametrize("hint", [0, 1, 10239, 500_000, 1_000_000, 10**12, -5])
+def test_a_lying_size_hint_changes_nothing_but_speed(hint: int) -> None:
+    plaintext = os.urandom(1_000_000)
+    output, error = _run(plaintext, size_hint=hint)
+    assert error is None
+    assert output == plaintext
+
+
+@pytest.mark.parametrize("hint", [0, 100, 1_000_000])
+def test_tampering_is_caught_whatever_the_size_hint(hint: int) -> None:
+    plaintext = os.urandom(1_000_000)
+    output, error = _run(plaintext, tamper=len(plaintext) - 1, size_hint=hint)
+    assert isinstance(error, IntegrityError)
+    assert len(output) <= len(plaintext) - MIN_HOLD_BACK
