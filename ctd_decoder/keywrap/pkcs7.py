@@ -8,7 +8,9 @@ ciphertext; its ``encryptedContent`` is ``[0]`` constructed around OCTET STRINGs
 1.2.0) or ``[0]`` primitive (1.2.1 on). Both are read, as are standard GCM parameters and AES-CBC
 content. Writing produces exactly what ocicrypt 1.2.1+ writes.
 
-``cryptography``'s PKCS#7 functions reject these blobs, so a small DER reader does the parsing.
+``cryptography``'s PKCS#7 functions reject these blobs, and asn1crypto 1.5's ``cms`` module refuses the
+constructed ``encryptedContent`` that skopeo 1.9 writes ("method should have been primitive"), so a
+small, bounded DER reader (``der.py``, fuzzed in the tests) does the parsing.
 """
 
 from __future__ import annotations
