@@ -30,16 +30,9 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-packages=(containerd runc skopeo docker-registry python3 python3-venv ca-certificates)
-missing=()
-for package in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "==> apt-get install ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=packaging/debian-packages.sh
+source "$here/debian-packages.sh"
+ensure_debian_packages containerd runc skopeo docker-registry python3 python3-venv ca-certificates
 
 venv="${CTD_DEMO_VENV:-$repo/build/demo-venv}"
 python="${PYTHON:-python3}"

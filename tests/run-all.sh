@@ -10,16 +10,9 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-APT_PACKAGES=(skopeo containerd runc softhsm2 opensc gnupg docker-registry openssl python3-venv libpython3.11)
-missing=()
-for package in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing Debian packages: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=packaging/debian-packages.sh
+source packaging/debian-packages.sh
+ensure_debian_packages skopeo containerd runc softhsm2 opensc gnupg docker-registry openssl python3-venv libpython3.11
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
