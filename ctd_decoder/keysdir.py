@@ -31,7 +31,6 @@ class KeysDir:
 
     config: DecryptConfig = field(default_factory=DecryptConfig)
     notes: list[str] = field(default_factory=list)
-    files_loaded: int = 0
 
 
 def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
@@ -54,7 +53,7 @@ def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
         if data is None:
             result.notes.append(f"skipping {path}: larger than {MAX_KEY_FILE_SIZE} bytes, so not a key")
             continue
-        _classify(path, data, result)
+        _classify(path, data, result.config, result.notes)
     return result
 
 
@@ -115,8 +114,7 @@ def _sibling_password(path: str) -> bytes | None:
     return password
 
 
-def _classify(path: str, data: bytes, result: KeysDir) -> None:
-    config, notes = result.config, result.notes
+def _classify(path: str, data: bytes, config: DecryptConfig, notes: list[str]) -> None:
     if not data.strip():
         notes.append(f"skipping {path}: empty file")
         return
@@ -135,7 +133,6 @@ def _classify(path: str, data: bytes, result: KeysDir) -> None:
         except PrivateKeyError as err:
             if keys.looks_like_certificate(data):
                 config.add(params.X509S, [data])
-                result.files_loaded += 1
             elif keys.is_encrypted_private_key(data) and password is None:
                 notes.append(
                     f"skipping {path}: encrypted private key and no {os.path.basename(path)}{PASSWORD_SUFFIX} file"
@@ -147,4 +144,3 @@ def _classify(path: str, data: bytes, result: KeysDir) -> None:
             return
         config.add(params.PRIVKEYS, [data])
         config.add(params.PRIVKEYS_PASSWORDS, [password])
-    result.files_loaded += 1

@@ -45,11 +45,6 @@ def schemes_for_recipients(parameter_names: set[str]) -> list[str]:
     return schemes
 
 
-def builtin_schemes() -> list[str]:
-    """Return the built-in schemes in the order they are tried."""
-    return list(_BUILTIN)
-
-
 def get_wrapper(scheme: str) -> KeyWrapper | None:
     """Return the wrapper for ``scheme``, importing its module now; None for unknown schemes.
 
@@ -84,7 +79,6 @@ __all__ = [
     "PROVIDER_PREFIX",
     "PUBOPTS_ANNOTATION",
     "KeyWrapper",
-    "builtin_schemes",
     "get_wrapper",
     "schemes_for_recipients",
     "schemes_in",

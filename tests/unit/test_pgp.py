@@ -374,7 +374,7 @@ def test_no_passphrase_in_any_childs_argv_or_environment(tmp_path: Path) -> None
     homes = {call["argv"][call["argv"].index("--homedir") + 1] for call in calls}
     assert len(homes) == 1
     (gnupghome,) = homes
-    assert str(gnupghome).startswith("/tmp/ctd-gpg-") and len(str(gnupghome)) < 40
+    assert str(gnupghome).startswith(os.path.join(pgp.GNUPGHOME_PARENT, "ctd-gpg-")) and len(str(gnupghome)) < 40
     assert not Path(str(gnupghome)).exists()
     _wait_until_no_process_mentions(str(gnupghome))
 
