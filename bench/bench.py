@@ -33,10 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.keygen import new_key, private_pem, public_pem
 from support.layers import jwe_layer
 
-from ctd_decoder import config as params
-from ctd_decoder.config import DecryptConfig, EncryptConfig
-from ctd_decoder.layer import encrypt_layer
-from ctd_decoder.payload import Descriptor, Payload, encode_payload
+from ctd_decoder.decoder.payload import Payload, encode_payload
+from ctd_decoder.ocicrypt import config as params
+from ctd_decoder.ocicrypt.config import DecryptConfig, EncryptConfig
+from ctd_decoder.ocicrypt.descriptor import Descriptor
+from ctd_decoder.ocicrypt.layer import encrypt_layer
 
 MIB = 1 << 20
 

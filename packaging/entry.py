@@ -2,7 +2,7 @@
 
 import sys
 
-from ctd_decoder.cli import main
+from ctd_decoder.decoder.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

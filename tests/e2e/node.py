@@ -14,9 +14,10 @@ from pathlib import Path
 import grpc
 from support.oci import Layer, diff_ids, encrypt_layout, make_layout, skopeo
 
-from ctd_decoder.config import DecryptConfig, EncryptConfig
-from ctd_decoder.environment import scoped_environment
-from ctd_decoder.payload import Descriptor, Payload, encode_payload
+from ctd_decoder.decoder.payload import Payload, encode_payload
+from ctd_decoder.ocicrypt.config import DecryptConfig, EncryptConfig
+from ctd_decoder.ocicrypt.descriptor import Descriptor
+from ctd_decoder.ocicrypt.keywrap.pkcs11.environment import scoped_environment
 
 from . import wire
 from .client import UNCOMPRESSED_LABEL, ContainerdClient

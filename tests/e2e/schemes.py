@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 from support.keygen import new_key, private_pem, public_pem
 
-from ctd_decoder import config as params
-from ctd_decoder.config import DecryptConfig, EncryptConfig, Parameters
+from ctd_decoder.ocicrypt import config as params
+from ctd_decoder.ocicrypt.config import DecryptConfig, EncryptConfig, Parameters
 
 from .daemons import require_tool, short_tempdir
 

@@ -14,8 +14,8 @@ from support.keygen import new_key, private_pem, public_pem
 from support.oci import encrypt_layout, make_layout
 from support.secrets import kubernetes_secret_volume
 
-from ctd_decoder import config as params
-from ctd_decoder.config import EncryptConfig
+from ctd_decoder.ocicrypt import config as params
+from ctd_decoder.ocicrypt.config import EncryptConfig
 
 from .daemons import Registry
 from .node import Image, Node, push_encrypted, push_layout, verify_pulled

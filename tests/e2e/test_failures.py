@@ -12,8 +12,8 @@ import pytest
 from google.protobuf import any_pb2
 from support.oci import Layer, read_layers, sha256_digest
 
-from ctd_decoder.config import DecryptConfig
-from ctd_decoder.payload import PAYLOAD_TYPE_URL
+from ctd_decoder.decoder.payload import PAYLOAD_TYPE_URL
+from ctd_decoder.ocicrypt.config import DecryptConfig
 
 from .daemons import PROCESSOR_TAR, PROCESSOR_TAR_GZIP, PROCESSOR_TAR_ZSTD, Registry
 from .node import DEFAULT_LAYERS, Node, apply_with_payload, encrypt_image, push_encrypted

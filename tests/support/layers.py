@@ -6,10 +6,11 @@ import hashlib
 import io
 from dataclasses import dataclass
 
-from ctd_decoder import config as params
-from ctd_decoder.config import DecryptConfig, EncryptConfig
-from ctd_decoder.layer import encrypt_layer
-from ctd_decoder.payload import Descriptor, Payload, encode_payload
+from ctd_decoder.decoder.payload import Payload, encode_payload
+from ctd_decoder.ocicrypt import config as params
+from ctd_decoder.ocicrypt.config import DecryptConfig, EncryptConfig
+from ctd_decoder.ocicrypt.descriptor import Descriptor
+from ctd_decoder.ocicrypt.layer import encrypt_layer
 
 from .keygen import new_key, private_pem, public_pem
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ctd_decoder.config import EncryptConfig
-from ctd_decoder.layer import encrypt_layer
-from ctd_decoder.payload import Descriptor
+from ctd_decoder.ocicrypt.config import EncryptConfig
+from ctd_decoder.ocicrypt.descriptor import Descriptor
+from ctd_decoder.ocicrypt.layer import encrypt_layer
 
 LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"

@@ -73,7 +73,7 @@ from concurrent import futures
 
 import grpc
 
-from ctd_decoder.keywrap import keyprovider_pb2 as pb
+from ctd_decoder.ocicrypt.keywrap.provider import keyprovider_pb2 as pb
 
 address, record, mode, *tls = sys.argv[1:]
 

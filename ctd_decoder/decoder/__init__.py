@@ -1,0 +1,1 @@
+"""The containerd stream processor ``ctd-decoder``: argv, the fd-3 payload, exit codes."""

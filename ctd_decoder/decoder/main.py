@@ -1,0 +1,143 @@
+"""The ``ctd-decoder`` stream processor: containerd runs it once per encrypted layer.
+
+stdin is the encrypted layer, stdout the decrypted one, fd 3 the payload. Every failure is one
+paragraph on stderr that starts with the Go decoder's prefix, and exit status 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..ocicrypt.errors import DecoderError, KeysDirError
+
+USAGE = """\
+NAME:
+   ctd-decoder - ctd-decoder is used as a call-out from containerd content stream plugins
+
+USAGE:
+   ctd-decoder [--decryption-keys-path DIR]
+
+   Reads an encrypted layer on stdin, the decryption payload on fd 3, and writes the decrypted
+   layer to stdout.
+
+OPTIONS:
+   --decryption-keys-path DIR  Path to load decryption keys from. (optional)
+   --help, -h                  show help
+   --version, -v               print the version
+"""
+
+KEYS_PATH_FLAG = "decryption-keys-path"
+VERIFY_DIGEST_ENV = "CTD_DECODER_VERIFY_DIGEST"
+
+
+class UsageError(Exception):
+    """The command line is not understood."""
+
+
+def parse_args(argv: Sequence[str]) -> str | None:
+    """Return the keys path, or None; raise UsageError; positional arguments are ignored."""
+    keys_path: str | None = None
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg == "--":
+            break
+        if not arg.startswith("-") or arg == "-":
+            continue
+        name, has_value, value = arg.lstrip("-").partition("=")
+        if name in ("h", "help"):
+            raise SystemExit(_print_usage())
+        if name in ("v", "version"):
+            raise SystemExit(_print_version())
+        if name != KEYS_PATH_FLAG:
+            raise UsageError(f"flag provided but not defined: {arg}")
+        if not has_value:
+            if not args:
+                raise UsageError(f"flag needs an argument: {arg}")
+            value = args.pop(0)
+        keys_path = value
+    return keys_path
+
+
+def _print_usage() -> int:
+    sys.stdout.write(USAGE)
+    return 0
+
+
+def _print_version() -> int:
+    sys.stdout.write(f"ctd-decoder version {__version__}\n")
+    return 0
+
+
+def _fail(message: str, notes: Sequence[str] = ()) -> int:
+    text = message.rstrip("\n")
+    if notes:
+        text += "\nkeys directory notes:" + "".join(f"\n- {note}" for note in notes)
+    sys.stderr.write(text + "\n")
+    return 1
+
+
+def run(keys_path: str | None) -> int:
+    """Decrypt one layer from stdin to stdout the way containerd expects."""
+    from ..ocicrypt.keysdir import load_keys_dir
+    from .payload import parse_payload, read_payload_bytes
+
+    try:
+        payload = parse_payload(read_payload_bytes())
+    except DecoderError as err:
+        return _fail(str(err))
+    dc = payload.decrypt_config
+    notes: list[str] = []
+    if keys_path is not None:
+        if os.path.exists(keys_path):
+            try:
+                keys_dir = load_keys_dir(keys_path)
+            except KeysDirError as err:
+                return _fail(f"unable to get decryption keys in provided key path: {err}")
+            dc = keys_dir.config.combined_with(dc)
+            notes = keys_dir.notes
+        else:
+            notes.append(f"{keys_path} does not exist; using the keys in the payload only")
+
+    from ..ocicrypt.layer import decrypt_layer
+    from ..ocicrypt.stream import decrypt_stream
+
+    try:
+        layer = decrypt_layer(dc, payload.descriptor)
+    except DecoderError as err:
+        return _fail(f"call to DecryptLayer failed: {err}", notes)
+    decryptor = layer.decryptor
+    if os.environ.get(VERIFY_DIGEST_ENV) == "1":
+        from ..ocicrypt.digest import DigestVerifyingDecryptor
+
+        try:
+            decryptor = DigestVerifyingDecryptor(decryptor, layer.digest)
+        except DecoderError as err:
+            return _fail(f"call to DecryptLayer failed: {err}")
+    try:
+        decrypt_stream(decryptor, sys.stdin.fileno(), sys.stdout.fileno(), size_hint=payload.descriptor.size)
+    except DecoderError as err:
+        return _fail(f"could not copy data: {err} (layer {payload.descriptor.digest})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ctd-decoder`` console script."""
+    try:
+        keys_path = parse_args(sys.argv[1:] if argv is None else argv)
+    except UsageError as err:
+        sys.stderr.write(f"Incorrect Usage: {err}\n\n{USAGE}")
+        return 1
+    try:
+        return run(keys_path)
+    except Exception as err:  # never a traceback: it could show key material held in locals
+        if os.environ.get("CTD_DECODER_DEBUG"):
+            raise
+        return _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

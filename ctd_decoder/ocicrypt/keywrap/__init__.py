@@ -1,0 +1,85 @@
+"""Key wrappers, registered by annotation scheme and imported only when a layer uses them.
+
+``org.opencontainers.image.enc.keys.<scheme>`` names the scheme: ``jwe``, ``pkcs7``, ``pgp``,
+``pkcs11`` or ``provider.<name>`` for a key provider configured in
+``OCICRYPT_KEYPROVIDER_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import KeyWrapper
+
+ANNOTATION_PREFIX = "org.opencontainers.image.enc.keys."
+PUBOPTS_ANNOTATION = "org.opencontainers.image.enc.pubopts"
+PROVIDER_PREFIX = "provider."
+
+# Cheap, local schemes first; schemes that start processes or talk to devices and services last.
+_BUILTIN: dict[str, str] = {
+    "jwe": "ctd_decoder.ocicrypt.keywrap.jwe",
+    "pkcs7": "ctd_decoder.ocicrypt.keywrap.pkcs7.wrapper",
+    "pkcs11": "ctd_decoder.ocicrypt.keywrap.pkcs11.wrapper",
+    "pgp": "ctd_decoder.ocicrypt.keywrap.pgp",
+}
+
+
+# The encrypt-side parameters each built-in scheme wraps for; a scheme is imported only if one is set.
+_RECIPIENT_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "jwe": ("pubkeys",),
+    "pkcs7": ("x509s",),
+    "pkcs11": ("pkcs11-pubkeys", "pkcs11-yamls"),
+    "pgp": ("gpg-recipients",),
+}
+
+
+def schemes_for_recipients(parameter_names: set[str]) -> list[str]:
+    """Return the schemes that wrap for the given encrypt-side parameters, providers included.
+
+    A parameter that belongs to no built-in scheme names a key provider (``provider.<name>``).
+    """
+    known = {name for names in _RECIPIENT_PARAMETERS.values() for name in names}
+    known.update(("gpg-pubkeyringfile", "pkcs11-config"))
+    schemes = [scheme for scheme, names in _RECIPIENT_PARAMETERS.items() if parameter_names & set(names)]
+    schemes += [PROVIDER_PREFIX + name for name in sorted(parameter_names - known)]
+    return schemes
+
+
+def get_wrapper(scheme: str) -> KeyWrapper | None:
+    """Return the wrapper for ``scheme``, importing its module now; None for unknown schemes.
+
+    A ``provider.<name>`` scheme has a wrapper only if ``<name>`` is configured.
+    """
+    if scheme.startswith(PROVIDER_PREFIX):
+        from .provider.wrapper import provider_wrapper
+
+        return provider_wrapper(scheme[len(PROVIDER_PREFIX) :])
+    module_name = _BUILTIN.get(scheme)
+    if module_name is None:
+        return None
+    module = importlib.import_module(module_name)
+    wrapper: KeyWrapper = module.WRAPPER
+    return wrapper
+
+
+def schemes_in(annotations: dict[str, str]) -> list[str]:
+    """Return the schemes with a non-empty key annotation, built-ins in trial order, then providers."""
+    present = {
+        key[len(ANNOTATION_PREFIX) :]
+        for key, value in annotations.items()
+        if key.startswith(ANNOTATION_PREFIX) and value
+    }
+    ordered = [scheme for scheme in _BUILTIN if scheme in present]
+    ordered += sorted(scheme for scheme in present if scheme.startswith(PROVIDER_PREFIX))
+    return ordered
+
+
+__all__ = [
+    "ANNOTATION_PREFIX",
+    "PROVIDER_PREFIX",
+    "PUBOPTS_ANNOTATION",
+    "KeyWrapper",
+    "get_wrapper",
+    "schemes_for_recipients",
+    "schemes_in",
+]

@@ -1,0 +1,155 @@
+"""Decrypting and encrypting one image layer: annotations, key unwrapping and the layer cipher.
+
+``decrypt_layer`` follows ocicrypt's ``DecryptLayer`` plus imgcrypt's media-type check, in the same
+order (keys first, then public options, then the media type), so the first error an operator sees
+is the one the Go decoder would report.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .blockcipher import DEFAULT_CIPHER, LayerDecryptor, PrivateOptions, PublicOptions, get_cipher
+from .config import DecryptConfig, EncryptConfig
+from .descriptor import Descriptor
+from .errors import DecoderError, LayerError, UnwrapError, WrapError
+from .keywrap import (
+    ANNOTATION_PREFIX,
+    PUBOPTS_ANNOTATION,
+    get_wrapper,
+    schemes_for_recipients,
+    schemes_in,
+)
+
+ENCRYPTED_MEDIA_TYPES = {
+    "application/vnd.oci.image.layer.v1.tar+gzip+encrypted",
+    "application/vnd.oci.image.layer.v1.tar+zstd+encrypted",
+    "application/vnd.oci.image.layer.v1.tar+encrypted",
+}
+
+
+@dataclass
+class LayerDecryption:
+    """A layer whose key has been unwrapped: the decryptor to stream through, and where the key came from."""
+
+    decryptor: LayerDecryptor
+    digest: str
+    scheme: str
+
+
+def _decode_element(element: str) -> bytes:
+    return base64.b64decode(element.strip(), validate=True)
+
+
+def unwrap_private_options(dc: DecryptConfig, descriptor: Descriptor) -> tuple[bytes, str]:
+    """Return the private-options JSON of the layer and the scheme that unwrapped it.
+
+    Raises :class:`UnwrapError` whose text lists, per scheme, why it could not be used.
+    """
+    annotations = descriptor.annotations
+    schemes = schemes_in(annotations)
+    reasons: list[str] = []
+    tried_private_keys = False
+    for scheme in schemes:
+        wrapper = get_wrapper(scheme)
+        if wrapper is None:
+            reasons.append(f"{scheme}: no key provider of that name in OCICRYPT_KEYPROVIDER_CONFIG")
+            continue
+        if not wrapper.has_possible_keys(dc):
+            reasons.append(f"{scheme}: skipped, no {wrapper.private_key_parameter()} given")
+            continue
+        if wrapper.private_key_parameter() is not None:
+            tried_private_keys = True
+        failures: list[str] = []
+        for element in annotations[ANNOTATION_PREFIX + scheme].split(","):
+            try:
+                wrapped = _decode_element(element)
+            except (binascii.Error, ValueError):
+                failures.append("could not base64 decode the annotation")
+                break
+            try:
+                result = wrapper.unwrap_key(dc, wrapped)
+            except DecoderError as err:
+                failures.append(str(err))
+                continue
+            if result is not None:
+                return result, scheme
+        reasons.extend(f"{scheme}: {failure}" for failure in failures)
+    what = _describe_layer(descriptor, schemes)
+    details = "".join(f"\n- {reason}" for reason in reasons)
+    if not schemes:
+        raise UnwrapError(f"missing private key needed for decryption: {what} has no key annotations")
+    if not tried_private_keys:
+        raise UnwrapError(f"missing private key needed for decryption: {what}{details}")
+    raise UnwrapError(
+        f"no suitable key unwrapper found or none of the private keys could be used for decryption: {what}{details}"
+    )
+
+
+def _describe_layer(descriptor: Descriptor, schemes: list[str]) -> str:
+    digest = descriptor.digest or "(no digest)"
+    found = ", ".join(schemes) or "none"
+    return f"layer {digest} ({descriptor.media_type or 'no media type'}), key schemes in annotations: {found}"
+
+
+def _public_options(annotations: dict[str, str]) -> PublicOptions:
+    encoded = annotations.get(PUBOPTS_ANNOTATION, "")
+    if not encoded:
+        return PublicOptions()
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise LayerError(f"the {PUBOPTS_ANNOTATION} annotation is not valid base64") from None
+    return PublicOptions.from_json(data)
+
+
+def decrypt_layer(dc: DecryptConfig, descriptor: Descriptor) -> LayerDecryption:
+    """Unwrap the layer key and prepare its decryptor; nothing is read from the layer yet."""
+    private_json, scheme = unwrap_private_options(dc, descriptor)
+    private = PrivateOptions.from_json(private_json)
+    public = _public_options(descriptor.annotations)
+    decryptor = get_cipher(public.cipher).decryptor(public, private)
+    if descriptor.media_type not in ENCRYPTED_MEDIA_TYPES:
+        raise LayerError(
+            f"unsupporter layer MediaType: {descriptor.media_type} (expected one of "
+            f"{', '.join(sorted(ENCRYPTED_MEDIA_TYPES))})"
+        )
+    return LayerDecryption(decryptor, private.digest, scheme)
+
+
+def encrypt_layer(
+    ec: EncryptConfig, plaintext: BinaryIO, out: BinaryIO, cipher_name: str = DEFAULT_CIPHER
+) -> dict[str, str]:
+    """Encrypt ``plaintext`` into ``out`` and return the annotations to put on the layer descriptor."""
+    cipher = get_cipher(cipher_name)
+    schemes = schemes_for_recipients({name for name, values in ec.parameters.items() if any(values)})
+    if not schemes:
+        raise WrapError("no recipients given to encrypt the layer for")
+    wrappers = []
+    for scheme in schemes:
+        wrapper = get_wrapper(scheme)
+        if wrapper is None:
+            raise WrapError(f"{scheme}: no key provider of that name in OCICRYPT_KEYPROVIDER_CONFIG")
+        wrappers.append((scheme, wrapper))
+    private = cipher.new_private_options("")
+    encryptor = cipher.encryptor(private)
+    digest = hashlib.sha256()
+    while chunk := plaintext.read(io.DEFAULT_BUFFER_SIZE * 128):
+        digest.update(chunk)
+        out.write(encryptor.update(chunk))
+    public = encryptor.finalize()
+    private.digest = "sha256:" + digest.hexdigest()
+    annotations: dict[str, str] = {}
+    for scheme, wrapper in wrappers:
+        wrapped = wrapper.wrap_keys(ec, private.to_json())
+        if wrapped is not None:
+            annotations[ANNOTATION_PREFIX + scheme] = base64.b64encode(wrapped).decode("ascii")
+    if not annotations:
+        raise WrapError("none of the given recipients could be used")
+    annotations[PUBOPTS_ANNOTATION] = base64.b64encode(public.to_json()).decode("ascii")
+    return annotations

@@ -1,0 +1,1 @@
+"""The ``ocicrypt`` operator command."""
