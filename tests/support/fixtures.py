@@ -1,4 +1,4 @@
-"""The Go-produced fixtures in ``shared/fixtures/go-ocicrypt`` (see its README)."""
+"""The Go-produced fixtures in ``tests/fixtures/go-ocicrypt`` (see its README)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import pytest
 
 _CANDIDATES = [
     os.environ.get("CTD_FIXTURES_DIR", ""),
-    str(Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "go-ocicrypt"),
-    str(Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "go-ocicrypt"),
+    str(Path(__file__).resolve().parents[1] / "fixtures" / "go-ocicrypt"),
 ]
 
 
@@ -22,7 +21,7 @@ def fixtures_dir() -> Path:
     for candidate in _CANDIDATES:
         if candidate and (Path(candidate) / "README.md").is_file():
             return Path(candidate)
-    pytest.fail("the go-ocicrypt fixtures are missing; set CTD_FIXTURES_DIR to shared/fixtures/go-ocicrypt")
+    pytest.fail("the go-ocicrypt fixtures are missing from tests/fixtures/go-ocicrypt (or CTD_FIXTURES_DIR)")
 
 
 def case_names(prefixes: tuple[str, ...]) -> list[str]:
