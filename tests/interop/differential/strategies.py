@@ -258,8 +258,11 @@ def stream_mutations(seed: Seed) -> st.SearchStrategy[mutations.Mutation]:
     )
 
 
+FAMILIES = ["keys", "annotations", "payload", "stream"]
+
+
 def cases(seeds: dict[str, Seed], family: str) -> st.SearchStrategy[tuple[str, tuple[mutations.Mutation, ...]]]:
-    """(seed name, mutations) pairs of one family: keys, annotations, payload, stream, or mixed."""
+    """(seed name, mutations) pairs of one of :data:`FAMILIES`, or of all of them (``mixed``)."""
     families = {
         "keys": key_mutations,
         "annotations": annotation_mutations,
