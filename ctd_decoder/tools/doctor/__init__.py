@@ -12,6 +12,7 @@ import argparse
 import sys
 from typing import Any
 
+from ...ocicrypt.keysdir import KeysDir
 from .report import Report, render_json, render_text
 
 HELP = "check this node's decryption setup (containerd, keys, providers, an image) without pulling"
@@ -59,20 +60,19 @@ def run(args: argparse.Namespace) -> int:
     report = Report()
     node = check_containerd(report, args.containerd_config, args.containerd)
     decoders = node.distinct_decoders()
-    keys_dirs = {}
+    keys_dirs: dict[str, KeysDir | None] = {}
     roots = [args.keys_dir] if args.keys_dir else sorted({d.keys_path for d in decoders if d.keys_path})
     for root in roots:
         keys_dirs[root] = check_keys_dir(report, root)
-    environments = []
-    for decoder in decoders or [None]:
-        env = decoder.env() if decoder is not None else {}
+    environments: list[dict[str, str]] = []
+    for env in [decoder.env() for decoder in decoders] or [{}]:
         if env not in environments:
             environments.append(env)
             check_providers(report, env)
     for env in environments:
         for root in roots or [None]:
             check_pkcs11(report, env, keys_dirs.get(root) if root else None)
-    if spec is not None:
+    if args.image is not None:
         check_image(report, spec, node, args.keys_dir, keys_dirs)
     output = render_json(report.findings) if args.json else render_text(report.findings)
     sys.stdout.write(output)

@@ -182,10 +182,18 @@ def _check_args(report: Report, processor: cc.Processor) -> str | None:
     try:
         keys_path = parse_args(list(processor.args))
     except UsageError as err:
-        report.error(check, f"the decoder refuses {list(processor.args)}: {err}", f"set {setting} to ['--decryption-keys-path', '{cc.KEYS_PATH}']")
+        report.error(
+            check,
+            f"the decoder refuses {list(processor.args)}: {err}",
+            f"set {setting} to ['--decryption-keys-path', '{cc.KEYS_PATH}']",
+        )
         return None
     except SystemExit:
-        report.error(check, f"{list(processor.args)} asks the decoder for help or its version, not a decryption", f"remove the flag from {setting}")
+        report.error(
+            check,
+            f"{list(processor.args)} asks the decoder for help or its version, not a decryption",
+            f"remove the flag from {setting}",
+        )
         return None
     if keys_path is None:
         report.warning(
@@ -208,21 +216,42 @@ def _check_env(report: Report, processor: cc.Processor) -> None:
         )
 
 
+LAYER_TYPES = ("application/vnd.oci.image.layer.v1.tar", *(t.removesuffix("+encrypted") for t in (GZIP, ZSTD)))
+_TAR_LAYER = LAYER_TYPES[0]
+
+
+def _fix_returns(processor: cc.Processor) -> str:
+    wanted = GZIP if GZIP in processor.accepts else ZSTD
+    return f'set [stream_processors."{processor.processor_id}"] returns = "{wanted.removesuffix("+encrypted")}"'
+
+
+def _returns_problem(processor: cc.Processor, media_type: str) -> str | None:
+    """Why the processor's ``returns`` breaks unpacking of ``media_type`` layers, or None.
+
+    containerd decompresses a returned ``+gzip`` or ``+zstd`` stream by its magic number (a plain tar
+    passes through), but takes a returned plain ``tar`` as is.
+    """
+    if processor.returns not in LAYER_TYPES:
+        return f"returns {processor.returns or 'nothing'}, which is not a layer media type containerd unpacks"
+    if processor.returns == _TAR_LAYER and media_type != TAR:
+        return (
+            f"returns {_TAR_LAYER}, so containerd would unpack the still-compressed {_short(media_type)} stream as tar"
+        )
+    return None
+
+
 def _check_media_type(report: Report, node: Node, media_type: str, environment: Environment) -> None:
     assert node.config is not None
     check = f"containerd.processor.{_short(media_type)}"
     accepting = [p for p in node.config.processors.values() if media_type in p.accepts]
-    wanted_return = media_type.removesuffix("+encrypted")
-    if media_type == ZSTD and not accepting:
-        report.ok(check, "no processor (containerd gives no payload to a zstd processor; such layers cannot be decrypted)")
-        return
     if not accepting:
         processor_id = cc.PROCESSOR_TAR_GZIP if media_type == GZIP else cc.PROCESSOR_TAR
         status = report.error if media_type == GZIP else report.warning
+        extra = f' and returns = "{ZSTD.removesuffix("+encrypted")}"' if media_type == ZSTD else ""
         status(
             check,
             f"no stream processor accepts {media_type}: containerd cannot unpack such layers",
-            f'add [stream_processors."{processor_id}"] with accepts = ["{media_type}"] (packaging/containerd)',
+            f'add "{media_type}" to the accepts of [stream_processors."{processor_id}"]{extra} (packaging/containerd)',
         )
         return
     if len(accepting) > 1:
@@ -235,31 +264,20 @@ def _check_media_type(report: Report, node: Node, media_type: str, environment: 
         return
     processor = accepting[0]
     if processor.processor_id not in cc.PAYLOAD_IDS:
-        fix_id = cc.PROCESSOR_TAR_GZIP if media_type != TAR else cc.PROCESSOR_TAR
-        if media_type == ZSTD:
-            report.error(
-                check,
-                f"{processor.processor_id} accepts {media_type} but containerd passes it no payload "
-                "(it fails with 'read payload: ...')",
-                f'remove [stream_processors."{processor.processor_id}"]; encrypt images with gzip layers instead',
-            )
-        else:
-            report.error(
-                check,
-                f"{processor.processor_id} gets no decryption payload from containerd (only {', '.join(cc.PAYLOAD_IDS)} do)",
-                f'rename the table to [stream_processors."{fix_id}"]',
-            )
-        return
-    if processor.returns != wanted_return:
+        fix_id = cc.PROCESSOR_TAR_GZIP if media_type == GZIP else cc.PROCESSOR_TAR
         report.error(
             check,
-            f"{processor.processor_id} returns {processor.returns or 'nothing'}; a decrypted {_short(media_type)} "
-            f"layer is {wanted_return}",
-            f'set [stream_processors."{processor.processor_id}"] returns = "{wanted_return}"',
+            f"{processor.processor_id} accepts {media_type} but gets no decryption payload from containerd "
+            f"(only {', '.join(cc.PAYLOAD_IDS)} do; it fails with 'read payload: ...')",
+            f'move "{media_type}" to the accepts of [stream_processors."{fix_id}"] and remove '
+            f'[stream_processors."{processor.processor_id}"]',
         )
         return
+    problem = _returns_problem(processor, media_type)
+    if problem is not None:
+        report.error(check, f"{processor.processor_id} {problem}", _fix_returns(processor))
+        return
     report.ok(check, f"{processor.processor_id} ({processor.source}) decrypts {media_type}")
-    decoder = node.decoders.get(media_type)
     existing = next((d for d in node.decoders.values() if d.processor == processor), None)
     if existing is not None:
         existing.media_types.append(media_type)
@@ -268,8 +286,7 @@ def _check_media_type(report: Report, node: Node, media_type: str, environment: 
     _resolve_path(report, processor, environment, "containerd.processor.path")
     keys_path = _check_args(report, processor)
     _check_env(report, processor)
-    decoder = Decoder(processor, [media_type], keys_path, environment.values)
-    node.decoders[media_type] = decoder
+    node.decoders[media_type] = Decoder(processor, [media_type], keys_path, environment.values)
 
 
 def _check_cri(report: Report, config: cc.ContainerdConfig, major: int) -> None:

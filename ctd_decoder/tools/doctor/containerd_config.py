@@ -15,8 +15,10 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-K3S_DIR = "/var/lib/rancher/k3s/agent/etc/containerd"
-K3S_CONFIG = f"{K3S_DIR}/config.toml"
+from .process import DEFAULT_CONFIG as DEFAULT_CONFIG
+from .process import K3S_CONFIG as K3S_CONFIG
+
+K3S_DIR = os.path.dirname(K3S_CONFIG)
 K3S_TEMPLATES = (f"{K3S_DIR}/config-v3.toml.tmpl", f"{K3S_DIR}/config.toml.tmpl")
 
 PROCESSOR_TAR = "io.containerd.ocicrypt.decoder.v1.tar"
@@ -60,6 +62,7 @@ class Processor:
 
 def builtin_processors() -> dict[str, Processor]:
     """containerd's built-in ocicrypt entries (the same in 1.6 and 2.x)."""
+
     def entry(processor_id: str, media_type: str) -> Processor:
         return Processor(
             processor_id,
@@ -205,8 +208,6 @@ def load(path: str | None) -> ContainerdConfig:
 
 def default_config_path() -> str | None:
     """The config containerd reads when none is named: /etc/containerd's, else k3s's rendered one."""
-    from .process import DEFAULT_CONFIG
-
     for candidate in (DEFAULT_CONFIG, K3S_CONFIG):
         if os.path.exists(candidate):
             return candidate
@@ -227,7 +228,7 @@ class CriImages:
 
 # containerd 2.x falls back to a local pull (which does attach the payload) when one of these is set.
 def _transfer_fallback(images: dict[str, Any]) -> str | None:
-    registry = images.get("registry") if isinstance(images.get("registry"), dict) else {}
+    registry = _table(images.get("registry"))
     checks = [
         ("disable_snapshot_annotations = false", images.get("disable_snapshot_annotations", True) is False),
         ("discard_unpacked_layers = true", images.get("discard_unpacked_layers", False) is True),
@@ -240,6 +241,10 @@ def _transfer_fallback(images: dict[str, Any]) -> str | None:
     return next((name for name, present in checks if present), None)
 
 
+def _table(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _v1_cri(config: ContainerdConfig) -> dict[str, Any]:
     return config.plugin("cri") if config.version < 2 else config.plugin(CRI_V1)
 
@@ -248,11 +253,15 @@ def cri_images(config: ContainerdConfig, major: int) -> CriImages:
     """Compute the effective CRI image settings for a containerd of ``major`` version."""
     if major < 2:
         cri = _v1_cri(config)
-        decryption = cri.get("image_decryption") if isinstance(cri.get("image_decryption"), dict) else {}
+        decryption = _table(cri.get("image_decryption"))
         name = "plugins.cri" if config.version < 2 else f'plugins."{CRI_V1}"'
         return CriImages(
-            f"{name}.image_decryption", str(decryption.get("key_model", "node")), "key_model" in decryption,
-            None, False, None,
+            f"{name}.image_decryption",
+            str(decryption.get("key_model", "node")),
+            "key_model" in decryption,
+            None,
+            False,
+            None,
         )
     images = dict(config.plugin(CRI_IMAGES))
     if config.version < 3:  # containerd 2.x migrates these keys of the old CRI plugin
@@ -260,11 +269,11 @@ def cri_images(config: ContainerdConfig, major: int) -> CriImages:
         for key in ("registry", "image_decryption", "max_concurrent_downloads", "image_pull_with_sync_fs"):
             if key in cri:
                 images[key] = cri[key]
-        runtime = cri.get("containerd") if isinstance(cri.get("containerd"), dict) else {}
+        runtime = _table(cri.get("containerd"))
         for key in ("snapshotter", "disable_snapshot_annotations", "discard_unpacked_layers"):
             if key in runtime:
                 images[key] = runtime[key]
-    decryption = images.get("image_decryption") if isinstance(images.get("image_decryption"), dict) else {}
+    decryption = _table(images.get("image_decryption"))
     local = images.get("use_local_image_pull", False) is True
     return CriImages(
         f"plugins.'{CRI_IMAGES}'",

@@ -45,7 +45,9 @@ def _check_directory(report: Report, root: str) -> bool:
         report.error(CHECK_DIR, f"cannot stat {root}: {err.strerror}", f"make {root} readable by root")
         return False
     if not stat.S_ISDIR(info.st_mode):
-        report.error(CHECK_DIR, f"{root} is not a directory", "point --decryption-keys-path at a directory of key files")
+        report.error(
+            CHECK_DIR, f"{root} is not a directory", "point --decryption-keys-path at a directory of key files"
+        )
         return False
     mode = stat.S_IMODE(info.st_mode)
     if info.st_uid != 0:
@@ -55,13 +57,9 @@ def _check_directory(report: Report, root: str) -> bool:
             f"chown root:root {root}",
         )
     if mode & 0o022 and not (mode & stat.S_ISVTX and _is_secret_volume(root)):
-        report.warning(
-            CHECK_DIR, f"{root} is writable by group or others (mode 0{mode:o})", f"chmod 0700 {root}"
-        )
+        report.warning(CHECK_DIR, f"{root} is writable by group or others (mode 0{mode:o})", f"chmod 0700 {root}")
     elif mode & 0o077 and not _is_secret_volume(root):
-        report.warning(
-            CHECK_DIR, f"{root} is open to group or others (mode 0{mode:o})", f"chmod 0700 {root}"
-        )
+        report.warning(CHECK_DIR, f"{root} is open to group or others (mode 0{mode:o})", f"chmod 0700 {root}")
     else:
         layout = ", a Kubernetes Secret volume" if _is_secret_volume(root) else ""
         report.ok(CHECK_DIR, f"{root} (mode 0{mode:o}, uid {info.st_uid}{layout})")
@@ -167,7 +165,9 @@ def _check_skipped(report: Report, result: keysdir.KeysDir, root: str) -> None:
         elif entry.kind == keysdir.SKIP_BAD_PASSWORD:
             report.error(CHECK_FILE, where, f"put the key's right password in {password_file}")
         elif entry.kind == keysdir.SKIP_PUBLIC_PGP:
-            report.warning(CHECK_FILE, where, "export the secret key ring (gpg --export-secret-keys) into the directory")
+            report.warning(
+                CHECK_FILE, where, "export the secret key ring (gpg --export-secret-keys) into the directory"
+            )
         elif entry.kind in (keysdir.SKIP_UNREADABLE, keysdir.SKIP_NOT_REGULAR):
             report.warning(CHECK_FILE, where, f"remove {entry.path} or make it a readable regular file")
         elif entry.path.endswith(keysdir.PASSWORD_SUFFIX):

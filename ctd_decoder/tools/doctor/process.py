@@ -91,7 +91,9 @@ def running_containerds() -> list[ContainerdProcess]:
         config = _config_from_argv(argv)
         cwd = _cwd(pid)
         config_path = os.path.realpath(os.path.join(cwd, config)) if cwd else os.path.realpath(config)
-        found.append(ContainerdProcess(int(pid), exe, config_path, None if environ is None else _parse_environ(environ)))
+        found.append(
+            ContainerdProcess(int(pid), exe, config_path, None if environ is None else _parse_environ(environ))
+        )
     return found
 
 
@@ -111,11 +113,13 @@ def process_for_config(config_path: str | None) -> ContainerdProcess | None:
     return None
 
 
-def systemd_unit_for(config_path: str | None) -> str:
-    """Name the systemd unit that usually runs containerd with ``config_path``."""
-    if config_path and "/rancher/k3s/" in config_path:
-        return "k3s.service"
-    return "containerd.service"
+K3S_CONFIG = "/var/lib/rancher/k3s/agent/etc/containerd/config.toml"
+_UNITS = {DEFAULT_CONFIG: "containerd.service", K3S_CONFIG: "k3s.service"}
+
+
+def systemd_unit_for(config_path: str | None) -> str | None:
+    """Name the systemd unit that runs containerd with ``config_path``; None for a config of no unit."""
+    return _UNITS.get(config_path or DEFAULT_CONFIG)
 
 
 def systemd_environment(unit: str) -> dict[str, str] | None:
@@ -149,8 +153,12 @@ def containerd_environment(config_path: str | None, process: ContainerdProcess |
     if process is not None:
         if process.environ is not None:
             return Environment(process.environ, f"/proc/{process.pid}/environ of the running containerd")
-        return Environment(None, f"containerd pid {process.pid} runs, but its /proc/{process.pid}/environ is unreadable")
+        return Environment(
+            None, f"containerd pid {process.pid} runs, but its /proc/{process.pid}/environ is unreadable"
+        )
     unit = systemd_unit_for(config_path)
+    if unit is None:
+        return Environment(None, "no running containerd uses this config")
     values = systemd_environment(unit)
     if values is not None:
         return Environment(values, f"the systemd unit {unit} (containerd is not running)")

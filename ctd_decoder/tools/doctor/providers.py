@@ -30,7 +30,7 @@ def _check_command(report: Report, spec: ProviderSpec, env: dict[str, str] | Non
     assert spec.command is not None
     check = f"providers.{spec.name}"
     path = spec.command.path
-    where = f'key-providers.{spec.name}.cmd.path'
+    where = f"key-providers.{spec.name}.cmd.path"
     if not path:
         report.error(check, f"{spec.name}: cmd has no path", f"set {where} to the provider's absolute path")
         return
@@ -44,7 +44,11 @@ def _check_command(report: Report, spec: ProviderSpec, env: dict[str, str] | Non
         found = shutil.which(path)
         searched = " on this shell's PATH (containerd's is unknown)"
     if found is None:
-        report.error(check, f"{spec.name}: provider program {path} not found or not executable{searched}", f"install it or set {where} to its absolute path")
+        report.error(
+            check,
+            f"{spec.name}: provider program {path} not found or not executable{searched}",
+            f"install it or set {where} to its absolute path",
+        )
     else:
         report.ok(check, f"{spec.name}: provider program {found}")
 
