@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import io
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from .blockcipher import DEFAULT_CIPHER, LayerDecryptor, PrivateOptions, PublicOptions, get_cipher
@@ -33,13 +31,15 @@ ENCRYPTED_MEDIA_TYPES = {
 }
 
 
-@dataclass
 class LayerDecryption:
     """A layer whose key has been unwrapped: the decryptor to stream through, and where the key came from."""
 
-    decryptor: LayerDecryptor
-    digest: str
-    scheme: str
+    __slots__ = ("decryptor", "digest", "scheme")
+
+    def __init__(self, decryptor: LayerDecryptor, digest: str, scheme: str) -> None:
+        self.decryptor = decryptor
+        self.digest = digest
+        self.scheme = scheme
 
 
 def _decode_element(element: str) -> bytes:
@@ -136,6 +136,8 @@ def encrypt_layer(
         if wrapper is None:
             raise WrapError(f"{scheme}: no key provider of that name in OCICRYPT_KEYPROVIDER_CONFIG")
         wrappers.append((scheme, wrapper))
+    import hashlib
+
     private = cipher.new_private_options("")
     encryptor = cipher.encryptor(private)
     digest = hashlib.sha256()
