@@ -16,7 +16,6 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
 from typing import Any, Union
 
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
@@ -26,26 +25,33 @@ INT64 = "int64"
 BYTES = "[]byte"
 
 
-@dataclass(frozen=True)
+# Plain classes, not dataclasses: importing dataclasses would cost every decoder start-up.
 class MapOf:
     """``map[string]T``."""
 
-    value: GoType
+    __slots__ = ("value",)
+
+    def __init__(self, value: GoType) -> None:
+        self.value = value
 
 
-@dataclass(frozen=True)
 class SliceOf:
     """``[]T``."""
 
-    item: GoType
+    __slots__ = ("item",)
+
+    def __init__(self, item: GoType) -> None:
+        self.item = item
 
 
-@dataclass(frozen=True)
 class Struct:
     """A struct (or, with ``pointer``, a pointer to one): JSON member name to field type."""
 
-    fields: dict[str, GoType]
-    pointer: bool = False
+    __slots__ = ("fields", "pointer")
+
+    def __init__(self, fields: dict[str, GoType], pointer: bool = False) -> None:
+        self.fields = fields
+        self.pointer = pointer
 
 
 GoType = Union[str, MapOf, SliceOf, Struct]  # noqa: UP007 (a runtime alias, evaluated on 3.11)

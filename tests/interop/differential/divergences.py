@@ -35,7 +35,12 @@ def _go_failed(outcome: Outcome, prefix: str, *texts: str) -> bool:
 
 
 # How Go's utils.ParsePrivateKey fails (after PKCS#8, PKCS#1, SEC1 DER, PEM and JWK, it tries PKCS#11 YAML).
-_KEY_PARSE_ERRORS = ("Could not parse private key", "Missing password", "pkcs11 keyfile", "Could not parse input as JWK")
+_KEY_PARSE_ERRORS = (
+    "Could not parse private key",
+    "Missing password",
+    "pkcs11 keyfile",
+    "Could not parse input as JWK",
+)
 
 
 def _keys_go_cannot_parse(case: Case, outcome: Outcome, baseline: str) -> bool:
