@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import io
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from .blockcipher import DEFAULT_CIPHER, LayerDecryptor, PrivateOptions, PublicOptions, get_cipher
@@ -34,13 +32,15 @@ ENCRYPTED_MEDIA_TYPES = {
 }
 
 
-@dataclass
 class LayerDecryption:
     """A layer whose key has been unwrapped: the decryptor to stream through, and where the key came from."""
 
-    decryptor: LayerDecryptor
-    digest: str
-    scheme: str
+    __slots__ = ("decryptor", "digest", "scheme")
+
+    def __init__(self, decryptor: LayerDecryptor, digest: str, scheme: str) -> None:
+        self.decryptor = decryptor
+        self.digest = digest
+        self.scheme = scheme
 
 
 def _decode_element(element: str) -> bytes:
@@ -155,6 +155,8 @@ def encrypt_layer(
     ``digest`` is the plaintext's digest for the private options when the caller already checks it
     (Go takes it from the descriptor); without it the plaintext is hashed here.
     """
+    import hashlib
+
     cipher = get_cipher(cipher_name)
     wrappers = _wrappers_for(ec)
     private = cipher.new_private_options("")
