@@ -134,11 +134,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{err}\n\nIncorrect Usage.\n\n{USAGE}")
         return 1
     try:
-        return run(keys_path)
+        status = run(keys_path)
     except Exception as err:  # never a traceback: it could show key material held in locals
         if os.environ.get("CTD_DECODER_DEBUG"):
             raise
-        return _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
+        status = _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
+    if status != 0:
+        from .exit_race import hold_stdout_until_reaped
+
+        hold_stdout_until_reaped()
+    return status
 
 
 if __name__ == "__main__":
