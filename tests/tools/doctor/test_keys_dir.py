@@ -154,7 +154,9 @@ def test_kubernetes_secret_volume_is_read_through_its_links(tmp_path: Path) -> N
 
     assert "Kubernetes Secret volume" in result.one("keys.dir", "ok")["message"]
     loaded = [f for f in result.of("keys.file") if f["status"] == "ok"]
-    assert [f["message"] for f in loaded] == [f"{keys / 'node.pem'}: loaded as private key, {describe_private_key(key)}"]
+    assert [f["message"] for f in loaded] == [
+        f"{keys / 'node.pem'}: loaded as private key, {describe_private_key(key)}"
+    ]
     mode = [f for f in result.of("keys.file") if "mode 0644" in f["message"]]
     assert len(mode) == 1 and "defaultMode: 0400" in mode[0]["fix"]
     assert not any("..data" in f["message"] or "..2026" in f["message"] for f in result.findings)
