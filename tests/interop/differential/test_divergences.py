@@ -52,6 +52,29 @@ def test_missing_keys_directory_still_decrypts_with_payload_keys(seeds: dict[str
     assert check_agreement(seeds, decoders, case, "divergence") is _divergence("missing keys directory")
 
 
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("go-node-jwe", (("keys_dir", "with-readme"),)),
+        ("go-node-jwe", (("keys_dir", "with-public-key"),)),
+        ("go-node-jwe", (("keys_dir", "legacy-encrypted-pem"),)),
+        ("go-jwe-ec", (("keys_dir", "traditional-pem"),)),
+    ],
+    ids=["readme", "public-key", "legacy-encrypted-with-password-file", "sec1-ec-pem"],
+)
+def test_keys_directory_with_files_go_cannot_classify_still_decrypts(
+    case: Case, seeds: dict[str, Seed], decoders: Decoders
+) -> None:
+    """A keys directory is operator-managed (often a Kubernetes Secret volume): one stray file makes Go
+    fail every pull on the node. Ours skips what is not a usable key, with a note, and decrypts."""
+    outcome = decoders.run(build(seeds[case[0]], case[1]))
+    for go in (outcome.go1, outcome.go2):
+        assert go.prefix == "unable to get decryption keys in provided key path"
+    assert outcome.ours.ok
+    divergence = _divergence("keys directory files Go cannot classify")
+    assert check_agreement(seeds, decoders, case, "divergence") is divergence
+
+
 def test_missing_nonce_is_refused_instead_of_decrypting_to_garbage(seeds: dict[str, Seed], decoders: Decoders) -> None:
     """Go's AES-CTR draws a random nonce when the options carry none, and the HMAC (over the
     ciphertext) still verifies: the pull succeeds with a garbage layer. Ours refuses it."""
