@@ -34,11 +34,13 @@ def _go_failed(outcome: Outcome, prefix: str, *texts: str) -> bool:
     )
 
 
-# How Go's utils.ParsePrivateKey fails (after PKCS#8, PKCS#1, SEC1 DER, PEM and JWK, it tries PKCS#11 YAML).
+# How Go's utils.ParsePrivateKey fails (after PKCS#8, PKCS#1, SEC1 DER, PEM and JWK it tries PKCS#11 YAML,
+# which an empty key passes, to fail on its URI).
 _KEY_PARSE_ERRORS = (
     "Could not parse private key",
     "Missing password",
     "pkcs11 keyfile",
+    "Could not parse Pkcs11URI",
     "Could not parse input as JWK",
 )
 

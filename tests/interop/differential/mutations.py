@@ -260,10 +260,10 @@ def pubopts(draft: Draft, ops: tuple[Mutation, ...]) -> None:
     """Change the JSON inside the pubopts annotation."""
     raw = _lenient_b64(draft.annotations.get(PUBOPTS_ANNOTATION) or "")
     try:
-        document = _apply_tree_ops(loads(raw or b""), ops)
-    except ValueError:
+        text = dumps(_apply_tree_ops(loads(raw or b""), ops))
+    except (ValueError, RecursionError):  # an earlier mutation made it invalid or deeply nested JSON
         return
-    draft.annotations[PUBOPTS_ANNOTATION] = base64.b64encode(dumps(document)).decode()
+    draft.annotations[PUBOPTS_ANNOTATION] = base64.b64encode(text).decode()
 
 
 # --- JSON trees ----------------------------------------------------------------------------------
