@@ -178,6 +178,35 @@ def looks_like_certificate(data: bytes) -> bool:
     return True
 
 
+_PUBLIC_KEY_PEM_TYPES = {"PUBLIC KEY", "RSA PUBLIC KEY"}
+_OPENSSH_PUBLIC_KEY = re.compile(rb"^\s*(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp\d+) AAAA")
+
+
+def public_key_kind(data: bytes) -> str | None:
+    """Name the kind of public key ``data`` is (PEM, DER, JWK or OpenSSH), or None if it is none."""
+    block = first_pem_block(data)
+    if block is not None:
+        return f"a PEM {block[0]}" if block[0] in _PUBLIC_KEY_PEM_TYPES else None
+    if _OPENSSH_PUBLIC_KEY.match(data):
+        return "an OpenSSH public key"
+    if data.startswith(b"{"):
+        try:
+            jwk = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return "a JWK public key" if isinstance(jwk, dict) and "kty" in jwk and "d" not in jwk else None
+    if not data.startswith(b"\x30"):
+        return None
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        serialization.load_der_public_key(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+    return "a DER public key"
+
+
 _PGP_SECRET_KEY_TAGS = {5}
 _PGP_PUBLIC_KEY_TAGS = {6}
 

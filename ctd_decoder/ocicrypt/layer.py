@@ -58,7 +58,7 @@ def unwrap_private_options(dc: DecryptConfig, descriptor: Descriptor) -> tuple[b
     for scheme in schemes:
         wrapper = get_wrapper(scheme)
         if wrapper is None:
-            reasons.append(f"{scheme}: no key provider of that name in OCICRYPT_KEYPROVIDER_CONFIG")
+            reasons.append(f"{scheme}: no key wrapper for this scheme")
             continue
         if not wrapper.has_possible_keys(dc):
             reasons.append(f"{scheme}: skipped, no {wrapper.private_key_parameter()} given")
@@ -134,7 +134,7 @@ def encrypt_layer(
     for scheme in schemes:
         wrapper = get_wrapper(scheme)
         if wrapper is None:
-            raise WrapError(f"{scheme}: no key provider of that name in OCICRYPT_KEYPROVIDER_CONFIG")
+            raise WrapError(f"{scheme}: no key wrapper for this scheme")
         wrappers.append((scheme, wrapper))
     private = cipher.new_private_options("")
     encryptor = cipher.encryptor(private)
