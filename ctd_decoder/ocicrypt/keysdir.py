@@ -7,7 +7,7 @@ Differences from the Go decoder, all in the operator's favour:
 - entries whose name starts with ``..`` (the Secret volume's own bookkeeping) are ignored;
 - a file that is no usable key, or cannot be read, is skipped with a note instead of failing every pull;
 - ``--decryption-keys-path`` may name one key file (Go's ``filepath.Walk`` accepts that too);
-- key material that group or others can read, or (running as root) not owned by root, gets a warning;
+- key material that group or others can reach, or (running as root) not owned by root, gets a warning;
 - an encrypted private key takes its password from a sibling file ``<name>.password``
   (one trailing newline removed).
 """
@@ -19,7 +19,7 @@ import stat
 from dataclasses import dataclass, field
 
 from . import config as params
-from . import keys, pgp_packets
+from . import keys
 from .config import DecryptConfig
 from .errors import KeysDirError, PrivateKeyError
 
@@ -27,13 +27,49 @@ MAX_KEY_FILE_SIZE = 4 * 1024 * 1024
 PASSWORD_SUFFIX = ".password"
 
 
+# Why a file was skipped (:attr:`SkippedFile.kind`).
+SKIP_UNREADABLE = "unreadable"
+SKIP_NOT_REGULAR = "not-regular"
+SKIP_TOO_LARGE = "too-large"
+SKIP_EMPTY = "empty"
+SKIP_PUBLIC_PGP = "public-pgp"
+SKIP_NO_PASSWORD = "no-password"
+SKIP_BAD_PASSWORD = "bad-password"
+SKIP_NOT_A_KEY = "not-a-key"
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """A file loaded as a key: the decrypt parameter it went to, and its password file if one was used."""
+
+    path: str
+    parameter: str
+    password_file: str | None = None
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file that was not loaded: one of the ``SKIP_*`` kinds and the reason in words."""
+
+    path: str
+    kind: str
+    reason: str
+
+
 @dataclass
 class KeysDir:
-    """The keys found in a directory, notes about files that were skipped, and warnings about exposed keys."""
+    """The keys found in a directory, what each file became, notes about skipped files, warnings about exposed keys."""
 
     config: DecryptConfig = field(default_factory=DecryptConfig)
     notes: list[str] = field(default_factory=list)
+    loaded: list[LoadedFile] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    def skip(self, path: str, kind: str, reason: str) -> None:
+        """Record that ``path`` was skipped, and the note the decoder prints about it."""
+        self.skipped.append(SkippedFile(path, kind, reason))
+        self.notes.append(f"skipping {path}: {reason}")
 
 
 def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
@@ -49,7 +85,7 @@ def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
         files = [root_path]
     elif stat.S_ISDIR(root_stat.st_mode):
         result.warnings.extend(_exposure(root_path, root_stat, "keys directory", "700"))
-        files = _walk(root_path, result.notes)
+        files = _walk(root_path, result)
     else:
         raise KeysDirError(f"{root_path} is neither a directory nor a key file")
     listed = set(files)
@@ -59,17 +95,16 @@ def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
         try:
             data, info = _read(path)
         except OSError as err:
-            result.notes.append(f"skipping {path}: cannot read it: {err.strerror}")
+            result.skip(path, SKIP_UNREADABLE, f"cannot read it: {err.strerror}")
             continue
         if data is None:
-            result.notes.append(f"skipping {path}: larger than {MAX_KEY_FILE_SIZE} bytes, so not a key")
+            result.skip(path, SKIP_TOO_LARGE, f"larger than {MAX_KEY_FILE_SIZE} bytes, so not a key")
             continue
         try:
             secret = _classify(path, data, result)
         except OSError as err:
-            result.notes.append(
-                f"skipping {path}: cannot read {os.path.basename(path)}{PASSWORD_SUFFIX}: {err.strerror}"
-            )
+            password_name = os.path.basename(path) + PASSWORD_SUFFIX
+            result.skip(path, SKIP_UNREADABLE, f"cannot read {password_name}: {err.strerror}")
             continue
         if secret:
             result.warnings.extend(_exposure(path, info, "key file", "600"))
@@ -88,7 +123,7 @@ def _exposure(path: str, info: os.stat_result, what: str, mode: str) -> list[str
     return warnings
 
 
-def _walk(root: str, notes: list[str]) -> list[str]:
+def _walk(root: str, result: KeysDir) -> list[str]:
     """Return the regular files below ``root``, following links, each real file once."""
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
@@ -110,12 +145,12 @@ def _walk(root: str, notes: list[str]) -> list[str]:
             try:
                 info = os.stat(path)
             except OSError as err:
-                notes.append(f"skipping {path}: {err.strerror}")
+                result.skip(path, SKIP_UNREADABLE, str(err.strerror))
                 continue
             if stat.S_ISDIR(info.st_mode):
                 visit(path)
             elif not stat.S_ISREG(info.st_mode):
-                notes.append(f"skipping {path}: not a regular file")
+                result.skip(path, SKIP_NOT_REGULAR, "not a regular file")
             elif (info.st_dev, info.st_ino) not in seen_files:
                 seen_files.add((info.st_dev, info.st_ino))
                 found.append(path)
@@ -147,49 +182,61 @@ def _sibling_password(path: str, result: KeysDir) -> bytes | None:
 
 
 def _classify(path: str, data: bytes, result: KeysDir) -> bool:
-    """Add the key in ``data`` to the config or note why not; return whether it is secret material."""
-    config, notes = result.config, result.notes
-    name = os.path.basename(path)
+    """Load ``data`` into the config or record why not; return whether it is secret material."""
+    config = result.config
+    password_name = os.path.basename(path) + PASSWORD_SUFFIX
     if not data.strip():
-        notes.append(f"skipping {path}: empty file")
+        result.skip(path, SKIP_EMPTY, "empty file")
         return False
     if keys.is_pkcs11_keyfile(data):
         config.add(params.PKCS11_YAMLS, [data])
-        return True
-    if keys.is_pgp_secret_keyring(data):
+        result.loaded.append(LoadedFile(path, params.PKCS11_YAMLS))
+    elif keys.is_pgp_secret_keyring(data):
+        from .pgp_packets import secret_keys_need_passphrase
+
         password = _sibling_password(path, result)
-        if password is None and pgp_packets.secret_keys_need_passphrase(data):
-            notes.append(
-                f"skipping {path}: passphrase-protected OpenPGP secret key and no {name}{PASSWORD_SUFFIX} file: "
-                f"create {path}{PASSWORD_SUFFIX} holding the passphrase"
+        if password is None and secret_keys_need_passphrase(data):
+            result.skip(
+                path,
+                SKIP_NO_PASSWORD,
+                f"passphrase-protected OpenPGP secret key and no {password_name} file: "
+                f"create {path}{PASSWORD_SUFFIX} holding the passphrase",
             )
             return True
         config.add(params.GPG_PRIVATEKEYS, [data])
         config.add(params.GPG_PRIVATEKEYS_PASSWORDS, [password])
-        return True
-    if keys.is_pgp_public_keyring(data):
-        notes.append(f"skipping {path}: an OpenPGP public key cannot decrypt; put the secret key here")
+        result.loaded.append(
+            LoadedFile(path, params.GPG_PRIVATEKEYS, None if password is None else path + PASSWORD_SUFFIX)
+        )
+    elif keys.is_pgp_public_keyring(data):
+        result.skip(path, SKIP_PUBLIC_PGP, "an OpenPGP public key cannot decrypt; put the secret key here")
         return False
-    password = _sibling_password(path, result)
-    try:
-        keys.parse_private_key(data, password)
-    except PrivateKeyError as err:
-        if keys.looks_like_certificate(data):
-            config.add(params.X509S, [data])
-        elif (public_kind := keys.public_key_kind(data)) is not None:
-            notes.append(f"skipping {path}: {public_kind}, which cannot decrypt; put the private key here")
-        elif keys.is_encrypted_private_key(data) and password is None:
-            notes.append(
-                f"skipping {path}: encrypted private key and no {name}{PASSWORD_SUFFIX} file: "
-                f"create {path}{PASSWORD_SUFFIX} holding the password"
-            )
-            return True
-        elif keys.is_encrypted_private_key(data):
-            notes.append(f"skipping {path}: {err} (password from {name}{PASSWORD_SUFFIX})")
-            return True
-        else:
-            notes.append(f"skipping {path}: not a private key, certificate, OpenPGP or PKCS#11 key file")
-        return False
-    config.add(params.PRIVKEYS, [data])
-    config.add(params.PRIVKEYS_PASSWORDS, [password])
+    else:
+        password = _sibling_password(path, result)
+        try:
+            keys.parse_private_key(data, password)
+        except PrivateKeyError as err:
+            if keys.looks_like_certificate(data):
+                config.add(params.X509S, [data])
+                result.loaded.append(LoadedFile(path, params.X509S))
+                return False
+            if (public_kind := keys.public_key_kind(data)) is not None:
+                result.skip(path, SKIP_NOT_A_KEY, f"{public_kind}, which cannot decrypt; put the private key here")
+                return False
+            if keys.is_encrypted_private_key(data) and password is None:
+                result.skip(
+                    path,
+                    SKIP_NO_PASSWORD,
+                    f"encrypted private key and no {password_name} file: create {path}{PASSWORD_SUFFIX} "
+                    "holding the password",
+                )
+                return True
+            if keys.is_encrypted_private_key(data):
+                result.skip(path, SKIP_BAD_PASSWORD, f"{err} (password from {password_name})")
+                return True
+            result.skip(path, SKIP_NOT_A_KEY, "not a private key, certificate, OpenPGP or PKCS#11 key file")
+            return False
+        config.add(params.PRIVKEYS, [data])
+        config.add(params.PRIVKEYS_PASSWORDS, [password])
+        result.loaded.append(LoadedFile(path, params.PRIVKEYS, None if password is None else path + PASSWORD_SUFFIX))
     return True

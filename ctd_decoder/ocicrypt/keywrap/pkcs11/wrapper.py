@@ -383,3 +383,14 @@ def token_public_key(key: KeyFile, config: Pkcs11Config) -> Any:
 
 
 WRAPPER = Pkcs11KeyWrapper()
+
+
+def locate_private_key(key: KeyFile, config: Pkcs11Config) -> str:
+    """Load the key's module, log in and find its private key object, without using it; return the module.
+
+    Raises :class:`Pkcs11Error` (or another UnwrapError) saying what is wrong, never the PIN.
+    """
+    module = key.uri.find_module(config)
+    with hsm_session(key, config, private=True) as session:
+        _find_key(session, key.uri, private=True)
+    return module
