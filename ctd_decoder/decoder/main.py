@@ -106,6 +106,24 @@ def _help_command(topics: Sequence[str]) -> int:
     return 3
 
 
+def _usage_error(err: UsageError) -> int:
+    """Report a bad command line as Go's urfave/cli does: the usage on stdout, the error alone on stderr.
+
+    Under containerd (which sets the media type variable) stdout is the layer: the usage would be
+    unpacked as tar data and hide the error, so there it follows the error on stderr instead.
+    """
+    from .payload import MEDIA_TYPE_ENV
+
+    usage = f"Incorrect Usage: {err}\n\n{USAGE}"
+    if MEDIA_TYPE_ENV in os.environ:
+        sys.stderr.write(f"{err}\n\n{usage}")
+        return 1
+    sys.stdout.write(usage)
+    sys.stdout.flush()
+    sys.stderr.write(f"{err}\n")
+    return 1
+
+
 def _print_usage() -> int:
     sys.stdout.write(USAGE)
     return 0
@@ -183,17 +201,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         keys_path = parse_args(sys.argv[1:] if argv is None else argv)
     except UsageError as err:
-        # As Go's urfave/cli: the usage on stdout, the error alone on stderr.
-        sys.stdout.write(f"Incorrect Usage: {err}\n\n{USAGE}")
-        sys.stdout.flush()
-        sys.stderr.write(f"{err}\n")
-        return 1
-    try:
-        return run(keys_path)
-    except Exception as err:  # never a traceback: it could show key material held in locals
-        if os.environ.get("CTD_DECODER_DEBUG"):
-            raise
-        return _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
+        status = _usage_error(err)
+    else:
+        try:
+            status = run(keys_path)
+        except Exception as err:  # never a traceback: it could show key material held in locals
+            if os.environ.get("CTD_DECODER_DEBUG"):
+                raise
+            status = _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
+    if status != 0:
+        from .exit_race import hold_stdout_until_reaped
+
+        hold_stdout_until_reaped()
+    return status
 
 
 if __name__ == "__main__":

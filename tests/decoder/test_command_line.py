@@ -9,7 +9,7 @@ from support.layers import GZIP_ENCRYPTED
 
 import ctd_decoder
 from ctd_decoder.decoder.main import USAGE
-from ctd_decoder.decoder.payload import MISSING_PAYLOAD
+from ctd_decoder.decoder.payload import MEDIA_TYPE_ENV, MISSING_PAYLOAD
 
 
 @pytest.mark.parametrize("flag", ["--version", "-v"])
@@ -57,7 +57,10 @@ def test_help_for_an_unknown_topic_fails_like_the_go_decoder() -> None:
     "args",
     [["--bogus"], ["-x"], ["--bogus=1"], ["---x"], ["--decryption-keys-path"], ["-h=maybe"]],
 )
-def test_bad_flag_prints_usage_on_stdout_and_the_error_on_stderr_like_the_go_decoder(args: list[str]) -> None:
+def test_bad_flag_prints_usage_on_stdout_and_the_error_on_stderr_like_the_go_decoder(
+    args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(MEDIA_TYPE_ENV, raising=False)
     result = run_decoder(b"", None, args)
     go_latest = _go(GO_DECODER_2, args)
     assert result.returncode == go_latest.returncode == 1
@@ -69,9 +72,19 @@ def test_bad_flag_prints_usage_on_stdout_and_the_error_on_stderr_like_the_go_dec
 
 
 def test_flags_end_at_the_first_argument_like_the_go_decoder() -> None:
-    result = run_decoder(b"", None, ["extra", "--bogus"], env={"STREAM_PROCESSOR_MEDIATYPE": GZIP_ENCRYPTED})
+    result = run_decoder(b"", None, ["extra", "--bogus"], env={MEDIA_TYPE_ENV: GZIP_ENCRYPTED})
     go = _go(GO_DECODER_1, ["extra", "--bogus"])
     assert result.returncode == go.returncode == 1
     assert result.stdout == go.stdout == b""
     assert go.stderr == f"{MISSING_PAYLOAD}\n"
     assert result.stderr.startswith(f"{MISSING_PAYLOAD} (")
+
+
+def test_bad_flag_under_containerd_keeps_the_layer_stream_empty() -> None:
+    # containerd would unpack a usage text on stdout as tar data and report that instead of the error.
+    result = run_decoder(b"", None, ["--bogus"], env={MEDIA_TYPE_ENV: GZIP_ENCRYPTED})
+    assert (result.returncode, result.stdout) == (1, b"")
+    assert (
+        result.stderr
+        == f"flag provided but not defined: -bogus\n\nIncorrect Usage: flag provided but not defined: -bogus\n\n{USAGE}"
+    )

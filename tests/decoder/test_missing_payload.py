@@ -13,10 +13,9 @@ from support.decoder import run_decoder
 from support.layers import GZIP_ENCRYPTED, EncryptedLayer, jwe_layer
 
 from ctd_decoder.decoder.main import USAGE
-from ctd_decoder.decoder.payload import MISSING_PAYLOAD
+from ctd_decoder.decoder.payload import MEDIA_TYPE_ENV, MISSING_PAYLOAD
 
 ZSTD_ENCRYPTED = "application/vnd.oci.image.layer.v1.tar+zstd+encrypted"
-MEDIA_TYPE_ENV = "STREAM_PROCESSOR_MEDIATYPE"
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ def run_decoder(
 ) -> Result:
     """Run the decoder on ``layer`` with ``payload`` on fd 3 (None: fd 3 closed).
 
-    ``command`` replaces the decoder's argv prefix (a Go reference decoder, or a wrapper around ours).
+    ``command`` runs another decoder executable (a Go reference) exactly the same way.
     """
     full_env = {**os.environ, **(env or {})}
     pass_fds: tuple[int, ...] = ()

@@ -419,3 +419,11 @@ class PgpKeyWrapper:
 
 
 WRAPPER = PgpKeyWrapper()
+
+
+def describe_recipients(wrapped: bytes) -> list[str]:
+    """Name each public-key recipient of a wrapped key by its OpenPGP key ID."""
+    try:
+        return [f"key ID {_key_id(key_id)}" for key_id in message_recipients(wrapped)]
+    except PacketError as err:
+        return [f"unreadable OpenPGP message: {err}"]

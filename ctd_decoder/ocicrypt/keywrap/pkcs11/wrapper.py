@@ -394,3 +394,12 @@ def locate_private_key(key: KeyFile, config: Pkcs11Config) -> str:
     with hsm_session(key, config, private=True) as session:
         _find_key(session, key.uri, private=True)
     return module
+
+
+def describe_recipients(wrapped: bytes) -> list[str]:
+    """Describe each recipient of a wrapped key by its OAEP hash (ocicrypt records no key URI)."""
+    try:
+        recipients, notes = _parse_blob(wrapped)
+    except UnwrapError as err:
+        return [f"unreadable PKCS#11 blob: {err}"]
+    return [f"RSA-OAEP-{r.hash_name.upper()} recipient #{r.number}" for r in recipients] + notes
