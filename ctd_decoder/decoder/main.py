@@ -82,7 +82,6 @@ def _fail(message: str, notes: Sequence[str] = ()) -> int:
 
 def run(keys_path: str | None) -> int:
     """Decrypt one layer from stdin to stdout the way containerd expects."""
-    from ..ocicrypt.keysdir import load_keys_dir
     from .payload import parse_payload, read_payload_bytes
 
     try:
@@ -93,6 +92,8 @@ def run(keys_path: str | None) -> int:
     notes: list[str] = []
     if keys_path is not None:
         if os.path.exists(keys_path):
+            from ..ocicrypt.keysdir import load_keys_dir
+
             try:
                 keys_dir = load_keys_dir(keys_path)
             except KeysDirError as err:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import errno
 import json
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from ..ocicrypt.config import DecryptConfig, Parameters
 from ..ocicrypt.descriptor import Descriptor
 from ..ocicrypt.errors import PayloadError
 from ..ocicrypt.gojson import b64decode, b64encode, member
+from .anywire import WireError, read_any, write_any
 
 PAYLOAD_TYPE_URL = "io.containerd.ocicrypt.v1.Payload"
 PAYLOAD_FD = 3
@@ -31,12 +31,14 @@ MISSING_PAYLOAD_HELP = (
 )
 
 
-@dataclass
 class Payload:
     """What containerd hands the decoder: the decrypt config and the layer descriptor."""
 
-    decrypt_config: DecryptConfig
-    descriptor: Descriptor
+    __slots__ = ("decrypt_config", "descriptor")
+
+    def __init__(self, decrypt_config: DecryptConfig, descriptor: Descriptor) -> None:
+        self.decrypt_config = decrypt_config
+        self.descriptor = descriptor
 
 
 def read_payload_bytes(fd: int = PAYLOAD_FD, limit: int = MAX_PAYLOAD_SIZE) -> bytes:
@@ -60,21 +62,17 @@ def read_payload_bytes(fd: int = PAYLOAD_FD, limit: int = MAX_PAYLOAD_SIZE) -> b
 
 def parse_payload(data: bytes) -> Payload:
     """Decode the protobuf ``Any`` and the Go JSON inside it."""
-    from google.protobuf import any_pb2
-    from google.protobuf.message import DecodeError
-
-    envelope = any_pb2.Any()
     try:
-        envelope.ParseFromString(data)
-    except DecodeError as err:
-        raise PayloadError(f"could not proto.Unmarshal() decrypt data: {err or 'invalid protobuf'}") from None
-    if envelope.type_url != PAYLOAD_TYPE_URL:
+        type_url, value = read_any(data)
+    except WireError as err:
+        raise PayloadError(f"could not proto.Unmarshal() decrypt data: {err}") from None
+    if type_url != PAYLOAD_TYPE_URL:
         raise PayloadError(
-            f"could not UnmarshalAny() the decrypt data: type with url {envelope.type_url}: not found "
+            f"could not UnmarshalAny() the decrypt data: type with url {type_url}: not found "
             f"(expected {PAYLOAD_TYPE_URL})"
         )
     try:
-        document = json.loads(envelope.value)
+        document = json.loads(value)
     except (ValueError, UnicodeDecodeError) as err:
         raise PayloadError(f"could not UnmarshalAny() the decrypt data: invalid JSON: {err}") from None
     try:
@@ -135,8 +133,6 @@ def _payload_from_json(document: Any) -> Payload:
 
 def encode_payload(payload: Payload) -> bytes:
     """Serialize a payload exactly as containerd does (for tests and tooling)."""
-    from google.protobuf import any_pb2
-
     parameters: dict[str, list[str | None]] | None = None
     if payload.decrypt_config.parameters:
         parameters = {
@@ -151,6 +147,4 @@ def encode_payload(payload: Payload) -> bytes:
     if payload.descriptor.annotations:
         descriptor["annotations"] = payload.descriptor.annotations
     value = {"DecryptConfig": {"Parameters": parameters}, "Descriptor": descriptor}
-    envelope = any_pb2.Any(type_url=PAYLOAD_TYPE_URL, value=json.dumps(value, separators=(",", ":")).encode())
-    serialized: bytes = envelope.SerializeToString()
-    return serialized
+    return write_any(PAYLOAD_TYPE_URL, json.dumps(value, separators=(",", ":")).encode())

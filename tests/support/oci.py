@@ -150,3 +150,62 @@ def skopeo(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     result = subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, f"skopeo {' '.join(args)} failed: {result.stderr}"
     return result
+
+
+INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def make_index_layout(layout: Path, platforms: list[str], ref: str = "v1") -> None:
+    """Write an OCI layout whose image ``ref`` is an image index with one small image per ``os/arch``."""
+    layout.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for platform in platforms:
+        os_name, arch = platform.split("/")
+        tar = make_tar({f"etc/{arch}.txt": f"built for {platform}\n".encode() * 100})
+        layer = {"mediaType": LAYER_GZIP, **_write_blob(layout, gzip.compress(tar, mtime=0))}
+        config = {"architecture": arch, "os": os_name, "rootfs": {"type": "layers", "diff_ids": [sha256_digest(tar)]}}
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": CONFIG, **_write_blob(layout, json.dumps(config).encode())},
+            "layers": [layer],
+        }
+        entries.append(
+            {
+                "mediaType": MANIFEST,
+                **_write_blob(layout, json.dumps(manifest).encode()),
+                "platform": {"architecture": arch, "os": os_name},
+            }
+        )
+    index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}
+    descriptor = {"mediaType": INDEX, **_write_blob(layout, json.dumps(index).encode())}
+    descriptor["annotations"] = {REF_ANNOTATION: ref}
+    (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [descriptor]}))
+
+
+def image_layers(layout: Path, ref: str = "v1") -> dict[str, list[dict[str, Any]]]:
+    """Return, per ``os/arch`` (or ``-`` for a lone manifest), the layer descriptors of image ``ref``."""
+    index = json.loads((layout / "index.json").read_text())
+    [entry] = [e for e in index["manifests"] if e.get("annotations", {}).get(REF_ANNOTATION) == ref]
+    if entry["mediaType"] != INDEX:
+        return {"-": json.loads(_blob(layout, entry["digest"]))["layers"]}
+    result = {}
+    for child in json.loads(_blob(layout, entry["digest"]))["manifests"]:
+        platform = f"{child['platform']['os']}/{child['platform']['architecture']}"
+        result[platform] = json.loads(_blob(layout, child["digest"]))["layers"]
+    return result
+
+
+def ocicrypt(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``ocicrypt`` command (next to the test interpreter); with ``check``, require success."""
+    import os
+    import sys
+
+    exe = shutil.which("ocicrypt", path=os.path.dirname(sys.executable))
+    assert exe, "ocicrypt is not installed next to the test interpreter"
+    result = subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=300, check=False)
+    if check:
+        assert result.returncode == 0, f"ocicrypt {' '.join(args)} failed: {result.stderr}"
+    assert "Traceback" not in result.stderr, result.stderr
+    return result

@@ -7,7 +7,6 @@ Private options are what every key wrapper protects; public options travel base6
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import LayerError
@@ -43,13 +42,19 @@ def _load_object(data: bytes, what: str) -> dict[str, Any]:
     return obj
 
 
-@dataclass
 class PrivateOptions:
-    """The secret half: the symmetric key, the plaintext digest and private cipher options."""
+    """The secret half: the symmetric key, the plaintext digest and private cipher options.
 
-    symkey: bytes
-    digest: str = ""
-    cipher_options: dict[str, bytes] = field(default_factory=dict)
+    Plain classes, not dataclasses (see :mod:`ctd_decoder.ocicrypt.descriptor`); no ``__repr__``
+    that could show the key.
+    """
+
+    __slots__ = ("cipher_options", "digest", "symkey")
+
+    def __init__(self, symkey: bytes, digest: str = "", cipher_options: dict[str, bytes] | None = None) -> None:
+        self.symkey = symkey
+        self.digest = digest
+        self.cipher_options: dict[str, bytes] = {} if cipher_options is None else cipher_options
 
     @classmethod
     def from_json(cls, data: bytes) -> PrivateOptions:
@@ -71,13 +76,15 @@ class PrivateOptions:
         return json.dumps(value, separators=(",", ":")).encode()
 
 
-@dataclass
 class PublicOptions:
     """The public half: the cipher name, the expected HMAC and public cipher options."""
 
-    cipher: str = ""
-    hmac: bytes = b""
-    cipher_options: dict[str, bytes] = field(default_factory=dict)
+    __slots__ = ("cipher", "cipher_options", "hmac")
+
+    def __init__(self, cipher: str = "", hmac: bytes = b"", cipher_options: dict[str, bytes] | None = None) -> None:
+        self.cipher = cipher
+        self.hmac = hmac
+        self.cipher_options: dict[str, bytes] = {} if cipher_options is None else cipher_options
 
     @classmethod
     def from_json(cls, data: bytes) -> PublicOptions:

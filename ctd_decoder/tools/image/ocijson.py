@@ -20,6 +20,10 @@ DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+jso
 MANIFEST_TYPES = (MANIFEST, DOCKER_MANIFEST)
 INDEX_TYPES = (INDEX, DOCKER_MANIFEST_LIST)
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
+DOCKER_LAYER_TO_OCI = {
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar": "application/vnd.oci.image.layer.v1.tar",
+}
 
 _DESCRIPTOR = ("mediaType", "digest", "size", "urls", "annotations", "data", "platform", "artifactType")
 _PLATFORM = ("architecture", "os", "os.version", "os.features", "variant", "features")
