@@ -62,6 +62,6 @@ def test_wheel_from_python_build_installs_in_a_fresh_venv_and_decodes(tmp_path: 
     assert version.stdout.strip() == f"ctd-decoder version {ctd_decoder.__version__}", version
 
     layer = jwe_layer(b"a layer decoded by the wheel's ctd-decoder\n" * 100)
-    result = run_decoder(layer.blob, layer.payload(), executable=exe)
+    result = run_decoder(layer.blob, layer.payload(), command=[exe])
     assert result.returncode == 0, result.stderr
     assert result.stdout == layer.plaintext

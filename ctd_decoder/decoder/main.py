@@ -53,10 +53,10 @@ def parse_args(argv: Sequence[str]) -> str | None:
         if name in ("v", "version"):
             raise SystemExit(_print_version())
         if name != KEYS_PATH_FLAG:
-            raise UsageError(f"flag provided but not defined: {arg}")
+            raise UsageError(f"flag provided but not defined: -{name}")
         if not has_value:
             if not args:
-                raise UsageError(f"flag needs an argument: {arg}")
+                raise UsageError(f"flag needs an argument: -{name}")
             value = args.pop(0)
         keys_path = value
     return keys_path
@@ -130,14 +130,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         keys_path = parse_args(sys.argv[1:] if argv is None else argv)
     except UsageError as err:
-        sys.stderr.write(f"Incorrect Usage: {err}\n\n{USAGE}")
+        # Go's flag package words it so (one dash, whatever was typed); the first line is its stderr.
+        sys.stderr.write(f"{err}\n\nIncorrect Usage.\n\n{USAGE}")
         return 1
     try:
-        return run(keys_path)
+        status = run(keys_path)
     except Exception as err:  # never a traceback: it could show key material held in locals
         if os.environ.get("CTD_DECODER_DEBUG"):
             raise
-        return _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
+        status = _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
+    if status != 0:
+        from .exit_race import hold_stdout_until_reaped
+
+        hold_stdout_until_reaped()
+    return status
 
 
 if __name__ == "__main__":
