@@ -56,6 +56,21 @@ def _missing_keys_directory(case: Case, outcome: Outcome, baseline: str) -> bool
     return asked and _go_failed(outcome, "unable to get decryption keys in provided key path", "no such file")
 
 
+def _no_nonce(case: Case, outcome: Outcome, baseline: str) -> bool:
+    return "carry no nonce" in outcome.ours.stderr and outcome.go1.ok and outcome.go2.ok
+
+
+def _go_panics(case: Case, outcome: Outcome, baseline: str) -> bool:
+    panicked = all(go.returncode == 2 and go.stderr.startswith("panic:") for go in (outcome.go1, outcome.go2))
+    return panicked and outcome.ours.returncode == 1 and outcome.ours.prefix == "call to DecryptLayer failed"
+
+
+def _short_hmac(case: Case, outcome: Outcome, baseline: str) -> bool:
+    return "invalid HMAC length" in outcome.ours.stderr and _go_failed(
+        outcome, "could not copy data", "could not properly decrypt byte stream"
+    )
+
+
 DIVERGENCES = [
     Divergence(
         "payload keys Go cannot read",
@@ -69,6 +84,27 @@ DIVERGENCES = [
         "Go fails every pull when --decryption-keys-path does not exist; ours notes it and uses the payload keys",
         "test_missing_keys_directory_still_decrypts_with_payload_keys",
         _missing_keys_directory,
+    ),
+    Divergence(
+        "no nonce",
+        "without a nonce in the cipher options Go draws a random one and reports success on garbage "
+        "(the HMAC covers only the ciphertext); ours refuses the layer",
+        "test_missing_nonce_is_refused_instead_of_decrypting_to_garbage",
+        _no_nonce,
+    ),
+    Divergence(
+        "Go panics",
+        "a nonce that is not 16 bytes makes Go panic (exit 2, a goroutine dump instead of an error); "
+        "ours fails with an error naming the nonce length",
+        "test_bad_nonce_length_is_an_error_not_a_panic",
+        _go_panics,
+    ),
+    Divergence(
+        "HMAC of the wrong length",
+        "Go decrypts and streams the whole layer before its HMAC check fails; ours refuses a tag that "
+        "is not 32 bytes before reading the layer",
+        "test_hmac_of_the_wrong_length_is_refused_before_streaming",
+        _short_hmac,
     ),
 ]
 
