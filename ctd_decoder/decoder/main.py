@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..ocicrypt.errors import DecoderError, KeysDirError
@@ -80,14 +80,19 @@ def _fail(message: str, notes: Sequence[str] = ()) -> int:
     return 1
 
 
-def run(keys_path: str | None) -> int:
-    """Decrypt one layer from stdin to stdout the way containerd expects."""
+def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) -> int:
+    """Decrypt one layer from stdin to stdout the way containerd expects.
+
+    ``layer_seen`` is told the layer's digest as soon as the payload is read (the warm server logs it).
+    """
     from .payload import parse_payload, read_payload_bytes
 
     try:
         payload = parse_payload(read_payload_bytes())
     except DecoderError as err:
         return _fail(str(err))
+    if layer_seen is not None:
+        layer_seen(payload.descriptor.digest)
     dc = payload.decrypt_config
     notes: list[str] = []
     if keys_path is not None:
@@ -125,19 +130,34 @@ def run(keys_path: str | None) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ctd-decoder`` console script."""
+def decode_main(argv: Sequence[str], layer_seen: Callable[[str], None] | None = None) -> int:
+    """Parse ``argv`` (without the program name) and decode one layer in this process."""
     try:
-        keys_path = parse_args(sys.argv[1:] if argv is None else argv)
+        keys_path = parse_args(argv)
     except UsageError as err:
         sys.stderr.write(f"Incorrect Usage: {err}\n\n{USAGE}")
         return 1
     try:
-        return run(keys_path)
+        return run(keys_path, layer_seen)
     except Exception as err:  # never a traceback: it could show key material held in locals
         if os.environ.get("CTD_DECODER_DEBUG"):
             raise
         return _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ctd-decoder`` console script: the warm server's child if one answers, else here.
+
+    ``argv`` given (tests, tools) means in-process, without trying the warm server.
+    """
+    if argv is not None:
+        return decode_main(argv)
+    from .warm.client import hand_off
+
+    status = hand_off(sys.argv)
+    if status is not None:
+        return status
+    return decode_main(sys.argv[1:])
 
 
 if __name__ == "__main__":
