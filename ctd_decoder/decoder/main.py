@@ -53,10 +53,10 @@ def parse_args(argv: Sequence[str]) -> str | None:
         if name in ("v", "version"):
             raise SystemExit(_print_version())
         if name != KEYS_PATH_FLAG:
-            raise UsageError(f"flag provided but not defined: {arg}")
+            raise UsageError(f"flag provided but not defined: -{name}")
         if not has_value:
             if not args:
-                raise UsageError(f"flag needs an argument: {arg}")
+                raise UsageError(f"flag needs an argument: -{name}")
             value = args.pop(0)
         keys_path = value
     return keys_path
@@ -135,7 +135,8 @@ def decode_main(argv: Sequence[str], layer_seen: Callable[[str], None] | None = 
     try:
         keys_path = parse_args(argv)
     except UsageError as err:
-        sys.stderr.write(f"Incorrect Usage: {err}\n\n{USAGE}")
+        # Go's flag package words it so (one dash, whatever was typed); the first line is its stderr.
+        sys.stderr.write(f"{err}\n\nIncorrect Usage.\n\n{USAGE}")
         return 1
     try:
         return run(keys_path, layer_seen)
@@ -151,13 +152,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``argv`` given (tests, tools) means in-process, without trying the warm server.
     """
     if argv is not None:
-        return decode_main(argv)
-    from .warm.client import hand_off
+        status = decode_main(argv)
+    else:
+        from .warm.client import hand_off
 
-    status = hand_off(sys.argv)
-    if status is not None:
-        return status
-    return decode_main(sys.argv[1:])
+        handed = hand_off(sys.argv)
+        status = decode_main(sys.argv[1:]) if handed is None else handed
+    if status != 0:
+        # Here, in the process containerd runs and reaps, whether it decoded or its warm child did.
+        from .exit_race import hold_stdout_until_reaped
+
+        hold_stdout_until_reaped()
+    return status
 
 
 if __name__ == "__main__":

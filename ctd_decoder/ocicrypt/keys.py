@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import PrivateKeyError
 
 if TYPE_CHECKING:
+    from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 # PEM is scanned with bytes.find, not regular expressions: compiling them costs start-up on every layer.
@@ -184,21 +185,24 @@ def describe_private_key(private_key: PrivateKeyTypes) -> str:
     return describe_public_key(private_key.public_key())
 
 
-def looks_like_certificate(data: bytes) -> bool:
-    """Tell whether ``data`` parses as an X.509 certificate (DER, or the first PEM block)."""
+def load_certificate(data: bytes) -> x509.Certificate | None:
+    """Parse ``data`` as an X.509 certificate (DER, or the first PEM block); None if it is not one."""
     block = first_pem_block(data)
     if (block is None and not data.startswith(b"\x30")) or (block is not None and block[0] != "CERTIFICATE"):
-        return False
+        return None
     from cryptography import x509
 
     try:
         if block is not None:
-            x509.load_pem_x509_certificate(block[1])
-        else:
-            x509.load_der_x509_certificate(data)
+            return x509.load_pem_x509_certificate(block[1])
+        return x509.load_der_x509_certificate(data)
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def looks_like_certificate(data: bytes) -> bool:
+    """Tell whether ``data`` parses as an X.509 certificate (DER, or the first PEM block)."""
+    return load_certificate(data) is not None
 
 
 _PGP_SECRET_KEY_TAGS = {5}

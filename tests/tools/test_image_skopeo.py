@@ -91,7 +91,7 @@ def test_skopeo_encrypted_image_decrypts_with_ours_as_skopeo_would(
     assert (tmp_path / "ours" / "index.json").read_bytes() == (tmp_path / "theirs" / "index.json").read_bytes()
 
 
-def test_skopeo_multi_recipient_index_decrypts_and_inspects_per_platform(tmp_path: Path, gpg_home: GpgHome) -> None:
+def test_skopeo_multi_recipient_index_decrypts_per_platform_with_either_key(tmp_path: Path, gpg_home: GpgHome) -> None:
     make_index_layout(tmp_path / "plain", ["linux/amd64", "linux/arm64"])
     (rsa, rsa_pub, _), (ec, ec_pub, _) = (
         write_key_pair(tmp_path, "rsa", "rsa2048"),
@@ -145,3 +145,47 @@ def test_oci_archive_round_trip_through_skopeo(tmp_path: Path) -> None:
         f"oci:{tmp_path / 'dec'}:v1",
     )
     assert _digests(tmp_path / "dec") == _digests(tmp_path / "plain")
+
+
+def _encryption_subkey_id(home: GpgHome, who: str) -> str:
+    for line in home.run("--with-colons", "--list-keys", who).decode().splitlines():
+        if line.startswith("sub:"):
+            return line.split(":")[4].lower()
+    raise AssertionError(f"no subkey for {who}")
+
+
+def test_inspect_names_the_recipients_of_a_skopeo_image_and_what_this_node_can_unwrap(
+    tmp_path: Path, gpg_home: GpgHome
+) -> None:
+    make_index_layout(tmp_path / "plain", ["linux/amd64", "linux/arm64"])
+    _, rsa_pub, _ = write_key_pair(tmp_path, "rsa", "rsa2048")
+    _, ec_pub, _ = write_key_pair(tmp_path, "ec", "p256")
+    key = new_key("rsa2048")
+    cert = tmp_path / "p7.crt"
+    cert.write_bytes(certificate_pem(certificate(key, "node-pool-7", serial=0x1234ABCD)))
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir()
+    (keys_dir / "p7.key").write_bytes(private_pem(key))
+    (keys_dir / "p7.crt").write_bytes(cert.read_bytes())
+    skopeo(
+        "copy", "-q", "--all",
+        "--encryption-key", f"jwe:{rsa_pub}", "--encryption-key", f"jwe:{ec_pub}",
+        "--encryption-key", f"pkcs7:{cert}", "--encryption-key", f"pgp:{GPG_USER}",
+        f"oci:{tmp_path / 'plain'}:v1", f"oci:{tmp_path / 'enc'}:v1",
+        env={**os.environ, "GNUPGHOME": str(gpg_home.path)},
+    )  # fmt: skip
+    report = json.loads(ocicrypt("inspect", "--json", f"oci:{tmp_path / 'enc'}:v1").stdout)
+    assert [p["platform"] for p in report["platforms"]] == ["linux/amd64", "linux/arm64"]
+    layer = report["platforms"][1]["layers"][0]
+    assert layer["encrypted"] and layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip+encrypted"
+    assert sorted(layer["schemes"]["jwe"]) == ["ECDH-ES+A256KW(P-256)", "RSA-OAEP"]
+    assert layer["schemes"]["pkcs7"] == ["issuer CN=node-pool-7, serial 0x1234abcd"]
+    assert layer["schemes"]["pgp"] == [f"key ID 0x{_encryption_subkey_id(gpg_home, GPG_USER).lstrip('0')}"]
+    assert "unwrap" not in layer
+    with_keys = json.loads(
+        ocicrypt("inspect", "--json", "--keys-dir", str(keys_dir), f"oci:{tmp_path / 'enc'}:v1").stdout
+    )
+    assert with_keys["platforms"][0]["layers"][0]["unwrap"] == {"possible": True, "scheme": "pkcs7"}
+    text = ocicrypt("inspect", "--keys-dir", str(tmp_path / "plain"), f"oci:{tmp_path / 'enc'}:v1").stdout
+    assert "linux/arm64  manifest sha256:" in text
+    assert "this node cannot unwrap it: missing private key needed for decryption" in text

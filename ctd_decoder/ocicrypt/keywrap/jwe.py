@@ -348,3 +348,14 @@ def _wrap_cek(cek: bytes, public_key: Any, alg: str | None) -> tuple[dict[str, A
 
 
 WRAPPER = JweKeyWrapper()
+
+
+def describe_recipients(wrapped: bytes) -> list[str]:
+    """Name each recipient of a wrapped key by its key algorithm (and curve, key ID when present)."""
+    try:
+        jwe = _parse(wrapped)
+    except (_Malformed, ValueError) as err:
+        return [f"unreadable JWE: {err}"]
+    return [
+        r.label() + (f" kid {r.header['kid']}" if isinstance(r.header.get("kid"), str) else "") for r in jwe.recipients
+    ]
