@@ -20,10 +20,12 @@ _PR_SET_PDEATHSIG = 1
 REPORT_FD = len(PASSED_FDS)
 
 
-def _die_with_the_server() -> None:
+def _die_with_the_server(server_pid: int) -> None:
     # A child whose server is gone could not report its status: the client then fails the layer,
     # and the child must not go on writing to the client's stdout.
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != server_pid:  # the server died before the line above
+        os._exit(1)
 
 
 def _install_descriptors(request: Request, received: list[int], report_fd: int) -> None:
@@ -61,11 +63,11 @@ def _report_layer(digest: str) -> None:
         os.write(REPORT_FD, digest.encode("ascii", "replace")[:200] + b"\n")
 
 
-def run_child(request: Request, received: list[int], report_fd: int) -> None:
-    """Decode one layer in this freshly forked child and exit with the decoder's status."""
+def run_child(request: Request, received: list[int], report_fd: int, server_pid: int) -> None:
+    """Decode one layer in this freshly forked child of ``server_pid`` and exit with the decoder's status."""
     status = 1
     try:
-        _die_with_the_server()
+        _die_with_the_server(server_pid)
         _install_descriptors(request, received, report_fd)
         _apply_context(request)
         try:

@@ -153,7 +153,7 @@ def _receive_go(conn: socket.socket, request: Request) -> list[int] | None:
 class WarmServer:
     """Accepts clients on ``listener`` and runs each layer in a forked child."""
 
-    def __init__(self, listener: socket.socket, run_child: Callable[[Request, list[int], int], None]) -> None:
+    def __init__(self, listener: socket.socket, run_child: Callable[[Request, list[int], int, int], None]) -> None:
         self._listener = listener
         self._listener.setblocking(False)
         self._run_child = run_child
@@ -224,9 +224,10 @@ class WarmServer:
     def _fork(self, conn: socket.socket, request: Request, fds: list[int]) -> None:
         report_read, report_write = os.pipe2(os.O_CLOEXEC)
         sys.stderr.flush()
+        server_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
-            self._run_child(request, fds, report_write)  # never returns
+            self._run_child(request, fds, report_write, server_pid)  # never returns
             os._exit(1)
         _close_all([*fds, report_write])
         os.set_blocking(report_read, False)
