@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
 
 
@@ -18,7 +17,7 @@ def register(subparsers: Any) -> None:
         description="Listen on a Unix socket (or the one systemd passes) and decode each layer that "
         "ctd-decoder hands over in a forked child. Only this user may connect. One log line per layer "
         "on stderr. Stop it (SIGTERM) or set CTD_DECODER_WARM_SOCKET=off for ctd-decoder to decode "
-        "in-process.",
+        "in-process. The same server as ctd-decoder-warm, which systemd's unit runs.",
     )
     parser.add_argument(
         "--socket",
@@ -29,10 +28,6 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..decoder.warm.server import ServerError, serve
+    from ..decoder.warm.server import main
 
-    try:
-        return serve(args.socket)
-    except ServerError as err:
-        sys.stderr.write(f"ocicrypt serve: {err}\n")
-        return 1
+    return main(["--socket", args.socket])

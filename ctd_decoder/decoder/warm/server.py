@@ -273,6 +273,22 @@ class WarmServer:
         log(f"layer {layer.digest or '-'} {verdict} {elapsed_ms:.0f} ms")
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``ctd-decoder-warm [--socket PATH]``: the server as systemd's unit (and the bundle) runs it."""
+    import argparse
+
+    from .protocol import DEFAULT_SOCKET, SOCKET_ENV
+
+    parser = argparse.ArgumentParser(prog="ctd-decoder-warm", description="the warm ctd-decoder server")
+    parser.add_argument("--socket", default=os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET)
+    args = parser.parse_args(argv)
+    try:
+        return serve(args.socket)
+    except ServerError as err:
+        sys.stderr.write(f"ctd-decoder-warm: {err}\n")
+        return 1
+
+
 def serve(path: str) -> int:
     """Run the warm server on ``path`` (or on the socket systemd passed) until SIGTERM or SIGINT."""
     from .child import run_child
