@@ -1,8 +1,8 @@
 """The fd-3 payload: a protobuf ``Any`` whose value is imgcrypt's Payload as Go JSON.
 
-Go decodes the JSON with ``encoding/json``: member names match case-insensitively, unknown members
-are ignored, ``[]byte`` values are standard base64 with padding (CR and LF inside are ignored) and
-``null`` is allowed for every list and list item.
+Go decodes the JSON with ``encoding/json`` into imgcrypt's ``Payload`` struct (ocicrypt's
+``DecryptConfig`` and image-spec 1.1's ``Descriptor``); :func:`~ctd_decoder.ocicrypt.gojson.unmarshal`
+applies the same rules to the same types, so a payload is accepted exactly when Go accepts it.
 """
 
 from __future__ import annotations
@@ -15,20 +15,74 @@ from typing import Any
 from ..ocicrypt.config import DecryptConfig, Parameters
 from ..ocicrypt.descriptor import Descriptor
 from ..ocicrypt.errors import PayloadError
-from ..ocicrypt.gojson import b64decode, b64encode, member
+from ..ocicrypt.gojson import BYTES, INT64, STRING, MapOf, SliceOf, Struct, b64encode, unmarshal
 from .anywire import WireError, read_any, write_any
 
 PAYLOAD_TYPE_URL = "io.containerd.ocicrypt.v1.Payload"
 PAYLOAD_FD = 3
 MAX_PAYLOAD_SIZE = 16 * 1024 * 1024
 
-MISSING_PAYLOAD_HELP = (
-    "read payload: read configFd: bad file descriptor (containerd started ctd-decoder without a "
-    "decryption payload on fd 3; known causes: the stream processor ID is not "
-    "io.containerd.ocicrypt.decoder.v1.tar or io.containerd.ocicrypt.decoder.v1.tar.gzip, for example a "
-    '...decoder.v1.tar.zstd entry; the CRI image_decryption key_model is not "node"; or containerd 2.x '
-    "pulled through the transfer service, which needs use_local_image_pull = true)"
+# imgcrypt's Payload{DecryptConfig encconfig.DecryptConfig; Descriptor ocispec.Descriptor}.
+_PLATFORM = Struct(
+    {"architecture": STRING, "os": STRING, "os.version": STRING, "os.features": SliceOf(STRING), "variant": STRING},
+    pointer=True,
 )
+_DESCRIPTOR = Struct(
+    {
+        "mediaType": STRING,
+        "digest": STRING,
+        "size": INT64,
+        "urls": SliceOf(STRING),
+        "annotations": MapOf(STRING),
+        "data": BYTES,
+        "platform": _PLATFORM,
+        "artifactType": STRING,
+    }
+)
+PAYLOAD_TYPE = Struct({"DecryptConfig": Struct({"Parameters": MapOf(SliceOf(BYTES))}), "Descriptor": _DESCRIPTOR})
+
+MEDIA_TYPE_ENV = "STREAM_PROCESSOR_MEDIATYPE"  # containerd sets it for every stream processor it starts
+PAYLOAD_PROCESSOR_IDS = ("io.containerd.ocicrypt.decoder.v1.tar", "io.containerd.ocicrypt.decoder.v1.tar.gzip")
+MISSING_PAYLOAD = "read payload: read configFd: bad file descriptor"
+_CTR_CAUSE = (
+    "a plain `ctr images pull` or `ctr images import`, which never sends a payload: use "
+    "`ctr-enc images pull --key ...` / `ctr-enc images import --key ...`, or pull through the CRI "
+    "(crictl, the kubelet, k3s)"
+)
+_PROCESSOR_ID_CAUSE = f"the stream processor ID is not {' or '.join(PAYLOAD_PROCESSOR_IDS)}"
+_CRI_CAUSES = (
+    'the CRI image_decryption key_model is not "node"',
+    "containerd 2.x pulled through the transfer service, which needs use_local_image_pull = true",
+)
+
+
+class MissingPayloadError(PayloadError):
+    """fd 3 is not open: containerd (or whoever ran the decoder) sent no payload."""
+
+
+def explain_missing_payload(media_type: str | None) -> str:
+    """The diagnostic for a missing fd 3; ``media_type`` is ``$STREAM_PROCESSOR_MEDIATYPE`` (None: unset)."""
+    if media_type is None:
+        return (
+            f"{MISSING_PAYLOAD} ({MEDIA_TYPE_ENV} is not set, so containerd did not start ctd-decoder: it is "
+            "a stream processor that containerd runs once per encrypted layer, with the decryption payload on fd 3)"
+        )
+    if media_type.endswith("+zstd+encrypted"):
+        return (
+            f"{MISSING_PAYLOAD} (containerd started ctd-decoder for a layer of type {media_type} without a decryption "
+            f"payload on fd 3: containerd sends the payload only to the stream processors with ID "
+            f"{' and '.join(PAYLOAD_PROCESSOR_IDS)}, so the processor entry that accepts +zstd+encrypted must "
+            f"use the ID {PAYLOAD_PROCESSOR_IDS[0]} (returning application/vnd.oci.image.layer.v1.tar+zstd), "
+            f"not ...decoder.v1.tar.zstd; if it already does, the other causes: "
+            f"{'; '.join((_CTR_CAUSE, *_CRI_CAUSES))})"
+        )
+    processor_id_cause = _PROCESSOR_ID_CAUSE if media_type else f"{_PROCESSOR_ID_CAUSE}, for example a .tar.zstd entry"
+    causes = (_CTR_CAUSE, *_CRI_CAUSES, processor_id_cause)
+    layer = f"a layer of type {media_type}" if media_type else "a layer"
+    return (
+        f"{MISSING_PAYLOAD} (containerd started ctd-decoder for {layer} without a decryption payload on fd 3; "
+        f"known causes: {'; '.join(causes)})"
+    )
 
 
 class Payload:
@@ -50,7 +104,7 @@ def read_payload_bytes(fd: int = PAYLOAD_FD, limit: int = MAX_PAYLOAD_SIZE) -> b
             chunk = os.read(fd, 1 << 16)
         except OSError as err:
             if err.errno == errno.EBADF:
-                raise PayloadError(MISSING_PAYLOAD_HELP) from None
+                raise MissingPayloadError(explain_missing_payload(os.environ.get(MEDIA_TYPE_ENV))) from None
             raise PayloadError(f"read payload: read configFd: {err.strerror}") from None
         if not chunk:
             return b"".join(chunks)
@@ -72,63 +126,20 @@ def parse_payload(data: bytes) -> Payload:
             f"(expected {PAYLOAD_TYPE_URL})"
         )
     try:
-        document = json.loads(value)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise PayloadError(f"could not UnmarshalAny() the decrypt data: invalid JSON: {err}") from None
-    try:
-        return _payload_from_json(document)
-    except (TypeError, ValueError) as err:
+        document = unmarshal(value, PAYLOAD_TYPE)
+    except ValueError as err:
         raise PayloadError(f"could not UnmarshalAny() the decrypt data: {err}") from None
-
-
-def _object(value: Any, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise TypeError(f"{what} is not a JSON object")
-    return value
-
-
-def _parameters(value: Any) -> Parameters:
-    parameters: Parameters = {}
-    for name, items in _object(value, "DecryptConfig.Parameters").items():
-        if items is None:
-            parameters[name] = []
-            continue
-        if not isinstance(items, list):
-            raise TypeError(f"DecryptConfig.Parameters[{name!r}] is not a JSON array")
-        decoded: list[bytes | None] = []
-        for item in items:
-            if item is None:
-                decoded.append(None)
-            elif isinstance(item, str):
-                decoded.append(b64decode(item, f"an entry of DecryptConfig.Parameters[{name!r}]"))
-            else:
-                raise TypeError(f"an entry of DecryptConfig.Parameters[{name!r}] is not a string")
-        parameters[name] = decoded
-    return parameters
-
-
-def _descriptor(value: Any) -> Descriptor:
-    obj = _object(value, "Descriptor")
-    media_type = member(obj, "mediaType") or ""
-    digest = member(obj, "digest") or ""
-    size = member(obj, "size") or 0
-    annotations = _object(member(obj, "annotations"), "Descriptor.annotations")
-    if not isinstance(media_type, str) or not isinstance(digest, str):
-        raise TypeError("Descriptor.mediaType and Descriptor.digest must be strings")
-    if not isinstance(size, int) or isinstance(size, bool):
-        raise TypeError("Descriptor.size is not an integer")
-    if not all(isinstance(v, str) for v in annotations.values()):
-        raise TypeError("Descriptor.annotations values must be strings")
-    return Descriptor(media_type, digest, size, dict(annotations))
-
-
-def _payload_from_json(document: Any) -> Payload:
-    obj = _object(document, "the payload")
-    decrypt_config = _object(member(obj, "DecryptConfig"), "DecryptConfig")
-    parameters = _parameters(member(decrypt_config, "Parameters"))
-    return Payload(DecryptConfig(parameters), _descriptor(member(obj, "Descriptor")))
+    descriptor = document["Descriptor"]
+    parameters: Parameters = {
+        name: [] if items is None else list(items)
+        for name, items in (document["DecryptConfig"]["Parameters"] or {}).items()
+    }
+    return Payload(
+        DecryptConfig(parameters),
+        Descriptor(
+            descriptor["mediaType"], descriptor["digest"], descriptor["size"], dict(descriptor["annotations"] or {})
+        ),
+    )
 
 
 def encode_payload(payload: Payload) -> bytes:

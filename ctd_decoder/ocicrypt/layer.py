@@ -8,7 +8,6 @@ is the one the Go decoder would report.
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 from typing import BinaryIO
 
@@ -16,6 +15,7 @@ from .blockcipher import DEFAULT_CIPHER, LayerDecryptor, PrivateOptions, PublicO
 from .config import DecryptConfig, EncryptConfig
 from .descriptor import Descriptor
 from .errors import DecoderError, LayerError, UnwrapError, WrapError
+from .gojson import b64decode
 from .keywrap import (
     ANNOTATION_PREFIX,
     PUBOPTS_ANNOTATION,
@@ -43,10 +43,6 @@ class LayerDecryption:
         self.scheme = scheme
 
 
-def _decode_element(element: str) -> bytes:
-    return base64.b64decode(element.strip(), validate=True)
-
-
 def unwrap_private_options(dc: DecryptConfig, descriptor: Descriptor) -> tuple[bytes, str]:
     """Return the private-options JSON of the layer and the scheme that unwrapped it.
 
@@ -59,7 +55,7 @@ def unwrap_private_options(dc: DecryptConfig, descriptor: Descriptor) -> tuple[b
     for scheme in schemes:
         wrapper = get_wrapper(scheme)
         if wrapper is None:
-            reasons.append(f"{scheme}: no key provider of that name in OCICRYPT_KEYPROVIDER_CONFIG")
+            reasons.append(f"{scheme}: no key wrapper for this scheme")
             continue
         if not wrapper.has_possible_keys(dc):
             reasons.append(f"{scheme}: skipped, no {wrapper.private_key_parameter()} given")
@@ -69,8 +65,8 @@ def unwrap_private_options(dc: DecryptConfig, descriptor: Descriptor) -> tuple[b
         failures: list[str] = []
         for element in annotations[ANNOTATION_PREFIX + scheme].split(","):
             try:
-                wrapped = _decode_element(element)
-            except (binascii.Error, ValueError):
+                wrapped = b64decode(element, "a key annotation element")
+            except ValueError:
                 failures.append("could not base64 decode the annotation")
                 break
             try:
@@ -103,8 +99,8 @@ def _public_options(annotations: dict[str, str]) -> PublicOptions:
     if not encoded:
         return PublicOptions()
     try:
-        data = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
+        data = b64decode(encoded, PUBOPTS_ANNOTATION)
+    except ValueError:
         raise LayerError(f"the {PUBOPTS_ANNOTATION} annotation is not valid base64") from None
     return PublicOptions.from_json(data)
 
@@ -131,7 +127,7 @@ def _wrappers_for(ec: EncryptConfig) -> list[tuple[str, KeyWrapper]]:
     for scheme in schemes:
         wrapper = get_wrapper(scheme)
         if wrapper is None:
-            raise WrapError(f"{scheme}: no key provider of that name in OCICRYPT_KEYPROVIDER_CONFIG")
+            raise WrapError(f"{scheme}: no key wrapper for this scheme")
         wrappers.append((scheme, wrapper))
     return wrappers
 

@@ -57,3 +57,25 @@ def run_doctor(*args: str | Path, stdin: bytes | None = None, env: dict[str, str
     assert "Traceback" not in stderr, stderr
     findings = json.loads(result.stdout) if result.returncode in (0, 1) else []
     return Doctor(result.returncode, findings, stderr)
+
+
+def write_node_config(path: Path, keys_dir: Path | None, env: dict[str, str] | None = None) -> Path:
+    """A containerd config (version 2) whose two payload IDs run the installed decoder with ``keys_dir``/``env``."""
+    lines = ["version = 2", ""]
+    args = f'["--decryption-keys-path", {json.dumps(str(keys_dir))}]' if keys_dir is not None else "[]"
+    env_list = ", ".join(json.dumps(f"{k}={v}") for k, v in (env or {}).items())
+    layer = "application/vnd.oci.image.layer.v1.tar"
+    for processor_id, accepts, returns in (
+        ("io.containerd.ocicrypt.decoder.v1.tar.gzip", [f"{layer}+gzip+encrypted"], f"{layer}+gzip"),
+        ("io.containerd.ocicrypt.decoder.v1.tar", [f"{layer}+encrypted", f"{layer}+zstd+encrypted"], f"{layer}+zstd"),
+    ):
+        lines += [
+            f'[stream_processors."{processor_id}"]',
+            f"  accepts = {json.dumps(accepts)}",
+            f"  returns = {json.dumps(returns)}",
+            f"  path = {json.dumps(DECODER)}",
+            f"  args = {args}",
+            f"  env = [{env_list}]",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+    return path

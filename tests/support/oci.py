@@ -33,14 +33,14 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def make_tar(files: dict[str, bytes]) -> bytes:
-    """Return a deterministic tar archive holding ``files``."""
+def make_tar(files: dict[str, bytes], executables: frozenset[str] = frozenset()) -> bytes:
+    """Return a deterministic tar archive holding ``files`` (mode 0644, 0755 for ``executables``)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for name, content in sorted(files.items()):
             info = tarfile.TarInfo(name)
             info.size = len(content)
-            info.mode = 0o644
+            info.mode = 0o755 if name in executables else 0o644
             archive.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
 
@@ -87,12 +87,18 @@ def _write_image(layout: Path, config: bytes, layers: list[dict[str, Any]], ref:
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [manifest_descriptor]}))
 
 
-def make_layout(layout: Path, layers_files: list[dict[str, bytes]], ref: str = "v1", compress: bool = True) -> None:
-    """Write an OCI layout with one layer per entry of ``layers_files``."""
+def make_layout(
+    layout: Path,
+    layers_files: list[dict[str, bytes]],
+    ref: str = "v1",
+    compress: bool = True,
+    executables: frozenset[str] = frozenset(),
+) -> None:
+    """Write an OCI layout with one layer per entry of ``layers_files`` (``executables``: see make_tar)."""
     layout.mkdir(parents=True, exist_ok=True)
     diff_ids, descriptors = [], []
     for files in layers_files:
-        tar = make_tar(files)
+        tar = make_tar(files, executables)
         diff_ids.append(sha256_digest(tar))
         blob = gzip.compress(tar, mtime=0) if compress else tar
         descriptors.append({"mediaType": LAYER_GZIP if compress else LAYER_TAR, **_write_blob(layout, blob)})

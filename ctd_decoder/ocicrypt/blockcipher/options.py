@@ -10,36 +10,22 @@ import json
 from typing import Any
 
 from ..errors import LayerError
-from ..gojson import b64decode, b64encode, member
+from ..gojson import BYTES, STRING, MapOf, Struct, b64encode, unmarshal
+
+# ocicrypt's PrivateLayerBlockCipherOptions and PublicLayerBlockCipherOptions.
+_PRIVATE = Struct({"symkey": BYTES, "digest": STRING, "cipheroptions": MapOf(BYTES)})
+_PUBLIC = Struct({"cipher": STRING, "hmac": BYTES, "cipheroptions": MapOf(BYTES)})
 
 
-def _bytes(value: Any, what: str) -> bytes:
-    if value is None:
-        return b""
-    if not isinstance(value, str):
-        raise LayerError(f"{what} is not a base64 string")
+def _unmarshal(data: bytes, go_type: Struct, what: str) -> dict[str, Any]:
     try:
-        return b64decode(value, what)
+        return unmarshal(data, go_type)
     except ValueError as err:
-        raise LayerError(str(err)) from None
-
-
-def _byte_map(value: Any, what: str) -> dict[str, bytes]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise LayerError(f"{what} is not a JSON object")
-    return {name: _bytes(item, f"{what}[{name!r}]") for name, item in value.items()}
-
-
-def _load_object(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
         raise LayerError(f"could not JSON unmarshal {what}: {err}") from None
-    if not isinstance(obj, dict):
-        raise LayerError(f"could not JSON unmarshal {what}: not a JSON object")
-    return obj
+
+
+def _options(value: dict[str, bytes | None] | None) -> dict[str, bytes]:
+    return {name: item or b"" for name, item in (value or {}).items()}
 
 
 class PrivateOptions:
@@ -59,15 +45,8 @@ class PrivateOptions:
     @classmethod
     def from_json(cls, data: bytes) -> PrivateOptions:
         """Parse the JSON a key wrapper returned."""
-        obj = _load_object(data, "privOptsData")
-        digest = member(obj, "digest") or ""
-        if not isinstance(digest, str):
-            raise LayerError("could not JSON unmarshal privOptsData: digest is not a string")
-        return cls(
-            _bytes(member(obj, "symkey"), "symkey"),
-            digest,
-            _byte_map(member(obj, "cipheroptions"), "private cipheroptions"),
-        )
+        obj = _unmarshal(data, _PRIVATE, "privOptsData")
+        return cls(obj["symkey"] or b"", obj["digest"], _options(obj["cipheroptions"]))
 
     def to_json(self) -> bytes:
         """Serialize exactly as Go does (member order, padded standard base64)."""
@@ -89,15 +68,8 @@ class PublicOptions:
     @classmethod
     def from_json(cls, data: bytes) -> PublicOptions:
         """Parse the decoded ``pubopts`` annotation."""
-        obj = _load_object(data, "pubOptsData")
-        cipher = member(obj, "cipher") or ""
-        if not isinstance(cipher, str):
-            raise LayerError("could not JSON unmarshal pubOptsData: cipher is not a string")
-        return cls(
-            cipher,
-            _bytes(member(obj, "hmac"), "hmac"),
-            _byte_map(member(obj, "cipheroptions"), "public cipheroptions"),
-        )
+        obj = _unmarshal(data, _PUBLIC, "pubOptsData")
+        return cls(obj["cipher"], obj["hmac"] or b"", _options(obj["cipheroptions"]))
 
     def to_json(self) -> bytes:
         """Serialize exactly as Go does (member order, padded standard base64)."""

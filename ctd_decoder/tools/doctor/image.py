@@ -126,16 +126,22 @@ def check_image(
             for name, layers in manifests:
                 encrypted = [layer for layer in layers if layer.media_type in ENCRYPTED_MEDIA_TYPES]
                 if not encrypted:
-                    report.ok("image", f"{name}: no encrypted layers ({len(layers)} layers), nothing to decrypt")
+                    report.ok(
+                        "image.summary", f"{name}: no encrypted layers ({len(layers)} layers), nothing to decrypt"
+                    )
                     continue
                 results = [_check_layer(report, node, layer, keys_override, keys_dirs) for layer in encrypted]
                 done = sum(results)
                 summary = f"{name}: {done} of {len(encrypted)} encrypted layers unwrap on this node"
                 if done == len(encrypted):
-                    report.ok("image", summary)
+                    report.ok("image.summary", summary)
                 else:
-                    report.error("image", summary, "fix the image.layer errors above before deploying it to this node")
+                    report.error(
+                        "image.summary", summary, "fix the image.layer errors above before deploying it to this node"
+                    )
     except ImageError as err:
         report.error(
-            "image", str(err), "pass an OCI layout (oci:DIR[:REF]), an oci-archive:FILE[:REF], or a manifest on stdin"
+            "image.read",
+            str(err),
+            "pass an OCI layout (oci:DIR[:REF]), an oci-archive:FILE[:REF], or a manifest on stdin",
         )
