@@ -25,6 +25,7 @@ from .errors import KeysDirError, PrivateKeyError
 
 MAX_KEY_FILE_SIZE = 4 * 1024 * 1024
 PASSWORD_SUFFIX = ".password"
+SECRET_VOLUME_DATA = "..data"  # the kubelet's atomic writer links every file through it
 
 
 # Why a file was skipped (:attr:`SkippedFile.kind`).
@@ -65,6 +66,7 @@ class KeysDir:
     loaded: list[LoadedFile] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    secret_volume: bool = False  # a Kubernetes Secret volume: the kubelet sets its modes (defaultMode)
 
     def skip(self, path: str, kind: str, reason: str) -> None:
         """Record that ``path`` was skipped, and the note the decoder prints about it."""
@@ -84,7 +86,9 @@ def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
     if stat.S_ISREG(root_stat.st_mode):
         files = [root_path]
     elif stat.S_ISDIR(root_stat.st_mode):
-        result.warnings.extend(_exposure(root_path, root_stat, "keys directory", "700"))
+        result.secret_volume = os.path.islink(os.path.join(root_path, SECRET_VOLUME_DATA))
+        if not result.secret_volume:
+            result.warnings.extend(_exposure(root_path, root_stat, "keys directory", "chmod 700 it"))
         files = _walk(root_path, result)
     else:
         raise KeysDirError(f"{root_path} is neither a directory nor a key file")
@@ -107,17 +111,19 @@ def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
             result.skip(path, SKIP_UNREADABLE, f"cannot read {password_name}: {err.strerror}")
             continue
         if secret:
-            result.warnings.extend(_exposure(path, info, "key file", "600"))
+            result.warnings.extend(_exposure(path, info, "key file", _file_fix(result)))
     return result
 
 
-def _exposure(path: str, info: os.stat_result, what: str, mode: str) -> list[str]:
+def _file_fix(result: KeysDir) -> str:
+    return "set defaultMode: 0400 on the Secret volume" if result.secret_volume else "chmod 600 it"
+
+
+def _exposure(path: str, info: os.stat_result, what: str, fix: str) -> list[str]:
     """Warn if group or others can reach ``path``, or if it is not root's while we run as root."""
     warnings = []
     if info.st_mode & 0o077:
-        warnings.append(
-            f"{what} {path} is open to group or others (mode {stat.S_IMODE(info.st_mode):04o}): chmod {mode} it"
-        )
+        warnings.append(f"{what} {path} is open to group or others (mode {stat.S_IMODE(info.st_mode):04o}): {fix}")
     if os.geteuid() == 0 and info.st_uid != 0:
         warnings.append(f"{what} {path} is owned by uid {info.st_uid}, not root: chown root it")
     return warnings
@@ -173,7 +179,7 @@ def _sibling_password(path: str, result: KeysDir) -> bytes | None:
     if not os.path.isfile(password_path):
         return None
     data, info = _read(password_path)
-    result.warnings.extend(_exposure(password_path, info, "password file", "600"))
+    result.warnings.extend(_exposure(password_path, info, "password file", _file_fix(result)))
     password = data or b""
     for ending in (b"\r\n", b"\n"):
         if password.endswith(ending):
