@@ -85,7 +85,7 @@ def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
     for path in files:
         if path.endswith(PASSWORD_SUFFIX) and path[: -len(PASSWORD_SUFFIX)] in listed:
             continue
-        data = _read(path)
+        data = read_key_file(path)
         if data is None:
             result.skip(path, SKIP_TOO_LARGE, f"larger than {MAX_KEY_FILE_SIZE} bytes, so not a key")
             continue
@@ -129,8 +129,8 @@ def _walk(root: str, result: KeysDir) -> list[str]:
     return found
 
 
-def _read(path: str) -> bytes | None:
-    """Return the file's bytes, or None if it is too large to be a key."""
+def read_key_file(path: str) -> bytes | None:
+    """Return the file's bytes, or None if it is too large to be a key; raise KeysDirError if unreadable."""
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_KEY_FILE_SIZE + 1)
@@ -139,11 +139,12 @@ def _read(path: str) -> bytes | None:
     return data if len(data) <= MAX_KEY_FILE_SIZE else None
 
 
-def _sibling_password(path: str) -> bytes | None:
+def sibling_password(path: str) -> bytes | None:
+    """Return the password of key file ``path`` from ``<path>.password`` (one line ending removed), or None."""
     password_path = path + PASSWORD_SUFFIX
     if not os.path.isfile(password_path):
         return None
-    password = _read(password_path) or b""
+    password = read_key_file(password_path) or b""
     for ending in (b"\r\n", b"\n"):
         if password.endswith(ending):
             return password[: -len(ending)]
@@ -160,7 +161,7 @@ def _classify(path: str, data: bytes, result: KeysDir) -> None:
         config.add(params.PKCS11_YAMLS, [data])
         result.loaded.append(LoadedFile(path, params.PKCS11_YAMLS))
     elif keys.is_pgp_secret_keyring(data):
-        password = _sibling_password(path)
+        password = sibling_password(path)
         config.add(params.GPG_PRIVATEKEYS, [data])
         config.add(params.GPG_PRIVATEKEYS_PASSWORDS, [password])
         result.loaded.append(
@@ -170,7 +171,7 @@ def _classify(path: str, data: bytes, result: KeysDir) -> None:
         result.skip(path, SKIP_PUBLIC_PGP, "an OpenPGP public key cannot decrypt")
         return
     else:
-        password = _sibling_password(path)
+        password = sibling_password(path)
         try:
             keys.parse_private_key(data, password)
         except PrivateKeyError as err:

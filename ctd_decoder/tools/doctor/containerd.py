@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ...ocicrypt.layer import ENCRYPTED_MEDIA_TYPES
 from . import containerd_config as cc
-from .process import ContainerdProcess, Environment, containerd_environment, look_path, process_for_config
+from .process import ContainerdProcess, Environment, containerd_environment, process_for_config
 from .report import Report
 
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip+encrypted"
@@ -163,7 +163,7 @@ def _resolve_path(report: Report, processor: cc.Processor, environment: Environm
         )
         return
     search = environment.values.get("PATH", "")
-    found = look_path(path, search)
+    found = shutil.which(path, path=search)
     if found is None:
         report.error(
             check,

@@ -80,18 +80,11 @@ def _check_file_mode(report: Report, path: str, root: str) -> None:
 
 
 def _read(path: str) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read(keysdir.MAX_KEY_FILE_SIZE + 1)
+    return keysdir.read_key_file(path) or b""
 
 
 def _password(entry: keysdir.LoadedFile) -> bytes | None:
-    if entry.password_file is None:
-        return None
-    data = _read(entry.password_file)
-    for ending in (b"\r\n", b"\n"):
-        if data.endswith(ending):
-            return data[: -len(ending)]
-    return data
+    return keysdir.sibling_password(entry.path) if entry.password_file else None
 
 
 def describe_loaded(entry: keysdir.LoadedFile) -> str:
@@ -191,7 +184,7 @@ def _check_skipped(report: Report, result: keysdir.KeysDir, root: str) -> None:
 def _is_public_key(path: str) -> bool:
     try:
         block = keyparse.first_pem_block(_read(path))
-    except OSError:
+    except (DecoderError, OSError):
         return False
     return block is not None and block[0] in ("PUBLIC KEY", "RSA PUBLIC KEY")
 
