@@ -25,12 +25,6 @@ def _is_secret_volume(root: str) -> bool:
     return os.path.islink(os.path.join(root, "..data"))
 
 
-def _mode_fix(path: str, root: str, mode: int) -> str:
-    if _is_secret_volume(root):
-        return f"set defaultMode: 0{mode:o} on the Kubernetes Secret volume mounted at {root}"
-    return f"chmod 0{mode:o} {path}"
-
-
 def _check_directory(report: Report, root: str) -> bool:
     try:
         info = os.stat(root)
@@ -49,38 +43,41 @@ def _check_directory(report: Report, root: str) -> bool:
             CHECK_DIR, f"{root} is not a directory", "point --decryption-keys-path at a directory of key files"
         )
         return False
-    mode = stat.S_IMODE(info.st_mode)
-    if info.st_uid != 0:
-        report.warning(
-            CHECK_DIR,
-            f"{root} is owned by uid {info.st_uid}: that user can replace the node's keys",
-            f"chown root:root {root}",
-        )
-    if mode & 0o022 and not (mode & stat.S_ISVTX and _is_secret_volume(root)):
-        report.warning(CHECK_DIR, f"{root} is writable by group or others (mode 0{mode:o})", f"chmod 0700 {root}")
-    elif mode & 0o077 and not _is_secret_volume(root):
-        report.warning(CHECK_DIR, f"{root} is open to group or others (mode 0{mode:o})", f"chmod 0700 {root}")
-    else:
-        layout = ", a Kubernetes Secret volume" if _is_secret_volume(root) else ""
-        report.ok(CHECK_DIR, f"{root} (mode 0{mode:o}, uid {info.st_uid}{layout})")
     return True
 
 
-def _check_file_mode(report: Report, path: str, root: str) -> None:
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        return
-    if mode & 0o077:
-        report.warning(
-            CHECK_FILE,
-            f"{path} holds a private key and is readable by group or others (mode 0{mode:o})",
-            _mode_fix(path, root, 0o600 if not _is_secret_volume(root) else 0o400),
-        )
+def _check_exposures(report: Report, result: keysdir.KeysDir, root: str) -> None:
+    """Report what the loader found open to group or others, or not owned by root."""
+    secret_volume = _is_secret_volume(root)
+    for exposure in result.exposures:
+        is_dir = exposure.what == "keys directory"
+        if is_dir and secret_volume:
+            continue  # the kubelet owns the volume's own directory
+        check = CHECK_DIR if is_dir else CHECK_FILE
+        if exposure.open_to_others:
+            fix = (
+                f"set defaultMode: 0400 on the Kubernetes Secret volume mounted at {root}"
+                if secret_volume
+                else f"chmod 0{exposure.wanted} {exposure.path}"
+            )
+            report.warning(
+                check, f"{exposure.what} {exposure.path} is open to group or others (mode 0{exposure.mode:o})", fix
+            )
+        if exposure.foreign_owner:
+            report.warning(
+                check,
+                f"{exposure.what} {exposure.path} is owned by uid {exposure.uid}: that user can change the node's keys",
+                f"chown root:root {exposure.path}",
+            )
+    if not any(e.what == "keys directory" for e in result.exposures) or secret_volume:
+        info = os.stat(root)
+        layout = ", a Kubernetes Secret volume" if secret_volume else ""
+        report.ok(CHECK_DIR, f"{root} (mode 0{stat.S_IMODE(info.st_mode):o}, uid {info.st_uid}{layout})")
 
 
 def _read(path: str) -> bytes:
-    return keysdir.read_key_file(path) or b""
+    with open(path, "rb") as handle:
+        return handle.read(keysdir.MAX_KEY_FILE_SIZE + 1)
 
 
 def _password(entry: keysdir.LoadedFile) -> bytes | None:
@@ -131,16 +128,13 @@ def _check_loaded(report: Report, result: keysdir.KeysDir, root: str) -> None:
         except (DecoderError, OSError) as err:
             report.error(CHECK_FILE, f"{entry.path}: loaded, but cannot be described: {err}", f"replace {entry.path}")
             continue
-        if entry.parameter == params.X509S:
-            if _public_key_fingerprint(entry) not in private_fingerprints:
-                report.warning(
-                    CHECK_FILE,
-                    f"{entry.path}: {description}; its private key is not in {root}",
-                    f"add the private key of {os.path.basename(entry.path)} to {root} (pkcs7 layers need both)",
-                )
-                continue
-        else:
-            _check_file_mode(report, entry.path, root)
+        if entry.parameter == params.X509S and _public_key_fingerprint(entry) not in private_fingerprints:
+            report.warning(
+                CHECK_FILE,
+                f"{entry.path}: {description}; its private key is not in {root}",
+                f"add the private key of {os.path.basename(entry.path)} to {root} (pkcs7 layers need both)",
+            )
+            continue
         report.ok(CHECK_FILE, f"{entry.path}: loaded as {description}")
 
 
@@ -183,10 +177,9 @@ def _check_skipped(report: Report, result: keysdir.KeysDir, root: str) -> None:
 
 def _is_public_key(path: str) -> bool:
     try:
-        block = keyparse.first_pem_block(_read(path))
-    except (DecoderError, OSError):
+        return keyparse.public_key_kind(_read(path)) is not None
+    except OSError:
         return False
-    return block is not None and block[0] in ("PUBLIC KEY", "RSA PUBLIC KEY")
 
 
 def check_keys_dir(report: Report, root: str) -> keysdir.KeysDir | None:
@@ -198,6 +191,7 @@ def check_keys_dir(report: Report, root: str) -> keysdir.KeysDir | None:
     except DecoderError as err:
         report.error(CHECK_DIR, f"the decoder cannot use {root}: {err}", f"make {root} and its files readable by root")
         return None
+    _check_exposures(report, result, root)
     _check_loaded(report, result, root)
     _check_skipped(report, result, root)
     usable = [entry for entry in result.loaded if entry.parameter != params.X509S]
