@@ -3,6 +3,8 @@ settings that decide whether containerd hands the processors a decryption payloa
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shutil
@@ -182,7 +184,8 @@ def _check_args(report: Report, processor: cc.Processor) -> str | None:
     setting = f'[stream_processors."{processor.processor_id}"] args'
     check = "containerd.processor.args"
     try:
-        keys_path = parse_args(list(processor.args))
+        with contextlib.redirect_stdout(io.StringIO()):  # -h/-v make the decoder print its usage
+            keys_path = parse_args(list(processor.args))
     except UsageError as err:
         report.error(
             check,
