@@ -25,6 +25,7 @@ from .errors import KeysDirError, PrivateKeyError
 
 MAX_KEY_FILE_SIZE = 4 * 1024 * 1024
 PASSWORD_SUFFIX = ".password"
+SECRET_VOLUME_DATA = "..data"  # the kubelet's atomic writer links every file through it
 
 
 # Why a file was skipped (:attr:`SkippedFile.kind`).
@@ -56,30 +57,6 @@ class SkippedFile:
     reason: str
 
 
-@dataclass(frozen=True)
-class Exposure:
-    """The keys directory, a key or a password file that group or others can reach, or that root does not own."""
-
-    path: str
-    what: str  # "keys directory", "key file" or "password file"
-    mode: int  # its permission bits
-    wanted: str  # the chmod mode that fixes it
-    uid: int
-    open_to_others: bool
-    foreign_owner: bool
-
-    def warnings(self) -> list[str]:
-        """The warnings the decoder adds to its notes."""
-        found = []
-        if self.open_to_others:
-            found.append(
-                f"{self.what} {self.path} is open to group or others (mode {self.mode:04o}): chmod {self.wanted} it"
-            )
-        if self.foreign_owner:
-            found.append(f"{self.what} {self.path} is owned by uid {self.uid}, not root: chown root it")
-        return found
-
-
 @dataclass
 class KeysDir:
     """The keys found in a directory, what each file became, notes about skipped files, warnings about exposed keys."""
@@ -89,7 +66,7 @@ class KeysDir:
     loaded: list[LoadedFile] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    exposures: list[Exposure] = field(default_factory=list)
+    secret_volume: bool = False  # a Kubernetes Secret volume: the kubelet sets its modes (defaultMode)
 
     def skip(self, path: str, kind: str, reason: str) -> None:
         """Record that ``path`` was skipped, and the note the decoder prints about it."""
@@ -109,7 +86,9 @@ def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
     if stat.S_ISREG(root_stat.st_mode):
         files = [root_path]
     elif stat.S_ISDIR(root_stat.st_mode):
-        _expose(result, root_path, root_stat, "keys directory", "700")
+        result.secret_volume = os.path.islink(os.path.join(root_path, SECRET_VOLUME_DATA))
+        if not result.secret_volume:
+            result.warnings.extend(_exposure(root_path, root_stat, "keys directory", "chmod 700 it"))
         files = _walk(root_path, result)
     else:
         raise KeysDirError(f"{root_path} is neither a directory nor a key file")
@@ -132,24 +111,22 @@ def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
             result.skip(path, SKIP_UNREADABLE, f"cannot read {password_name}: {err.strerror}")
             continue
         if secret:
-            _expose(result, path, info, "key file", "600")
+            result.warnings.extend(_exposure(path, info, "key file", _file_fix(result)))
     return result
 
 
-def _expose(result: KeysDir, path: str, info: os.stat_result, what: str, wanted: str) -> None:
-    """Record (and warn) if group or others can reach ``path``, or if it is not root's while we run as root."""
-    exposure = Exposure(
-        path,
-        what,
-        stat.S_IMODE(info.st_mode),
-        wanted,
-        info.st_uid,
-        bool(info.st_mode & 0o077),
-        os.geteuid() == 0 and info.st_uid != 0,
-    )
-    if exposure.open_to_others or exposure.foreign_owner:
-        result.exposures.append(exposure)
-        result.warnings.extend(exposure.warnings())
+def _file_fix(result: KeysDir) -> str:
+    return "set defaultMode: 0400 on the Secret volume" if result.secret_volume else "chmod 600 it"
+
+
+def _exposure(path: str, info: os.stat_result, what: str, fix: str) -> list[str]:
+    """Warn if group or others can reach ``path``, or if it is not root's while we run as root."""
+    warnings = []
+    if info.st_mode & 0o077:
+        warnings.append(f"{what} {path} is open to group or others (mode {stat.S_IMODE(info.st_mode):04o}): {fix}")
+    if os.geteuid() == 0 and info.st_uid != 0:
+        warnings.append(f"{what} {path} is owned by uid {info.st_uid}, not root: chown root it")
+    return warnings
 
 
 def _walk(root: str, result: KeysDir) -> list[str]:
@@ -196,14 +173,13 @@ def _read(path: str) -> tuple[bytes | None, os.stat_result]:
     return (data if len(data) <= MAX_KEY_FILE_SIZE else None), info
 
 
-def sibling_password(path: str, result: KeysDir | None = None) -> bytes | None:
+def _sibling_password(path: str, result: KeysDir) -> bytes | None:
     """Return the password in ``<path>.password`` (None if there is none); raise OSError if unreadable."""
     password_path = path + PASSWORD_SUFFIX
     if not os.path.isfile(password_path):
         return None
     data, info = _read(password_path)
-    if result is not None:
-        _expose(result, password_path, info, "password file", "600")
+    result.warnings.extend(_exposure(password_path, info, "password file", _file_fix(result)))
     password = data or b""
     for ending in (b"\r\n", b"\n"):
         if password.endswith(ending):
@@ -224,7 +200,7 @@ def _classify(path: str, data: bytes, result: KeysDir) -> bool:
     elif keys.is_pgp_secret_keyring(data):
         from .pgp_packets import secret_keys_need_passphrase
 
-        password = sibling_password(path, result)
+        password = _sibling_password(path, result)
         if password is None and secret_keys_need_passphrase(data):
             result.skip(
                 path,
@@ -242,7 +218,7 @@ def _classify(path: str, data: bytes, result: KeysDir) -> bool:
         result.skip(path, SKIP_PUBLIC_PGP, "an OpenPGP public key cannot decrypt; put the secret key here")
         return False
     else:
-        password = sibling_password(path, result)
+        password = _sibling_password(path, result)
         try:
             keys.parse_private_key(data, password)
         except PrivateKeyError as err:

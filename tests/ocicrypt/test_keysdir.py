@@ -171,3 +171,15 @@ def test_key_material_open_to_others_is_warned_about_and_public_material_is_not(
 def test_oversized_file_is_skipped_unread(tmp_path: Path) -> None:
     (tmp_path / "huge").write_bytes(b"\0" * (4 * 1024 * 1024 + 1))
     assert "larger than" in load_keys_dir(tmp_path).notes[0]
+
+
+def test_secret_volume_modes_are_the_kubelets_so_the_fix_is_its_default_mode(tmp_path: Path) -> None:
+    kubernetes_secret_volume(tmp_path / "keys", {"k.pem": private_pem(new_key("p256"))})
+    (tmp_path / "keys").chmod(0o1777)
+    (tmp_path / "keys" / "k.pem").resolve().chmod(0o644)
+    loaded = load_keys_dir(tmp_path / "keys")
+    assert loaded.secret_volume
+    assert loaded.warnings == [
+        f"key file {tmp_path / 'keys' / 'k.pem'} is open to group or others (mode 0644): "
+        "set defaultMode: 0400 on the Secret volume"
+    ]

@@ -21,10 +21,6 @@ CHECK_FILE = "keys.file"
 _KEY_SUFFIXES = (".pem", ".key", ".der", ".jwk", ".json", ".gpg", ".asc", ".pgp", ".yaml", ".yml", ".p8", ".crt")
 
 
-def _is_secret_volume(root: str) -> bool:
-    return os.path.islink(os.path.join(root, "..data"))
-
-
 def _check_directory(report: Report, root: str) -> bool:
     try:
         info = os.stat(root)
@@ -47,31 +43,14 @@ def _check_directory(report: Report, root: str) -> bool:
 
 
 def _check_exposures(report: Report, result: keysdir.KeysDir, root: str) -> None:
-    """Report what the loader found open to group or others, or not owned by root."""
-    secret_volume = _is_secret_volume(root)
-    for exposure in result.exposures:
-        is_dir = exposure.what == "keys directory"
-        if is_dir and secret_volume:
-            continue  # the kubelet owns the volume's own directory
-        check = CHECK_DIR if is_dir else CHECK_FILE
-        if exposure.open_to_others:
-            fix = (
-                f"set defaultMode: 0400 on the Kubernetes Secret volume mounted at {root}"
-                if secret_volume
-                else f"chmod 0{exposure.wanted} {exposure.path}"
-            )
-            report.warning(
-                check, f"{exposure.what} {exposure.path} is open to group or others (mode 0{exposure.mode:o})", fix
-            )
-        if exposure.foreign_owner:
-            report.warning(
-                check,
-                f"{exposure.what} {exposure.path} is owned by uid {exposure.uid}: that user can change the node's keys",
-                f"chown root:root {exposure.path}",
-            )
-    if not any(e.what == "keys directory" for e in result.exposures) or secret_volume:
+    """Report what the loader warns about: files and the directory open to others, or not owned by root."""
+    for warning in result.warnings:
+        message, _, fix = warning.rpartition(": ")
+        check = CHECK_DIR if warning.startswith("keys directory ") else CHECK_FILE
+        report.warning(check, message, fix)
+    if not any(warning.startswith("keys directory ") for warning in result.warnings):
         info = os.stat(root)
-        layout = ", a Kubernetes Secret volume" if secret_volume else ""
+        layout = ", a Kubernetes Secret volume" if result.secret_volume else ""
         report.ok(CHECK_DIR, f"{root} (mode 0{stat.S_IMODE(info.st_mode):o}, uid {info.st_uid}{layout})")
 
 
@@ -81,7 +60,13 @@ def _read(path: str) -> bytes:
 
 
 def _password(entry: keysdir.LoadedFile) -> bytes | None:
-    return keysdir.sibling_password(entry.path) if entry.password_file else None
+    if entry.password_file is None:
+        return None
+    data = _read(entry.password_file)
+    for ending in (b"\r\n", b"\n"):
+        if data.endswith(ending):
+            return data[: -len(ending)]
+    return data
 
 
 def describe_loaded(entry: keysdir.LoadedFile) -> str:
