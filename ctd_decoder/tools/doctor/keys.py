@@ -7,6 +7,7 @@ what a pull will do. Keys are named by type and public-key fingerprint, never by
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 from ...ocicrypt import config as params
@@ -15,6 +16,8 @@ from ...ocicrypt import keysdir
 from ...ocicrypt.errors import DecoderError
 from .report import Report
 
+# The loader's warnings read "<what> <path> is open ... (mode 0644): <fix>" or "... not root: <fix>".
+_WARNING = re.compile(r"^(.*?(?:\(mode [0-7]+\)|, not root)): (.*)$")
 CHECK_DIR = "keys.dir"
 CHECK_FILE = "keys.file"
 # File names that announce a key: skipping one of them is worth a warning, not a README.
@@ -45,7 +48,8 @@ def _check_directory(report: Report, root: str) -> bool:
 def _check_exposures(report: Report, result: keysdir.KeysDir, root: str) -> None:
     """Report what the loader warns about: files and the directory open to others, or not owned by root."""
     for warning in result.warnings:
-        message, _, fix = warning.rpartition(": ")
+        match = _WARNING.match(warning)
+        message, fix = match.groups() if match else (warning, "restrict it to root")
         check = CHECK_DIR if warning.startswith("keys directory ") else CHECK_FILE
         report.warning(check, message, fix)
     if not any(warning.startswith("keys directory ") for warning in result.warnings):
