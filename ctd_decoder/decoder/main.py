@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..ocicrypt.errors import DecoderError, KeysDirError
@@ -18,40 +18,72 @@ NAME:
    ctd-decoder - ctd-decoder is used as a call-out from containerd content stream plugins
 
 USAGE:
-   ctd-decoder [--decryption-keys-path DIR]
+   ctd-decoder [--decryption-keys-path PATH]
 
-   Reads an encrypted layer on stdin, the decryption payload on fd 3, and writes the decrypted
-   layer to stdout.
+   containerd runs it once per encrypted layer: the encrypted layer on stdin, the decryption
+   payload on fd 3, the decrypted layer on stdout. It is not meant to be run by hand.
 
-OPTIONS:
-   --decryption-keys-path DIR  Path to load decryption keys from. (optional)
-   --help, -h                  show help
-   --version, -v               print the version
+COMMANDS:
+   help, h  Shows a list of commands or help for one command
+
+GLOBAL OPTIONS:
+   --decryption-keys-path PATH  Path to load decryption keys from: a directory (searched recursively)
+                                or one key file. (optional)
+   --help, -h                   show help
+   --version, -v                print the version
 """
 
+HELP_COMMAND_USAGE = """\
+NAME:
+   help - Shows a list of commands or help for one command
+
+USAGE:
+   help [command]
+"""
+
+BY_HAND = (
+    "ctd-decoder is meant to be run by containerd, which starts it once per encrypted layer with the layer on "
+    "stdin and the decryption payload on fd 3. To decrypt an image yourself, use `ctr-enc images decrypt --key ...`."
+)
+
 KEYS_PATH_FLAG = "decryption-keys-path"
+HELP_COMMANDS = ("help", "h")
 VERIFY_DIGEST_ENV = "CTD_DECODER_VERIFY_DIGEST"
+# Go's strconv.ParseBool, which its flag package uses for boolean flags.
+_GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
 class UsageError(Exception):
-    """The command line is not understood."""
+    """The command line is not understood (the text is Go's flag package's)."""
 
 
 def parse_args(argv: Sequence[str]) -> str | None:
-    """Return the keys path, or None; raise UsageError; positional arguments are ignored."""
+    """Return the keys path, or None; raise UsageError, or SystemExit after printing help or the version.
+
+    Parsed as Go's flag package and urfave/cli do: one or two dashes, flags end at ``--`` or at
+    the first argument that is not a flag; a first such argument ``help`` or ``h`` is the help
+    command, any other is ignored.
+    """
     keys_path: str | None = None
     args = list(argv)
     while args:
-        arg = args.pop(0)
+        arg = args[0]
         if arg == "--":
+            args.pop(0)
             break
         if not arg.startswith("-") or arg == "-":
+            break
+        args.pop(0)
+        name, has_value, value = arg[2:].partition("=") if arg.startswith("--") else arg[1:].partition("=")
+        if not name or name[0] in "-=":
+            raise UsageError(f"bad flag syntax: {arg}")
+        if name in ("h", "help", "v", "version"):
+            if has_value and value not in _GO_TRUE + _GO_FALSE:
+                raise UsageError(f'invalid boolean value "{value}" for -{name}: parse error')
+            if not has_value or value in _GO_TRUE:
+                raise SystemExit(_print_usage() if name in ("h", "help") else _print_version())
             continue
-        name, has_value, value = arg.lstrip("-").partition("=")
-        if name in ("h", "help"):
-            raise SystemExit(_print_usage())
-        if name in ("v", "version"):
-            raise SystemExit(_print_version())
         if name != KEYS_PATH_FLAG:
             raise UsageError(f"flag provided but not defined: -{name}")
         if not has_value:
@@ -59,7 +91,37 @@ def parse_args(argv: Sequence[str]) -> str | None:
                 raise UsageError(f"flag needs an argument: -{name}")
             value = args.pop(0)
         keys_path = value
+    if args and args[0] in HELP_COMMANDS:
+        raise SystemExit(_help_command(args[1:]))
     return keys_path
+
+
+def _help_command(topics: Sequence[str]) -> int:
+    if not topics:
+        return _print_usage()
+    if topics[0] in HELP_COMMANDS:
+        sys.stdout.write(HELP_COMMAND_USAGE)
+        return 0
+    sys.stderr.write(f"No help topic for '{topics[0]}'\n")
+    return 3
+
+
+def _usage_error(err: UsageError) -> int:
+    """Report a bad command line as Go's urfave/cli does: the usage on stdout, the error alone on stderr.
+
+    Under containerd (which sets the media type variable) stdout is the layer: the usage would be
+    unpacked as tar data and hide the error, so there it follows the error on stderr instead.
+    """
+    from .payload import MEDIA_TYPE_ENV
+
+    usage = f"Incorrect Usage: {err}\n\n{USAGE}"
+    if MEDIA_TYPE_ENV in os.environ:
+        sys.stderr.write(f"{err}\n\n{usage}")
+        return 1
+    sys.stdout.write(usage)
+    sys.stdout.flush()
+    sys.stderr.write(f"{err}\n")
+    return 1
 
 
 def _print_usage() -> int:
@@ -72,6 +134,11 @@ def _print_version() -> int:
     return 0
 
 
+def _interactive() -> bool:
+    """Whether a person, not containerd, runs us: containerd connects stdin and stderr to pipes."""
+    return any(os.isatty(fd) for fd in (0, 2))
+
+
 def _fail(message: str, notes: Sequence[str] = ()) -> int:
     text = message.rstrip("\n")
     if notes:
@@ -80,14 +147,23 @@ def _fail(message: str, notes: Sequence[str] = ()) -> int:
     return 1
 
 
-def run(keys_path: str | None) -> int:
-    """Decrypt one layer from stdin to stdout the way containerd expects."""
-    from .payload import parse_payload, read_payload_bytes
+def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) -> int:
+    """Decrypt one layer from stdin to stdout the way containerd expects.
+
+    ``layer_seen`` is told the layer's digest as soon as the payload is read (the warm server logs it).
+    """
+    from .payload import MISSING_PAYLOAD, MissingPayloadError, parse_payload, read_payload_bytes
 
     try:
         payload = parse_payload(read_payload_bytes())
+    except MissingPayloadError as err:
+        if _interactive():
+            return _fail(f"{MISSING_PAYLOAD}\n{BY_HAND}\n\n{USAGE}")
+        return _fail(str(err))
     except DecoderError as err:
         return _fail(str(err))
+    if layer_seen is not None:
+        layer_seen(payload.descriptor.digest)
     dc = payload.decrypt_config
     notes: list[str] = []
     if keys_path is not None:
@@ -99,7 +175,7 @@ def run(keys_path: str | None) -> int:
             except KeysDirError as err:
                 return _fail(f"unable to get decryption keys in provided key path: {err}")
             dc = keys_dir.config.combined_with(dc)
-            notes = keys_dir.notes
+            notes = keys_dir.notes + keys_dir.warnings
         else:
             notes.append(f"{keys_path} does not exist; using the keys in the payload only")
 
@@ -125,21 +201,34 @@ def run(keys_path: str | None) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ctd-decoder`` console script."""
+def decode_main(argv: Sequence[str], layer_seen: Callable[[str], None] | None = None) -> int:
+    """Parse ``argv`` (without the program name) and decode one layer in this process."""
     try:
-        keys_path = parse_args(sys.argv[1:] if argv is None else argv)
+        keys_path = parse_args(argv)
     except UsageError as err:
-        # Go's flag package words it so (one dash, whatever was typed); the first line is its stderr.
-        sys.stderr.write(f"{err}\n\nIncorrect Usage.\n\n{USAGE}")
-        return 1
+        return _usage_error(err)
     try:
-        status = run(keys_path)
+        return run(keys_path, layer_seen)
     except Exception as err:  # never a traceback: it could show key material held in locals
         if os.environ.get("CTD_DECODER_DEBUG"):
             raise
-        status = _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
+        return _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ctd-decoder`` console script: the warm server's child if one answers, else here.
+
+    ``argv`` given (tests, tools) means in-process, without trying the warm server.
+    """
+    if argv is not None:
+        status = decode_main(argv)
+    else:
+        from .warm.client import hand_off
+
+        handed = hand_off(sys.argv)
+        status = decode_main(sys.argv[1:]) if handed is None else handed
     if status != 0:
+        # Here, in the process containerd runs and reaps, whether it decoded or its warm child did.
         from .exit_race import hold_stdout_until_reaped
 
         hold_stdout_until_reaped()

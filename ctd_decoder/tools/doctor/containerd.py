@@ -171,7 +171,9 @@ def _resolve_path(report: Report, processor: cc.Processor, environment: Environm
             f"set {setting} to the decoder's absolute path, e.g. /usr/local/bin/ctd-decoder",
         )
     else:
-        report.ok(check, f"{processor.processor_id} runs {path}, found at {found} on containerd's PATH")
+        report.ok(
+            check, f"{processor.processor_id} runs {path}, found at {found} on containerd's PATH ({environment.source})"
+        )
 
 
 def _check_args(report: Report, processor: cc.Processor) -> str | None:
