@@ -25,8 +25,9 @@ def _divergence(name: str) -> object:
         ("ours-ec", (("key_extra", "before", "empty", "null"),)),
         ("ours-ec", (("key_format", "traditional-pem"),)),
         ("go-jwe-rsa", (("key_format", "encrypted-pkcs8-pem"),)),
+        ("go-pkcs7", (("key_format", "jwk"),)),
     ],
-    ids=["garbage-key-first", "empty-key-first", "sec1-ec-pem", "encrypted-pkcs8"],
+    ids=["garbage-key-first", "empty-key-first", "sec1-ec-pem", "encrypted-pkcs8", "jwk-for-pkcs7"],
 )
 def test_payload_key_go_cannot_parse_does_not_hide_the_right_key(
     case: Case, seeds: dict[str, Seed], decoders: Decoders
@@ -36,7 +37,8 @@ def test_payload_key_go_cannot_parse_does_not_hide_the_right_key(
     outcome = decoders.run(build(seeds[case[0]], case[1]))
     for go in (outcome.go1, outcome.go2):
         assert go.prefix == "call to DecryptLayer failed"
-        assert any(text in go.stderr for text in ("Could not parse private key", "pkcs11 keyfile", "Pkcs11URI"))
+        reasons = ("Could not parse private key", "pkcs11 keyfile", "Pkcs11URI", "PKCS7: No suitable private key")
+        assert any(text in go.stderr for text in reasons)
     assert outcome.ours.ok
     assert check_agreement(seeds, decoders, case, "divergence") is _divergence("payload keys Go cannot read")
 
