@@ -78,6 +78,18 @@ def test_keys_directory_with_files_go_cannot_classify_still_decrypts(
     assert check_agreement(seeds, decoders, case, "divergence") is divergence
 
 
+def test_json_nested_a_thousand_levels_deep_is_refused_cleanly(seeds: dict[str, Seed], decoders: Decoders) -> None:
+    """An unknown member nested 1200 levels deep: Go ignores it, ours refuses the payload with an error
+    (no traceback, no crash) instead of raising the interpreter's recursion limit for it."""
+    case: Case = ("ours-ec", (("payload_json", (("insert", (), 0, "x", ("raw", "[" * 1200 + "]" * 1200)),)),))
+    outcome = decoders.run(build(seeds[case[0]], case[1]))
+    assert outcome.go1.ok and outcome.go2.ok
+    assert outcome.ours.returncode == 1 and outcome.ours.prefix == "could not UnmarshalAny() the decrypt data"
+    assert "Traceback" not in outcome.ours.stderr
+    divergence = _divergence("JSON nested deeper than the interpreter allows")
+    assert check_agreement(seeds, decoders, case, "divergence") is divergence
+
+
 def test_missing_nonce_is_refused_instead_of_decrypting_to_garbage(seeds: dict[str, Seed], decoders: Decoders) -> None:
     """Go's AES-CTR draws a random nonce when the options carry none, and the HMAC (over the
     ciphertext) still verifies: the pull succeeds with a garbage layer. Ours refuses it."""
