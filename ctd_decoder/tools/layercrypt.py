@@ -17,6 +17,7 @@ from ..ocicrypt.keywrap import ANNOTATION_PREFIX, PUBOPTS_ANNOTATION
 from ..ocicrypt.layer import ENCRYPTED_MEDIA_TYPES, add_recipients, decrypt_layer, encrypt_layer
 from ..ocicrypt.stream import decrypt_stream
 from .image.errors import ImageError
+from .image.hashing import BackgroundHash
 from .image.layout import Image, VerifiedBlob, to_descriptor
 from .image.ocijson import DOCKER_LAYER_TO_OCI
 from .image.writer import LayoutWriter
@@ -70,7 +71,7 @@ class _Checks:
         self._inner = inner
         self._layer = layer
         self._cipher_size = 0
-        self._plain_hash = hashlib.sha256()
+        self._plain_hash = BackgroundHash()
         self._progress = progress
         self._blob_path = blob_path
 
@@ -80,7 +81,7 @@ class _Checks:
 
     def decrypt_into(self, ciphertext: memoryview, out: bytearray) -> int:
         count = self._inner.decrypt_into(ciphertext, out)
-        self._plain_hash.update(memoryview(out)[:count])
+        self._plain_hash.update(bytes(memoryview(out)[:count]))  # ``out`` is reused: copy for the hash thread
         self._progress.advance(count)
         return count
 
