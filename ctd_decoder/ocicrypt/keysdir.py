@@ -143,7 +143,10 @@ def _walk(root: str, result: KeysDir) -> list[str]:
         try:
             names = sorted(os.listdir(directory))
         except OSError as err:
-            raise KeysDirError(f"cannot list {directory}: {err.strerror}") from None
+            if directory == root:
+                raise KeysDirError(f"cannot list {directory}: {err.strerror}") from None
+            result.skip(directory, SKIP_UNREADABLE, f"cannot list it: {err.strerror}")
+            return
         for name in names:
             if name.startswith(".."):
                 continue
