@@ -77,6 +77,8 @@ def parse_payload(data: bytes) -> Payload:
         document = json.loads(envelope.value)
     except (ValueError, UnicodeDecodeError) as err:
         raise PayloadError(f"could not UnmarshalAny() the decrypt data: invalid JSON: {err}") from None
+    except RecursionError:
+        raise PayloadError("could not UnmarshalAny() the decrypt data: invalid JSON: nested too deeply") from None
     try:
         return _payload_from_json(document)
     except (TypeError, ValueError) as err:

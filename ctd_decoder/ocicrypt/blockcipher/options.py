@@ -38,6 +38,8 @@ def _load_object(data: bytes, what: str) -> dict[str, Any]:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as err:
         raise LayerError(f"could not JSON unmarshal {what}: {err}") from None
+    except RecursionError:
+        raise LayerError(f"could not JSON unmarshal {what}: nested too deeply") from None
     if not isinstance(obj, dict):
         raise LayerError(f"could not JSON unmarshal {what}: not a JSON object")
     return obj
