@@ -9,8 +9,11 @@ Prints:
   (b) median wall time of a 4 KiB layer end to end with an RSA-2048 JWE key in the payload
       (target: at most 80 ms), next to a bare ``python -c pass`` start-up;
   (c) peak RSS of the decoder during (a) (target: at most 64 MiB).
+Every figure of (a), (b) and (c) is also measured, in the same run on the same blob and payload, for
+the Go reference decoders of imgcrypt 1.1.7 and 2.0.2 (``../shared/bin``, or ``$CTD_SHARED_BIN``),
+and printed side by side with the ratio ours / Go.
 
-Usage: python bench/bench.py [--size-mib 1024] [--runs 21] [--decoder PATH]
+Usage: python bench/bench.py [--size-mib 1024] [--runs 21] [--decoder PATH] [--go-decoder PATH ...]
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from support.binaries import GO_DECODER_1, GO_DECODER_2, find_binary
 from support.keygen import new_key, private_pem, public_pem
 from support.layers import jwe_layer
 
@@ -133,61 +138,117 @@ def run_through_pipes(argv: list[str], blob: Path, payload: bytes | None) -> tup
     return elapsed, received, usage.ru_maxrss * 1024
 
 
-def small_layer_median(decoder: str, runs: int) -> tuple[float, float]:
-    """Median wall time of a 4 KiB layer end to end, and of a bare interpreter start-up."""
-    layer = jwe_layer(os.urandom(4096))
-    payload = layer.payload()
-    with tempfile.TemporaryDirectory() as tmp:
-        blob = Path(tmp) / "small.enc"
-        blob.write_bytes(layer.blob)
-        times = []
-        for _ in range(runs):
-            seconds, received, _ = run_through_pipes([decoder], blob, payload)
-            times.append(seconds)
-            assert received == 4096
+def small_layer_median(decoder: str, blob: Path, payload: bytes, runs: int) -> float:
+    """Median wall time of the 4 KiB layer ``blob`` end to end through ``decoder``."""
+    times = []
+    for _ in range(runs):
+        seconds, received, _ = run_through_pipes([decoder], blob, payload)
+        times.append(seconds)
+        assert received == 4096
+    return statistics.median(times)
+
+
+def bare_python_median(runs: int) -> float:
+    """Median wall time of a bare interpreter start-up."""
     bare = []
     for _ in range(runs):
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         bare.append(time.perf_counter() - start)
-    return statistics.median(times), statistics.median(bare)
+    return statistics.median(bare)
+
+
+class Figures:
+    """What (a), (b) and (c) measure for one decoder."""
+
+    def __init__(self, size: int, seconds: float, peak_rss: int, small: float) -> None:
+        self.seconds = seconds
+        self.rate = size / seconds
+        self.steady = size / max(seconds - small, 1e-6)
+        self.peak_rss = peak_rss
+        self.small = small
+
+
+def measure(decoder: str, size: int, big: tuple[Path, bytes], small: tuple[Path, bytes], runs: int) -> Figures:
+    """Run (a), (b) and (c) for ``decoder``."""
+    seconds, received, peak_rss = run_through_pipes([decoder], *big)
+    assert received == size, f"{decoder} wrote {received} bytes, expected {size}"
+    return Figures(size, seconds, peak_rss, small_layer_median(decoder, *small, runs))
+
+
+def print_side_by_side(rows: list[tuple[str, Figures]], hmac_rate: float, streaming_rate: float, mib: int) -> None:
+    """One line per figure: ours, each Go decoder, and ours / Go."""
+    lines: list[tuple[str, Callable[[Figures], float], str]] = [
+        (f"(a) {mib} MiB layer, seconds", lambda f: f.seconds, "{:.2f}"),
+        ("(a) throughput, GB/s", lambda f: f.rate / 1e9, "{:.2f}"),
+        ("(a) x openssl speed HMAC-SHA256", lambda f: f.rate / hmac_rate, "{:.2f}"),
+        ("(a) x streaming openssl HMAC", lambda f: f.rate / streaming_rate, "{:.2f}"),
+        ("(a) without start-up, GB/s", lambda f: f.steady / 1e9, "{:.2f}"),
+        ("(a) without start-up, x openssl speed", lambda f: f.steady / hmac_rate, "{:.2f}"),
+        ("(b) 4 KiB layer median, ms", lambda f: f.small * 1000, "{:.1f}"),
+        ("(c) peak RSS during (a), MiB", lambda f: f.peak_rss / MIB, "{:.1f}"),
+    ]
+    names = [name for name, _ in rows]
+    header = ["figure", *names, *(f"ours/{name}" for name in names[1:])]
+    table = [header]
+    for label, value, fmt in lines:
+        values = [value(figures) for _, figures in rows]
+        table.append([label, *(fmt.format(v) for v in values), *(f"{values[0] / v:.2f}x" for v in values[1:])])
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    print("side by side, same run, same blobs and payloads:")
+    for row in table:
+        print(
+            "  " + "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+        )
 
 
 def main() -> int:
-    """Run the three measurements and print them with their references and targets."""
+    """Run the three measurements and print them with their references and targets, then beside Go's."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--decoder", default=shutil.which("ctd-decoder", path=os.path.dirname(sys.executable)))
+    parser.add_argument(
+        "--go-decoder",
+        action="append",
+        help="a Go reference decoder to measure beside ours (default: both imgcrypt builds in ../shared/bin)",
+    )
     args = parser.parse_args()
     if not args.decoder:
         parser.error("ctd-decoder is not installed next to this interpreter; pass --decoder")
+    go_decoders = args.go_decoder or [str(path) for name in (GO_DECODER_1, GO_DECODER_2) if (path := find_binary(name))]
     print(f"decoder: {args.decoder}")
+    print(f"Go decoders: {', '.join(go_decoders) or 'none found (set CTD_SHARED_BIN)'}")
     hmac_rate = openssl_hmac_bytes_per_second()
     print(f"reference: openssl speed -hmac sha256 (1 MiB blocks, one core): {hmac_rate / 1e9:.2f} GB/s")
 
+    size = args.size_mib * MIB
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMPDIR")) as tmp:
-        size = args.size_mib * MIB
-        blob, payload = make_big_layer(Path(tmp), size)
-        seconds, received, peak_rss = run_through_pipes([args.decoder], blob, payload)
-        hmac_seconds, _, _ = run_through_pipes(["openssl", "dgst", "-sha256", "-hmac", "bench"], blob, None)
+        big = make_big_layer(Path(tmp), size)
+        small_layer = jwe_layer(os.urandom(4096))
+        small = (Path(tmp) / "small.enc", small_layer.payload())
+        small[0].write_bytes(small_layer.blob)
+        hmac_seconds, _, _ = run_through_pipes(["openssl", "dgst", "-sha256", "-hmac", "bench"], big[0], None)
         streaming_rate = size / hmac_seconds
-    assert received == size, f"decoder wrote {received} bytes, expected {size}"
-    rate = size / seconds
+        ours = measure(args.decoder, size, big, small, args.runs)
+        rows = [("ours", ours)]
+        rows += [
+            (Path(go).name.removeprefix("ctd-decoder-"), measure(go, size, big, small, args.runs)) for go in go_decoders
+        ]
+    bare = bare_python_median(args.runs)
     print(f"reference: openssl dgst -sha256 -hmac over the same blob, same pipes: {streaming_rate / 1e9:.2f} GB/s")
-    median, bare = small_layer_median(args.decoder, args.runs)
-    steady = size / (seconds - median)
     print(
-        f"(a) {args.size_mib} MiB JWE layer through pipes: {seconds:.2f} s, {rate / 1e9:.2f} GB/s, "
-        f"{rate / hmac_rate:.2f}x openssl speed HMAC-SHA256 (target >= 0.80x), "
-        f"{rate / streaming_rate:.2f}x streaming openssl HMAC; "
-        f"without the start-up of (b): {steady / 1e9:.2f} GB/s, {steady / hmac_rate:.2f}x"
+        f"(a) {args.size_mib} MiB JWE layer through pipes: {ours.seconds:.2f} s, {ours.rate / 1e9:.2f} GB/s, "
+        f"{ours.rate / hmac_rate:.2f}x openssl speed HMAC-SHA256 (target >= 0.80x), "
+        f"{ours.rate / streaming_rate:.2f}x streaming openssl HMAC; "
+        f"without the start-up of (b): {ours.steady / 1e9:.2f} GB/s, {ours.steady / hmac_rate:.2f}x"
     )
     print(
-        f"(b) 4 KiB layer, RSA-2048 JWE key in the payload: median {median * 1000:.1f} ms over {args.runs} runs "
+        f"(b) 4 KiB layer, RSA-2048 JWE key in the payload: median {ours.small * 1000:.1f} ms over {args.runs} runs "
         f"(target <= 80 ms); bare python start-up {bare * 1000:.1f} ms"
     )
-    print(f"(c) peak RSS during (a): {peak_rss / MIB:.1f} MiB (target <= 64 MiB)")
+    print(f"(c) peak RSS during (a): {ours.peak_rss / MIB:.1f} MiB (target <= 64 MiB)")
+    print_side_by_side(rows, hmac_rate, streaming_rate, args.size_mib)
     return 0
 
 

@@ -12,7 +12,7 @@ fi
 
 # shellcheck source=packaging/debian-packages.sh
 source packaging/debian-packages.sh
-ensure_debian_packages skopeo containerd runc softhsm2 opensc gnupg docker-registry openssl python3-venv libpython3.11
+ensure_debian_packages skopeo containerd runc softhsm2 opensc gnupg docker-registry openssl python3-venv libpython3.11 busybox-static
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}

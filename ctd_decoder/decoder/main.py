@@ -61,10 +61,10 @@ def parse_args(argv: Sequence[str]) -> str | None:
         if name in ("v", "version"):
             raise SystemExit(_print_version())
         if name != KEYS_PATH_FLAG:
-            raise UsageError(f"flag provided but not defined: {arg}")
+            raise UsageError(f"flag provided but not defined: -{name}")
         if not has_value:
             if not args:
-                raise UsageError(f"flag needs an argument: {arg}")
+                raise UsageError(f"flag needs an argument: -{name}")
             value = args.pop(0)
         keys_path = value
     return keys_path
@@ -121,7 +121,6 @@ def _stop_signals_unwind() -> Iterator[None]:
 
 def run(keys_path: str | None) -> int:
     """Decrypt one layer from stdin to stdout the way containerd expects."""
-    from ..ocicrypt.keysdir import load_keys_dir
     from .payload import parse_payload, read_payload_bytes
 
     try:
@@ -132,6 +131,8 @@ def run(keys_path: str | None) -> int:
     notes: list[str] = []
     if keys_path is not None:
         if os.path.exists(keys_path):
+            from ..ocicrypt.keysdir import load_keys_dir
+
             try:
                 keys_dir = load_keys_dir(keys_path)
             except KeysDirError as err:
@@ -169,18 +170,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         keys_path = parse_args(sys.argv[1:] if argv is None else argv)
     except UsageError as err:
-        sys.stderr.write(f"Incorrect Usage: {err}\n\n{USAGE}")
+        # Go's flag package words it so (one dash, whatever was typed); the first line is its stderr.
+        sys.stderr.write(f"{err}\n\nIncorrect Usage.\n\n{USAGE}")
         return 1
     try:
         with _stop_signals_unwind():
-            return run(keys_path)
+            status = run(keys_path)
     except _Stopped as stop:
         sys.stderr.write(f"ctd-decoder: stopped by {signal.Signals(stop.signum).name}\n")
         return 128 + stop.signum
     except Exception as err:  # never a traceback: it could show key material held in locals
         if os.environ.get("CTD_DECODER_DEBUG"):
             raise
-        return _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
+        status = _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
+    if status != 0:
+        from .exit_race import hold_stdout_until_reaped
+
+        hold_stdout_until_reaped()
+    return status
 
 
 if __name__ == "__main__":

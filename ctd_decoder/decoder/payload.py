@@ -1,8 +1,8 @@
 """The fd-3 payload: a protobuf ``Any`` whose value is imgcrypt's Payload as Go JSON.
 
-Go decodes the JSON with ``encoding/json``: member names match case-insensitively, unknown members
-are ignored, ``[]byte`` values are standard base64 with padding (CR and LF inside are ignored) and
-``null`` is allowed for every list and list item.
+Go decodes the JSON with ``encoding/json`` into imgcrypt's ``Payload`` struct (ocicrypt's
+``DecryptConfig`` and image-spec 1.1's ``Descriptor``); :func:`~ctd_decoder.ocicrypt.gojson.unmarshal`
+applies the same rules to the same types, so a payload is accepted exactly when Go accepts it.
 """
 
 from __future__ import annotations
@@ -10,17 +10,36 @@ from __future__ import annotations
 import errno
 import json
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from ..ocicrypt.config import DecryptConfig, Parameters
 from ..ocicrypt.descriptor import Descriptor
 from ..ocicrypt.errors import PayloadError
-from ..ocicrypt.gojson import b64decode, b64encode, member
+from ..ocicrypt.gojson import BYTES, INT64, STRING, MapOf, SliceOf, Struct, b64encode, unmarshal
+from .anywire import WireError, read_any, write_any
 
 PAYLOAD_TYPE_URL = "io.containerd.ocicrypt.v1.Payload"
 PAYLOAD_FD = 3
 MAX_PAYLOAD_SIZE = 16 * 1024 * 1024
+
+# imgcrypt's Payload{DecryptConfig encconfig.DecryptConfig; Descriptor ocispec.Descriptor}.
+_PLATFORM = Struct(
+    {"architecture": STRING, "os": STRING, "os.version": STRING, "os.features": SliceOf(STRING), "variant": STRING},
+    pointer=True,
+)
+_DESCRIPTOR = Struct(
+    {
+        "mediaType": STRING,
+        "digest": STRING,
+        "size": INT64,
+        "urls": SliceOf(STRING),
+        "annotations": MapOf(STRING),
+        "data": BYTES,
+        "platform": _PLATFORM,
+        "artifactType": STRING,
+    }
+)
+PAYLOAD_TYPE = Struct({"DecryptConfig": Struct({"Parameters": MapOf(SliceOf(BYTES))}), "Descriptor": _DESCRIPTOR})
 
 MISSING_PAYLOAD_HELP = (
     "read payload: read configFd: bad file descriptor (containerd started ctd-decoder without a "
@@ -31,12 +50,14 @@ MISSING_PAYLOAD_HELP = (
 )
 
 
-@dataclass
 class Payload:
     """What containerd hands the decoder: the decrypt config and the layer descriptor."""
 
-    decrypt_config: DecryptConfig
-    descriptor: Descriptor
+    __slots__ = ("decrypt_config", "descriptor")
+
+    def __init__(self, decrypt_config: DecryptConfig, descriptor: Descriptor) -> None:
+        self.decrypt_config = decrypt_config
+        self.descriptor = descriptor
 
 
 def read_payload_bytes(fd: int = PAYLOAD_FD, limit: int = MAX_PAYLOAD_SIZE) -> bytes:
@@ -60,85 +81,34 @@ def read_payload_bytes(fd: int = PAYLOAD_FD, limit: int = MAX_PAYLOAD_SIZE) -> b
 
 def parse_payload(data: bytes) -> Payload:
     """Decode the protobuf ``Any`` and the Go JSON inside it."""
-    from google.protobuf import any_pb2
-    from google.protobuf.message import DecodeError
-
-    envelope = any_pb2.Any()
     try:
-        envelope.ParseFromString(data)
-    except DecodeError as err:
-        raise PayloadError(f"could not proto.Unmarshal() decrypt data: {err or 'invalid protobuf'}") from None
-    if envelope.type_url != PAYLOAD_TYPE_URL:
+        type_url, value = read_any(data)
+    except WireError as err:
+        raise PayloadError(f"could not proto.Unmarshal() decrypt data: {err}") from None
+    if type_url != PAYLOAD_TYPE_URL:
         raise PayloadError(
-            f"could not UnmarshalAny() the decrypt data: type with url {envelope.type_url}: not found "
+            f"could not UnmarshalAny() the decrypt data: type with url {type_url}: not found "
             f"(expected {PAYLOAD_TYPE_URL})"
         )
     try:
-        document = json.loads(envelope.value)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise PayloadError(f"could not UnmarshalAny() the decrypt data: invalid JSON: {err}") from None
-    except RecursionError:
-        raise PayloadError("could not UnmarshalAny() the decrypt data: invalid JSON: nested too deeply") from None
-    try:
-        return _payload_from_json(document)
-    except (TypeError, ValueError) as err:
+        document = unmarshal(value, PAYLOAD_TYPE)
+    except ValueError as err:
         raise PayloadError(f"could not UnmarshalAny() the decrypt data: {err}") from None
-
-
-def _object(value: Any, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise TypeError(f"{what} is not a JSON object")
-    return value
-
-
-def _parameters(value: Any) -> Parameters:
-    parameters: Parameters = {}
-    for name, items in _object(value, "DecryptConfig.Parameters").items():
-        if items is None:
-            parameters[name] = []
-            continue
-        if not isinstance(items, list):
-            raise TypeError(f"DecryptConfig.Parameters[{name!r}] is not a JSON array")
-        decoded: list[bytes | None] = []
-        for item in items:
-            if item is None:
-                decoded.append(None)
-            elif isinstance(item, str):
-                decoded.append(b64decode(item, f"an entry of DecryptConfig.Parameters[{name!r}]"))
-            else:
-                raise TypeError(f"an entry of DecryptConfig.Parameters[{name!r}] is not a string")
-        parameters[name] = decoded
-    return parameters
-
-
-def _descriptor(value: Any) -> Descriptor:
-    obj = _object(value, "Descriptor")
-    media_type = member(obj, "mediaType") or ""
-    digest = member(obj, "digest") or ""
-    size = member(obj, "size") or 0
-    annotations = _object(member(obj, "annotations"), "Descriptor.annotations")
-    if not isinstance(media_type, str) or not isinstance(digest, str):
-        raise TypeError("Descriptor.mediaType and Descriptor.digest must be strings")
-    if not isinstance(size, int) or isinstance(size, bool):
-        raise TypeError("Descriptor.size is not an integer")
-    if not all(isinstance(v, str) for v in annotations.values()):
-        raise TypeError("Descriptor.annotations values must be strings")
-    return Descriptor(media_type, digest, size, dict(annotations))
-
-
-def _payload_from_json(document: Any) -> Payload:
-    obj = _object(document, "the payload")
-    decrypt_config = _object(member(obj, "DecryptConfig"), "DecryptConfig")
-    parameters = _parameters(member(decrypt_config, "Parameters"))
-    return Payload(DecryptConfig(parameters), _descriptor(member(obj, "Descriptor")))
+    descriptor = document["Descriptor"]
+    parameters: Parameters = {
+        name: [] if items is None else list(items)
+        for name, items in (document["DecryptConfig"]["Parameters"] or {}).items()
+    }
+    return Payload(
+        DecryptConfig(parameters),
+        Descriptor(
+            descriptor["mediaType"], descriptor["digest"], descriptor["size"], dict(descriptor["annotations"] or {})
+        ),
+    )
 
 
 def encode_payload(payload: Payload) -> bytes:
     """Serialize a payload exactly as containerd does (for tests and tooling)."""
-    from google.protobuf import any_pb2
-
     parameters: dict[str, list[str | None]] | None = None
     if payload.decrypt_config.parameters:
         parameters = {
@@ -153,6 +123,4 @@ def encode_payload(payload: Payload) -> bytes:
     if payload.descriptor.annotations:
         descriptor["annotations"] = payload.descriptor.annotations
     value = {"DecryptConfig": {"Parameters": parameters}, "Descriptor": descriptor}
-    envelope = any_pb2.Any(type_url=PAYLOAD_TYPE_URL, value=json.dumps(value, separators=(",", ":")).encode())
-    serialized: bytes = envelope.SerializeToString()
-    return serialized
+    return write_any(PAYLOAD_TYPE_URL, json.dumps(value, separators=(",", ":")).encode())

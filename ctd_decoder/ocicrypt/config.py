@@ -8,7 +8,6 @@ list of byte strings. Password lists hold ``None`` for "no password", which diff
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
 PRIVKEYS = "privkeys"
 PRIVKEYS_PASSWORDS = "privkeys-passwords"
@@ -33,11 +32,30 @@ def _merged(first: Mapping[str, list[bytes | None]], second: Mapping[str, list[b
     return merged
 
 
-@dataclass
-class DecryptConfig:
-    """What a decryption may use: private keys, certificates, passwords, provider parameters."""
+class _ParameterMap:
+    """A parameter map; a plain class, not a dataclass (see :mod:`ctd_decoder.ocicrypt.descriptor`).
 
-    parameters: Parameters = field(default_factory=dict)
+    No ``__repr__`` beyond the class name: the parameters hold private keys and passwords.
+    """
+
+    __slots__ = ("parameters",)
+
+    def __init__(self, parameters: Parameters | None = None) -> None:
+        self.parameters: Parameters = {} if parameters is None else parameters
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _ParameterMap) or type(other) is not type(self):
+            return NotImplemented
+        return self.parameters == other.parameters
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(parameters: {', '.join(sorted(self.parameters))})"
+
+
+class DecryptConfig(_ParameterMap):
+    """What a decryption may use: private keys, certificates, passwords, provider parameters."""
 
     def get(self, name: str) -> list[bytes | None]:
         """Return the list stored under ``name`` (empty if absent)."""
@@ -56,11 +74,8 @@ class DecryptConfig:
         self.parameters.setdefault(name, []).extend(values)
 
 
-@dataclass
-class EncryptConfig:
+class EncryptConfig(_ParameterMap):
     """Recipients to wrap a layer key for (public keys, certificates, gpg recipients ...)."""
-
-    parameters: Parameters = field(default_factory=dict)
 
     def get(self, name: str) -> list[bytes]:
         """Return the non-empty byte strings stored under ``name``."""

@@ -9,27 +9,50 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import json
-import re
 from typing import TYPE_CHECKING, Any
 
 from .errors import PrivateKeyError
 
 if TYPE_CHECKING:
+    from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
-_LEGACY_ENCRYPTED = re.compile(rb"Proc-Type:\s*4,ENCRYPTED")
+# PEM is scanned with bytes.find, not regular expressions: compiling them costs start-up on every layer.
+_BEGIN = b"-----BEGIN "
+_DASHES = b"-----"
+_PEM_TYPE_CHARACTERS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ")
+_PROC_TYPE = b"Proc-Type:"
 _PRIVATE_KEY_PEM_TYPES = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
 
 
 def first_pem_block(data: bytes) -> tuple[str, bytes] | None:
-    """Return the type and the whole text of the first PEM block in ``data``, if any."""
-    match = _PEM_BLOCK.search(data)
-    if match is None:
-        return None
-    return match.group(1).decode("ascii"), match.group(0)
+    """Return the type and the whole text of the first PEM block in ``data``, if any.
+
+    A block is ``-----BEGIN <TYPE>-----`` ... ``-----END <TYPE>-----`` with TYPE made of capitals,
+    digits and spaces; a BEGIN line without its END is passed over.
+    """
+    start = data.find(_BEGIN)
+    while start >= 0:
+        kind_start = start + len(_BEGIN)
+        kind_end = data.find(_DASHES, kind_start)
+        kind = data[kind_start:kind_end]
+        if kind_end > kind_start and _PEM_TYPE_CHARACTERS.issuperset(kind):
+            end_line = b"-----END " + kind + _DASHES
+            end = data.find(end_line, kind_end + len(_DASHES))
+            if end >= 0:
+                return kind.decode("ascii"), data[start : end + len(end_line)]
+        start = data.find(_BEGIN, start + 1)
+    return None
+
+
+def _has_legacy_encryption_header(text: bytes) -> bool:
+    at = text.find(_PROC_TYPE)
+    while at >= 0:
+        if text[at + len(_PROC_TYPE) :].lstrip(b" \t\n\r\f\v").startswith(b"4,ENCRYPTED"):
+            return True
+        at = text.find(_PROC_TYPE, at + 1)
+    return False
 
 
 def is_encrypted_private_key(data: bytes) -> bool:
@@ -38,7 +61,7 @@ def is_encrypted_private_key(data: bytes) -> bool:
     if block is None:
         return False
     kind, text = block
-    return kind == "ENCRYPTED PRIVATE KEY" or _LEGACY_ENCRYPTED.search(text) is not None
+    return kind == "ENCRYPTED PRIVATE KEY" or _has_legacy_encryption_header(text)
 
 
 @functools.lru_cache(maxsize=64)
@@ -156,10 +179,11 @@ def _ec_from_jwk(jwk: dict[str, Any]) -> PrivateKeyTypes:
 
 def public_key_fingerprint(public_key: PublicKeyTypes) -> str:
     """Return ``SHA256:<first 16 hex digits>`` of the public key's SubjectPublicKeyInfo DER."""
-    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives import hashes, serialization
 
-    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return "SHA256:" + hashlib.sha256(der).hexdigest()[:16]
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return "SHA256:" + digest.finalize().hex()[:16]
 
 
 def describe_public_key(public_key: PublicKeyTypes) -> str:
@@ -180,11 +204,11 @@ def describe_private_key(private_key: PrivateKeyTypes) -> str:
     return describe_public_key(private_key.public_key())
 
 
-def looks_like_certificate(data: bytes) -> bool:
-    """Tell whether ``data`` parses as an X.509 certificate (DER, or the first PEM block)."""
+def load_certificate(data: bytes) -> x509.Certificate | None:
+    """Parse ``data`` as an X.509 certificate (DER, or the first PEM block); None if it is not one."""
     block = first_pem_block(data)
     if (block is None and not data.startswith(b"\x30")) or (block is not None and block[0] != "CERTIFICATE"):
-        return False
+        return None
     import warnings
 
     from cryptography import x509
@@ -193,12 +217,15 @@ def looks_like_certificate(data: bytes) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. a serial number of 0 (deprecated, still a certificate)
             if block is not None:
-                x509.load_pem_x509_certificate(block[1])
-            else:
-                x509.load_der_x509_certificate(data)
+                return x509.load_pem_x509_certificate(block[1])
+            return x509.load_der_x509_certificate(data)
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def looks_like_certificate(data: bytes) -> bool:
+    """Tell whether ``data`` parses as an X.509 certificate (DER, or the first PEM block)."""
+    return load_certificate(data) is not None
 
 
 _PGP_SECRET_KEY_TAGS = {5}
@@ -227,12 +254,14 @@ def is_pgp_public_keyring(data: bytes) -> bool:
     return _pgp_first_packet_tag(data) in _PGP_PUBLIC_KEY_TAGS
 
 
-_PKCS11_URI = re.compile(rb"^\s*uri\s*:\s*['\"]?pkcs11:", re.M)
+_PKCS11_URI = rb"^\s*uri\s*:\s*['\"]?pkcs11:"
 
 
 def is_pkcs11_keyfile(data: bytes) -> bool:
     """Tell whether ``data`` is an ocicrypt PKCS#11 key file (YAML with ``pkcs11: uri: pkcs11:...``)."""
-    if b"pkcs11" not in data or _PKCS11_URI.search(data) is None:
+    import re  # compiled on first use only (key directories), not at every decoder start
+
+    if b"pkcs11" not in data or re.search(_PKCS11_URI, data, re.M) is None:
         return False
     import yaml
 

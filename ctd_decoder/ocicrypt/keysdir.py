@@ -25,12 +25,48 @@ MAX_KEY_FILE_SIZE = 4 * 1024 * 1024
 PASSWORD_SUFFIX = ".password"
 
 
+# Why a file was skipped (:attr:`SkippedFile.kind`).
+SKIP_UNREADABLE = "unreadable"
+SKIP_NOT_REGULAR = "not-regular"
+SKIP_TOO_LARGE = "too-large"
+SKIP_EMPTY = "empty"
+SKIP_PUBLIC_PGP = "public-pgp"
+SKIP_NO_PASSWORD = "no-password"
+SKIP_BAD_PASSWORD = "bad-password"
+SKIP_NOT_A_KEY = "not-a-key"
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """A file loaded as a key: the decrypt parameter it went to, and its password file if one was used."""
+
+    path: str
+    parameter: str
+    password_file: str | None = None
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file that was not loaded: one of the ``SKIP_*`` kinds and the reason in words."""
+
+    path: str
+    kind: str
+    reason: str
+
+
 @dataclass
 class KeysDir:
-    """The keys found in a directory, and notes about files that were skipped."""
+    """The keys found in a directory, what each file became, and notes about files that were skipped."""
 
     config: DecryptConfig = field(default_factory=DecryptConfig)
     notes: list[str] = field(default_factory=list)
+    loaded: list[LoadedFile] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    def skip(self, path: str, kind: str, reason: str) -> None:
+        """Record that ``path`` was skipped, and the note the decoder prints about it."""
+        self.skipped.append(SkippedFile(path, kind, reason))
+        self.notes.append(f"skipping {path}: {reason}")
 
 
 def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
@@ -44,20 +80,20 @@ def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
     if not stat.S_ISDIR(root_stat.st_mode):
         raise KeysDirError(f"{root_path} is not a directory")
     result = KeysDir()
-    files = _walk(root_path, result.notes)
+    files = _walk(root_path, result)
     listed = set(files)
     for path in files:
         if path.endswith(PASSWORD_SUFFIX) and path[: -len(PASSWORD_SUFFIX)] in listed:
             continue
         data = _read(path)
         if data is None:
-            result.notes.append(f"skipping {path}: larger than {MAX_KEY_FILE_SIZE} bytes, so not a key")
+            result.skip(path, SKIP_TOO_LARGE, f"larger than {MAX_KEY_FILE_SIZE} bytes, so not a key")
             continue
-        _classify(path, data, result.config, result.notes)
+        _classify(path, data, result)
     return result
 
 
-def _walk(root: str, notes: list[str]) -> list[str]:
+def _walk(root: str, result: KeysDir) -> list[str]:
     """Return the regular files below ``root``, following links, each real file once."""
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
@@ -79,12 +115,12 @@ def _walk(root: str, notes: list[str]) -> list[str]:
             try:
                 info = os.stat(path)
             except OSError as err:
-                notes.append(f"skipping {path}: {err.strerror}")
+                result.skip(path, SKIP_UNREADABLE, str(err.strerror))
                 continue
             if stat.S_ISDIR(info.st_mode):
                 visit(path)
             elif not stat.S_ISREG(info.st_mode):
-                notes.append(f"skipping {path}: not a regular file")
+                result.skip(path, SKIP_NOT_REGULAR, "not a regular file")
             elif (info.st_dev, info.st_ino) not in seen_files:
                 seen_files.add((info.st_dev, info.st_ino))
                 found.append(path)
@@ -114,17 +150,24 @@ def _sibling_password(path: str) -> bytes | None:
     return password
 
 
-def _classify(path: str, data: bytes, config: DecryptConfig, notes: list[str]) -> None:
+def _classify(path: str, data: bytes, result: KeysDir) -> None:
+    config = result.config
+    password_name = os.path.basename(path) + PASSWORD_SUFFIX
     if not data.strip():
-        notes.append(f"skipping {path}: empty file")
+        result.skip(path, SKIP_EMPTY, "empty file")
         return
     if keys.is_pkcs11_keyfile(data):
         config.add(params.PKCS11_YAMLS, [data])
+        result.loaded.append(LoadedFile(path, params.PKCS11_YAMLS))
     elif keys.is_pgp_secret_keyring(data):
+        password = _sibling_password(path)
         config.add(params.GPG_PRIVATEKEYS, [data])
-        config.add(params.GPG_PRIVATEKEYS_PASSWORDS, [_sibling_password(path)])
+        config.add(params.GPG_PRIVATEKEYS_PASSWORDS, [password])
+        result.loaded.append(
+            LoadedFile(path, params.GPG_PRIVATEKEYS, None if password is None else path + PASSWORD_SUFFIX)
+        )
     elif keys.is_pgp_public_keyring(data):
-        notes.append(f"skipping {path}: an OpenPGP public key cannot decrypt")
+        result.skip(path, SKIP_PUBLIC_PGP, "an OpenPGP public key cannot decrypt")
         return
     else:
         password = _sibling_password(path)
@@ -133,14 +176,14 @@ def _classify(path: str, data: bytes, config: DecryptConfig, notes: list[str]) -
         except PrivateKeyError as err:
             if keys.looks_like_certificate(data):
                 config.add(params.X509S, [data])
+                result.loaded.append(LoadedFile(path, params.X509S))
             elif keys.is_encrypted_private_key(data) and password is None:
-                notes.append(
-                    f"skipping {path}: encrypted private key and no {os.path.basename(path)}{PASSWORD_SUFFIX} file"
-                )
+                result.skip(path, SKIP_NO_PASSWORD, f"encrypted private key and no {password_name} file")
             elif keys.is_encrypted_private_key(data):
-                notes.append(f"skipping {path}: {err} (password from {os.path.basename(path)}{PASSWORD_SUFFIX})")
+                result.skip(path, SKIP_BAD_PASSWORD, f"{err} (password from {password_name})")
             else:
-                notes.append(f"skipping {path}: not a private key, certificate, OpenPGP or PKCS#11 key file")
+                result.skip(path, SKIP_NOT_A_KEY, "not a private key, certificate, OpenPGP or PKCS#11 key file")
             return
         config.add(params.PRIVKEYS, [data])
         config.add(params.PRIVKEYS_PASSWORDS, [password])
+        result.loaded.append(LoadedFile(path, params.PRIVKEYS, None if password is None else path + PASSWORD_SUFFIX))

@@ -8,10 +8,7 @@ is the one the Go decoder would report.
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
 import io
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from . import scope
@@ -20,6 +17,7 @@ from .config import DecryptConfig, EncryptConfig
 from .descriptor import Descriptor
 from .diagnostics import names, printable, summarize
 from .errors import DecoderError, LayerError, LimitError, UnwrapError, WrapError
+from .gojson import b64decode
 from .keywrap import (
     ANNOTATION_PREFIX,
     PUBOPTS_ANNOTATION,
@@ -36,17 +34,15 @@ ENCRYPTED_MEDIA_TYPES = {
 }
 
 
-@dataclass
 class LayerDecryption:
     """A layer whose key has been unwrapped: the decryptor to stream through, and where the key came from."""
 
-    decryptor: LayerDecryptor
-    digest: str
-    scheme: str
+    __slots__ = ("decryptor", "digest", "scheme")
 
-
-def _decode_element(element: str) -> bytes:
-    return base64.b64decode(element.strip(), validate=True)
+    def __init__(self, decryptor: LayerDecryptor, digest: str, scheme: str) -> None:
+        self.decryptor = decryptor
+        self.digest = digest
+        self.scheme = scheme
 
 
 def _count_elements(annotations: dict[str, str], schemes: list[str]) -> int:
@@ -103,8 +99,8 @@ def _unwrap_scheme(
     """Try each wrapped key of one scheme in order; note why each failed; LimitError stops it all."""
     for element in annotation.split(","):
         try:
-            wrapped = _decode_element(element)
-        except (binascii.Error, ValueError):
+            wrapped = b64decode(element, "a key annotation element")
+        except ValueError:
             reasons.append((scheme, "could not base64 decode the annotation"))
             return None
         try:
@@ -134,8 +130,8 @@ def _public_options(annotations: dict[str, str]) -> PublicOptions:
     if not encoded:
         return PublicOptions()
     try:
-        data = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
+        data = b64decode(encoded, PUBOPTS_ANNOTATION)
+    except ValueError:
         raise LayerError(f"the {PUBOPTS_ANNOTATION} annotation is not valid base64") from None
     return PublicOptions.from_json(data)
 
@@ -154,11 +150,7 @@ def decrypt_layer(dc: DecryptConfig, descriptor: Descriptor) -> LayerDecryption:
     return LayerDecryption(decryptor, private.digest, scheme)
 
 
-def encrypt_layer(
-    ec: EncryptConfig, plaintext: BinaryIO, out: BinaryIO, cipher_name: str = DEFAULT_CIPHER
-) -> dict[str, str]:
-    """Encrypt ``plaintext`` into ``out`` and return the annotations to put on the layer descriptor."""
-    cipher = get_cipher(cipher_name)
+def _wrappers_for(ec: EncryptConfig) -> list[tuple[str, KeyWrapper]]:
     schemes = schemes_for_recipients({name for name, values in ec.parameters.items() if any(values)})
     if not schemes:
         raise WrapError("no recipients given to encrypt the layer for")
@@ -168,20 +160,68 @@ def encrypt_layer(
         if wrapper is None:
             raise WrapError(f"{scheme}: no key provider of that name in OCICRYPT_KEYPROVIDER_CONFIG")
         wrappers.append((scheme, wrapper))
+    return wrappers
+
+
+def _append_wrapped(annotations: dict[str, str], scheme: str, wrapped: bytes) -> None:
+    """Add a wrapped key to the scheme's comma-separated annotation, as ocicrypt's preWrapKeys does."""
+    key = ANNOTATION_PREFIX + scheme
+    encoded = base64.b64encode(wrapped).decode("ascii")
+    annotations[key] = f"{annotations[key]},{encoded}" if annotations.get(key) else encoded
+
+
+def encrypt_layer(
+    ec: EncryptConfig,
+    plaintext: BinaryIO,
+    out: BinaryIO,
+    cipher_name: str = DEFAULT_CIPHER,
+    digest: str | None = None,
+) -> dict[str, str]:
+    """Encrypt ``plaintext`` into ``out`` and return the annotations to put on the layer descriptor.
+
+    ``digest`` is the plaintext's digest for the private options when the caller already checks it
+    (Go takes it from the descriptor); without it the plaintext is hashed here.
+    """
+    import hashlib
+
+    cipher = get_cipher(cipher_name)
+    wrappers = _wrappers_for(ec)
     private = cipher.new_private_options("")
     encryptor = cipher.encryptor(private)
-    digest = hashlib.sha256()
+    hasher = hashlib.sha256() if digest is None else None
     while chunk := plaintext.read(io.DEFAULT_BUFFER_SIZE * 128):
-        digest.update(chunk)
+        if hasher is not None:
+            hasher.update(chunk)
         out.write(encryptor.update(chunk))
     public = encryptor.finalize()
-    private.digest = "sha256:" + digest.hexdigest()
+    private.digest = "sha256:" + hasher.hexdigest() if hasher is not None else digest or ""
     annotations: dict[str, str] = {}
     for scheme, wrapper in wrappers:
         wrapped = wrapper.wrap_keys(ec, private.to_json())
         if wrapped is not None:
-            annotations[ANNOTATION_PREFIX + scheme] = base64.b64encode(wrapped).decode("ascii")
+            _append_wrapped(annotations, scheme, wrapped)
     if not annotations:
         raise WrapError("none of the given recipients could be used")
     annotations[PUBOPTS_ANNOTATION] = base64.b64encode(public.to_json()).decode("ascii")
+    return annotations
+
+
+def add_recipients(ec: EncryptConfig, dc: DecryptConfig, descriptor: Descriptor) -> dict[str, str]:
+    """Return an encrypted layer's annotations with its key also wrapped for ``ec``'s recipients.
+
+    As ocicrypt's EncryptLayer on an already-encrypted layer: the key is unwrapped with ``dc`` and
+    wrapped again; the new wrapped keys are appended to each scheme's annotation, the layer data and
+    its other annotations stay as they are.
+    """
+    wrappers = _wrappers_for(ec)
+    private_json, _ = unwrap_private_options(dc, descriptor)
+    annotations = dict(descriptor.annotations)
+    added = False
+    for scheme, wrapper in wrappers:
+        wrapped = wrapper.wrap_keys(ec, private_json)
+        if wrapped is not None:
+            _append_wrapped(annotations, scheme, wrapped)
+            added = True
+    if not added:
+        raise WrapError("none of the given recipients could be used")
     return annotations

@@ -1,8 +1,9 @@
 """Moving a layer from an input file descriptor to an output one, decrypting on the way.
 
-Authentication runs on a second thread (hashlib releases the GIL) while the main thread reads,
-decrypts and writes, so the two halves of the cipher use both cores. Buffers are allocated once
-and reused; no chunk is copied between reading, decrypting and writing.
+Authentication runs on a second thread (cryptography's HMAC releases the GIL) while the main thread
+reads, decrypts and writes, so the two halves of the cipher use both cores; a layer that arrives in
+one read is authenticated inline, without starting the thread. Buffers are allocated once and
+reused; no chunk is copied between reading, decrypting and writing.
 
 Nothing unauthenticated near the end of the stream is released: the plaintext of the last full
 chunk (and of the short final one after it) stays in memory until the tag has been verified, so at
@@ -17,8 +18,8 @@ import errno
 import fcntl
 import io
 import os
-import queue
 import threading
+from _queue import SimpleQueue  # what SimpleQueue is, without importing queue (and heapq)
 
 from .blockcipher import LayerDecryptor
 from .errors import IntegrityError
@@ -68,8 +69,8 @@ class _Authenticator(threading.Thread):
         super().__init__(name="layer-mac", daemon=True)
         self._decryptor = decryptor
         self._buffers = buffers
-        self.pending: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
-        self.free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.pending: SimpleQueue[tuple[int, int] | None] = SimpleQueue()
+        self.free: SimpleQueue[int] = SimpleQueue()
         for index in range(len(buffers)):
             self.free.put(index)
         self.failure: BaseException | None = None
@@ -107,7 +108,6 @@ def decrypt_stream(
     ciphertext = [bytearray(chunk_size) for _ in range(_PIPELINE_DEPTH)]
     plaintext = [bytearray(chunk_size), bytearray(chunk_size)]
     authenticator = _Authenticator(decryptor, ciphertext)
-    authenticator.start()
     held = tail = memoryview(b"")
     total = 0
     turn = 0
@@ -117,7 +117,13 @@ def decrypt_stream(
             length = _read_full(reader, memoryview(ciphertext[index]))
             if not length:
                 break
-            authenticator.pending.put((index, length))
+            if length < chunk_size and not authenticator.is_alive():
+                # The whole layer came in one read: a thread would only add its start-up.
+                decryptor.authenticate(memoryview(ciphertext[index])[:length])
+            else:
+                if not authenticator.is_alive():
+                    authenticator.start()
+                authenticator.pending.put((index, length))
             out = plaintext[turn]
             turn ^= 1
             decryptor.decrypt_into(memoryview(ciphertext[index])[:length], out)
@@ -129,8 +135,9 @@ def decrypt_stream(
             total += len(held)
             held = memoryview(out)[:length]
     finally:
-        authenticator.pending.put(None)
-        authenticator.join()
+        if authenticator.is_alive():
+            authenticator.pending.put(None)
+            authenticator.join()
     if authenticator.failure is not None:
         raise authenticator.failure
     decryptor.verify()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -16,7 +17,7 @@ from ..ocicrypt.errors import DecoderError
 
 # Subcommand modules under ctd_decoder.tools, in the order --help lists them; imported lazily so
 # that `ocicrypt --help` stays fast and no scheme backend is loaded before it is needed.
-SUBCOMMANDS: tuple[str, ...] = ()
+SUBCOMMANDS: tuple[str, ...] = ("encrypt", "decrypt", "rewrap", "inspect", "doctor")
 
 Runner = Callable[[argparse.Namespace], int]
 
@@ -50,6 +51,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("ocicrypt: interrupted\n")
         return 130
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        sys.stderr.write(f"ocicrypt: {err.strerror or type(err).__name__}{where}\n")
+        return 1
+    except Exception as err:  # never a traceback: it could show key material held in locals
+        if os.environ.get("OCICRYPT_DEBUG"):
+            raise
+        sys.stderr.write(f"ocicrypt: internal error ({type(err).__name__}); set OCICRYPT_DEBUG=1 for details\n")
+        return 1
 
 
 if __name__ == "__main__":

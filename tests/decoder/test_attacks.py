@@ -200,6 +200,7 @@ def test_missing_fd3_explains_the_known_causes(layer: EncryptedLayer) -> None:
 def test_unknown_flag_is_a_usage_error(layer: EncryptedLayer) -> None:
     result = run_decoder(layer.blob, layer.payload(), args=["--no-such-flag"])
     assert result.returncode == 1
+    assert result.stderr.startswith("flag provided but not defined: -no-such-flag\n")
     assert "Incorrect Usage" in result.stderr
 
 

@@ -75,9 +75,9 @@ def test_malformed_jwe_elements_are_skipped_and_the_next_good_one_decrypts(corpu
 
 def test_deeply_nested_json_in_options_and_blobs_is_a_clear_error(corpus: Corpus) -> None:
     texts = {case.name: _run(case) for case in adversarial.deep_json(corpus, depth=50_000)}
-    assert "could not JSON unmarshal pubOptsData: nested too deeply" in texts["pubopts"]
-    assert "could not JSON unmarshal pubOptsData: nested too deeply" in texts["pubopts-object"]
-    assert "could not JSON unmarshal privOptsData: nested too deeply" in texts["privopts"]
+    assert "could not JSON unmarshal pubOptsData: the JSON document is nested too deeply" in texts["pubopts"]
+    assert "could not JSON unmarshal pubOptsData: the JSON document is nested too deeply" in texts["pubopts-object"]
+    assert "could not JSON unmarshal privOptsData: the JSON document is nested too deeply" in texts["privopts"]
     assert "Could not parse Pkcs11Blob: nested too deeply" in texts["pkcs11-blob"]
     assert "Unsupported hash algorithm" in texts["pkcs11-hash-is-a-list"]
 

@@ -1,5 +1,6 @@
-"""Fixtures for the end-to-end tests: a docker-registry per session, a private containerd per test,
-and the decoder under test (the pip-installed script and the packaged executable).
+"""Fixtures for the end-to-end tests: a docker-registry per session, a private containerd per test
+on each containerd line (Debian's 1.6.20 and the reference 2.3.4), and the decoder under test (the
+pip-installed script and the packaged executable).
 
 Nothing is skipped: a missing tool fails the test with the apt-get line that installs it.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .daemons import Registry, remove_tree, require_tool, short_tempdir
+from .daemons import CONTAINERD_VERSIONS, Registry, remove_tree, require_tool, short_tempdir
 from .node import Node, start_node
 from .packaged import packaged_decoder_path
 from .schemes import SCHEMES, Recipient
@@ -83,12 +84,24 @@ def decoder(request: pytest.FixtureRequest) -> str:
     return path
 
 
+@pytest.fixture(params=CONTAINERD_VERSIONS, ids=lambda v: f"containerd-{v}")
+def containerd_version(request: pytest.FixtureRequest) -> str:
+    """The containerd line every node of a test runs: each test using :func:`nodes` runs on both.
+
+    A test about one line only parametrizes it directly: ``@pytest.mark.parametrize("containerd_version", ["2.3"])``.
+    """
+    version: str = request.param
+    return version
+
+
 @pytest.fixture
-def nodes(tools: None) -> Iterator[Callable[..., Node]]:
-    """Start private containerd daemons (see :func:`start_node`); all are stopped by pid afterwards."""
+def nodes(tools: None, containerd_version: str) -> Iterator[Callable[..., Node]]:
+    """Start private containerd daemons (see :func:`start_node`) of :func:`containerd_version`; all are
+    stopped by pid afterwards."""
     started: list[Node] = []
 
     def start(*args: object, **kwargs: object) -> Node:
+        kwargs.setdefault("version", containerd_version)
         try:
             node = start_node(*args, **kwargs)  # type: ignore[arg-type]
         except RuntimeError as err:

@@ -167,9 +167,40 @@ def decoder_processors(
     return [Processor(pid, decoder, list(args), dict(env or {})) for pid in ids]
 
 
+CONTAINERD_1 = "1.6"  # Debian's containerd 1.6.20 (config version 2)
+CONTAINERD_2_LINE = "2.3"  # ../shared/bin/containerd-2.3.4 (config version 3)
+CONTAINERD_VERSIONS = (CONTAINERD_1, CONTAINERD_2_LINE)
+
+
+def containerd_executable(version: str) -> str:
+    """The daemon of one containerd line: Debian's for 1.6, the reference build for 2.3."""
+    if version == CONTAINERD_1:
+        return require_tool("containerd", "containerd")
+    from support.binaries import CONTAINERD_2, require_binary
+
+    return str(require_binary(CONTAINERD_2))
+
+
+def write_hosts_toml(config_path: Path, host: str) -> None:
+    """A ``certs.d/<host>/hosts.toml`` that reaches ``host`` over plain HTTP (pull and resolve).
+
+    This, not a ``registry.mirrors`` entry, is how the registry is configured: a mirrors entry
+    silently switches containerd 2.x to the local pull path and would hide its default path.
+    """
+    directory = config_path / host
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "hosts.toml").write_text(
+        f'server = "http://{host}"\n\n[host."http://{host}"]\n  capabilities = ["pull", "resolve"]\n'
+    )
+
+
 @dataclass
 class Containerd:
-    """Debian's containerd with a private root, state and socket, CRI enabled with ``key_model = "node"``."""
+    """A containerd with a private root, state and socket, CRI enabled with ``key_model = "node"``.
+
+    ``version`` picks the line (:data:`CONTAINERD_VERSIONS`) and with it the config format; on 2.x,
+    ``local_pull`` sets ``use_local_image_pull`` (False: the default transfer-service path).
+    """
 
     directory: Path
     processors: list[Processor]
@@ -178,6 +209,8 @@ class Containerd:
     env: dict[str, str] = field(default_factory=dict)
     extra_toml: str = ""  # appended as is (e.g. an operator's snippet); then set image_decryption=False
     image_decryption: bool = True
+    version: str = CONTAINERD_1
+    local_pull: bool = True
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -188,11 +221,14 @@ class Containerd:
     def log(self) -> Path:
         return self.directory / "containerd.log"
 
+    @property
+    def config_path(self) -> Path:
+        """The ``certs.d`` directory of the registry hosts."""
+        return self.directory / "certs.d"
+
     def config_toml(self) -> str:
         d = self.directory
-        cri = 'plugins."io.containerd.grpc.v1.cri"'
-        lines = [
-            "version = 2",
+        head = [
             f"root = {_toml_str(str(d / 'root'))}",
             f"state = {_toml_str(str(d / 'state'))}",
             f"disabled_plugins = [{', '.join(_toml_str(p) for p in DISABLED_PLUGINS)}]",
@@ -204,6 +240,15 @@ class Containerd:
             "[debug]",
             '  level = "info"',
             "",
+        ]
+        body = self._cri_v2() if self.version == CONTAINERD_1 else self._cri_v3()
+        lines = [f"version = {2 if self.version == CONTAINERD_1 else 3}", *head, *body, ""]
+        return "\n".join(lines) + "\n" + "\n".join(p.toml() for p in self.processors) + self.extra_toml
+
+    def _cri_v2(self) -> list[str]:
+        d = self.directory
+        cri = 'plugins."io.containerd.grpc.v1.cri"'
+        lines = [
             f"[{cri}]",
             '  stream_server_address = "127.0.0.1"',
             '  stream_server_port = "0"',
@@ -212,18 +257,43 @@ class Containerd:
             f"[{cri}.cni]",
             f"  bin_dir = {_toml_str(str(d / 'cni' / 'bin'))}",
             f"  conf_dir = {_toml_str(str(d / 'cni' / 'conf'))}",
+            f"[{cri}.registry]",
+            f"  config_path = {_toml_str(str(self.config_path))}",
         ]
         if self.image_decryption:
             lines += [f"[{cri}.image_decryption]", '  key_model = "node"']
-        for host in self.registry_hosts:
-            lines += [f'[{cri}.registry.mirrors."{host}"]', f'  endpoint = ["http://{host}"]']
-        lines.append("")
-        return "\n".join(lines) + "\n" + "\n".join(p.toml() for p in self.processors) + self.extra_toml
+        return lines
+
+    def _cri_v3(self) -> list[str]:
+        d = self.directory
+        images = "plugins.'io.containerd.cri.v1.images'"
+        # Only sub-tables of the images plugin when an operator's snippet (extra_toml) owns the table.
+        lines = [
+            f"[{images}.registry]",
+            f"  config_path = {_toml_str(str(self.config_path))}",
+            "[plugins.'io.containerd.cri.v1.runtime'.cni]",
+            f"  bin_dir = {_toml_str(str(d / 'cni' / 'bin'))}",
+            f"  conf_dir = {_toml_str(str(d / 'cni' / 'conf'))}",
+            "[plugins.'io.containerd.grpc.v1.cri']",
+            '  stream_server_address = "127.0.0.1"',
+            '  stream_server_port = "0"',
+        ]
+        if self.image_decryption:
+            lines += [
+                f"[{images}]",
+                f"  snapshotter = {_toml_str(self.snapshotter)}",
+                f"  use_local_image_pull = {'true' if self.local_pull else 'false'}",
+                f"[{images}.image_decryption]",
+                '  key_model = "node"',
+            ]
+        return lines
 
     def start(self, timeout: float = 30.0) -> Containerd:
-        exe = require_tool("containerd", "containerd")
+        exe = containerd_executable(self.version)
         require_tool("runc", "runc")
         self.directory.mkdir(parents=True, exist_ok=True)
+        for host in self.registry_hosts:
+            write_hosts_toml(self.config_path, host)
         config = self.directory / "config.toml"
         config.write_text(self.config_toml())
         env = {**os.environ, **self.env}

@@ -22,6 +22,7 @@ from ctd_decoder.ocicrypt.keywrap.pkcs11.environment import scoped_environment
 from . import wire
 from .client import UNCOMPRESSED_LABEL, ContainerdClient
 from .daemons import (
+    CONTAINERD_1,
     PROCESSOR_TAR,
     PROCESSOR_TAR_GZIP,
     Containerd,
@@ -119,17 +120,74 @@ def push_layout(registry: Registry, layout: Path, ref_name: str = "v1") -> str:
 
 
 @dataclass
+class DecoderCall:
+    """One run of the decoder by containerd, as the logging wrapper saw it."""
+
+    pid: int
+    payload: bool  # fd 3 was open
+    media_type: str  # STREAM_PROCESSOR_MEDIATYPE
+
+
+def write_call_logger(path: Path, decoder: str, log: Path) -> Path:
+    """A wrapper that records each run (pid, whether fd 3 is open, the media type), then execs the decoder.
+
+    ``exec`` keeps the pid and every file descriptor, so containerd sees the decoder itself.
+    """
+    path.write_text(
+        "#!/bin/sh\n"
+        'if [ -e "/proc/$$/fd/3" ]; then payload=yes; else payload=no; fi\n'
+        f'printf \'%s %s %s\\n\' "$$" "$payload" "$STREAM_PROCESSOR_MEDIATYPE" >> \'{log}\'\n'
+        f"exec '{decoder}' \"$@\"\n"
+    )
+    path.chmod(0o755)
+    return path
+
+
+@dataclass
 class Node:
     """A containerd with our decoder registered as its ocicrypt stream processors."""
 
     containerd: Containerd
     keys_dir: Path
+    calls_log: Path
     clients: list[ContainerdClient] = field(default_factory=list)
+
+    @property
+    def version(self) -> str:
+        return self.containerd.version
 
     def client(self, namespace: str = "k8s.io") -> ContainerdClient:
         client = ContainerdClient(self.containerd.socket, namespace)
         self.clients.append(client)
         return client
+
+    def decoder_calls(self) -> list[DecoderCall]:
+        """Every run of the decoder so far, in order."""
+        if not self.calls_log.exists():
+            return []
+        calls = []
+        for line in self.calls_log.read_text().splitlines():
+            pid, payload, *media_type = line.split(" ", 2)
+            calls.append(DecoderCall(int(pid), payload == "yes", "".join(media_type)))
+        return calls
+
+    def assert_decoded_once_per_layer(self, image: Image, payload: bool = True) -> None:
+        """The decoder ran exactly once per layer of ``image``, each time with (or without) a payload."""
+        calls = self.decoder_calls()
+        assert len(calls) == len(image.diff_ids), calls
+        assert all(call.payload == payload for call in calls), calls
+        assert all(call.media_type.endswith("+encrypted") for call in calls), calls
+
+    def pull_and_verify(self, image: Image) -> list[LayerReport]:
+        """CRI ``PullImage``, then :func:`verify_pulled` and one decoder run with a payload per layer."""
+        client = self.client("k8s.io")
+        image_id = client.pull_image(image.ref)
+        reports = verify_pulled(client, image)
+        manifest = client.read_json(str(client.image_target(image.ref)["digest"]))
+        assert image_id == manifest["config"]["digest"]
+        assert [r.diff_id for r in reports] == image.diff_ids
+        self.assert_decoded_once_per_layer(image)
+        return reports
 
     def close(self) -> None:
         for client in self.clients:
@@ -145,22 +203,30 @@ def start_node(
     decoder_env: dict[str, str] | None = None,
     extra_processors: list[Processor] | None = None,
     processor_ids: tuple[str, ...] = (PROCESSOR_TAR_GZIP, PROCESSOR_TAR),
+    version: str = CONTAINERD_1,
+    local_pull: bool = True,
 ) -> Node:
-    """Start containerd in a fresh short temp dir; ``key_files`` fill its keys directory (mode 0700)."""
+    """Start containerd ``version`` in a fresh short temp dir; ``key_files`` fill its keys directory (mode 0700).
+
+    containerd runs the decoder through a wrapper that logs each run (:meth:`Node.decoder_calls`).
+    """
     base = short_tempdir("ctd-e2e-")
     keys_dir = base / "keys"
     keys_dir.mkdir(mode=0o700)
     for name, content in (key_files or {}).items():
         (keys_dir / name).write_bytes(content)
         (keys_dir / name).chmod(0o600)
-    processors = decoder_processors(decoder, keys_dir, decoder_env, processor_ids) + list(extra_processors or [])
-    containerd = Containerd(base / "cd", processors, [registry.host] if registry else [])
+    calls_log = base / "decoder-calls.log"
+    wrapper = write_call_logger(base / "ctd-decoder-logged", decoder, calls_log)
+    processors = decoder_processors(str(wrapper), keys_dir, decoder_env, processor_ids) + list(extra_processors or [])
+    registry_hosts = [registry.host] if registry else []
+    containerd = Containerd(base / "cd", processors, registry_hosts, version=version, local_pull=local_pull)
     try:
         containerd.start()
     except Exception:
         remove_tree(base)
         raise
-    return Node(containerd, keys_dir)
+    return Node(containerd, keys_dir, calls_log)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Node key model (the k3s / Kubernetes path): skopeo encrypts, the registry serves, containerd's CRI
 ``PullImage`` runs our decoder with the keys from ``--decryption-keys-path``, and the unpacked
-layers must match the image config's diff IDs.
+layers must match the image config's diff IDs. On containerd 2.x the node uses the local pull path
+(``use_local_image_pull = true``), the only one that passes a payload; see test_default_pull_path.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ctd_decoder.ocicrypt import config as params
 from ctd_decoder.ocicrypt.config import EncryptConfig
 
 from .daemons import Registry
-from .node import Image, Node, push_encrypted, push_layout, verify_pulled
+from .node import Image, Node, push_encrypted, push_layout
 from .schemes import SCHEMES, Recipient
 
 Make = Callable[[str], Recipient]
@@ -31,12 +32,7 @@ def test_cri_pull_decrypts_with_node_keys(
     recipient = recipients(scheme)
     image = push_encrypted(registry, tmp_path, [recipient])
     node = nodes(decoder, registry, recipient.key_files, recipient.decoder_env)
-    client = node.client("k8s.io")
-    image_id = client.pull_image(image.ref)
-    reports = verify_pulled(client, image)
-    manifest = client.read_json(str(client.image_target(image.ref)["digest"]))
-    assert image_id == manifest["config"]["digest"]
-    assert [r.diff_id for r in reports] == image.diff_ids
+    node.pull_and_verify(image)
 
 
 def test_cri_pull_multi_recipient_with_one_key_among_others(
@@ -47,9 +43,7 @@ def test_cri_pull_multi_recipient_with_one_key_among_others(
     image = push_encrypted(registry, tmp_path, [rsa, ec])
     keys = {"0-unrelated.pem": other.key_files["jwe-rsa2048.pem"], **ec.key_files}
     node = nodes(decoder, registry, keys)
-    client = node.client("k8s.io")
-    client.pull_image(image.ref)
-    verify_pulled(client, image)
+    node.pull_and_verify(image)
 
 
 def test_cri_pull_with_kubernetes_secret_volume_keys_dir(
@@ -66,9 +60,7 @@ def test_cri_pull_with_kubernetes_secret_volume_keys_dir(
         "README": b"keys for encrypted images\n",
     }
     kubernetes_secret_volume(node.keys_dir, files)
-    client = node.client("k8s.io")
-    client.pull_image(image.ref)
-    verify_pulled(client, image)
+    node.pull_and_verify(image)
 
 
 def test_cri_pull_uncompressed_encrypted_layers(
@@ -81,7 +73,5 @@ def test_cri_pull_uncompressed_encrypted_layers(
     encrypt_layout(tmp_path / "plain", tmp_path / "enc", EncryptConfig({params.PUBKEYS: [public_pem(key)]}))
     ref = push_layout(registry, tmp_path / "enc")
     node = nodes(decoder, registry, {"key.pem": private_pem(key)})
-    client = node.client("k8s.io")
-    client.pull_image(ref)
-    reports = verify_pulled(client, Image(ref, tmp_path / "plain", layers))
+    reports = node.pull_and_verify(Image(ref, tmp_path / "plain", layers))
     assert {r.media_type for r in reports} == {"application/vnd.oci.image.layer.v1.tar+encrypted"}

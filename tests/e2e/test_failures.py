@@ -44,6 +44,7 @@ def test_cri_pull_with_wrong_key_reports_why(
     assert "EC secp256r1 key SHA256:" in text, text
     assert "is not a recipient" in text, text
     assert "Traceback" not in text, text
+    assert [call.payload for call in node.decoder_calls()] == [True]
 
 
 def test_cri_pull_tar_zstd_processor_without_payload(

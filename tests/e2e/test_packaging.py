@@ -7,25 +7,15 @@ import os
 import shutil
 import stat
 import subprocess
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
+
+from support.snippets import INSTALLED_DECODER, PACKAGING, SNIPPETS, check_processors, load_snippet, snippet_for_node
 
 from .client import ContainerdClient
 from .daemons import Containerd, Registry, remove_tree, short_tempdir
 from .node import push_encrypted, verify_pulled
-from .packaged import REPO
 from .schemes import Recipient
-
-PACKAGING = REPO / "packaging"
-SNIPPETS = {
-    "containerd-v2": PACKAGING / "containerd" / "config-v2.toml",
-    "containerd-v3": PACKAGING / "containerd" / "config-v3.toml",
-    "k3s-v2": PACKAGING / "k3s" / "config.toml.tmpl",
-    "k3s-v3": PACKAGING / "k3s" / "config-v3.toml.tmpl",
-}
-BASE_TEMPLATE_LINE = '{{ template "base" . }}'
-DECODER_IDS = {"io.containerd.ocicrypt.decoder.v1.tar.gzip", "io.containerd.ocicrypt.decoder.v1.tar"}
 
 
 def run_install(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -40,34 +30,19 @@ def run_install(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     )
 
 
-def load_snippet(name: str) -> dict[str, object]:
-    text = SNIPPETS[name].read_text()
-    if name.startswith("k3s"):
-        first, _, rest = text.partition("\n")
-        assert first == BASE_TEMPLATE_LINE
-        assert "{{" not in rest, "Go template syntax in the rest would be executed by k3s (comments too)"
-        text = rest
-    return tomllib.loads(text)
-
-
 def test_config_snippets_register_both_payload_ids_and_the_node_key_model() -> None:
     for name in SNIPPETS:
         config = load_snippet(name)
-        processors = config["stream_processors"]
-        assert isinstance(processors, dict)
-        assert set(processors) == DECODER_IDS, name
-        for processor in processors.values():
-            assert processor["path"] == "/usr/local/bin/ctd-decoder"
-            assert processor["args"] == ["--decryption-keys-path", "/etc/containerd/ocicrypt/keys"]
-            assert processor["returns"] + "+encrypted" == processor["accepts"][0]
+        check_processors(config)
+        for processor in config["stream_processors"].values():
+            assert processor["path"] == INSTALLED_DECODER
         plugins = config["plugins"]
-        assert isinstance(plugins, dict)
         if name.endswith("v3"):
             assert plugins["io.containerd.cri.v1.images"]["image_decryption"]["key_model"] == "node"
         else:
             assert plugins["io.containerd.grpc.v1.cri"]["image_decryption"]["key_model"] == "node"
     v3 = load_snippet("containerd-v3")
-    assert v3["plugins"]["io.containerd.cri.v1.images"]["use_local_image_pull"] is True  # type: ignore[index]
+    assert v3["plugins"]["io.containerd.cri.v1.images"]["use_local_image_pull"] is True
 
 
 def test_install_script_then_shipped_config_decrypts_a_cri_pull(
@@ -98,10 +73,7 @@ def test_install_script_then_shipped_config_decrypts_a_cri_pull(
         assert again.returncode == 0, again.stderr
         assert (keys / "node.pem").exists()
 
-        snippet = SNIPPETS["containerd-v2"].read_text()
-        snippet = snippet.replace("/usr/local/bin/ctd-decoder", str(exe))
-        snippet = snippet.replace("/etc/containerd/ocicrypt", str(stage / "etc/containerd/ocicrypt"))
-        snippet = snippet.replace("version = 2\n", "")
+        snippet = snippet_for_node("containerd-v2", str(exe), stage / "etc/containerd/ocicrypt")
         image = push_encrypted(registry, tmp_path, [recipient])
         containerd = Containerd(
             stage / "containerd", [], [registry.host], extra_toml="\n" + snippet, image_decryption=False

@@ -42,8 +42,12 @@ def run_decoder(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 120,
+    command: list[str] | None = None,
 ) -> Result:
-    """Run the decoder on ``layer`` with ``payload`` on fd 3 (None: fd 3 closed)."""
+    """Run the decoder on ``layer`` with ``payload`` on fd 3 (None: fd 3 closed).
+
+    ``command`` runs another decoder executable (a Go reference) exactly the same way.
+    """
     full_env = {**os.environ, **(env or {})}
     pass_fds: tuple[int, ...] = ()
     preexec = None
@@ -64,7 +68,7 @@ def run_decoder(
     stdin = open(layer, "rb") if isinstance(layer, Path) else subprocess.PIPE  # noqa: SIM115
     try:
         process = subprocess.Popen(
-            decoder_command() + (args or []),
+            (command or decoder_command()) + (args or []),
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -33,14 +33,14 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def make_tar(files: dict[str, bytes]) -> bytes:
-    """Return a deterministic tar archive holding ``files``."""
+def make_tar(files: dict[str, bytes], executables: frozenset[str] = frozenset()) -> bytes:
+    """Return a deterministic tar archive holding ``files`` (mode 0644, 0755 for ``executables``)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for name, content in sorted(files.items()):
             info = tarfile.TarInfo(name)
             info.size = len(content)
-            info.mode = 0o644
+            info.mode = 0o755 if name in executables else 0o644
             archive.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
 
@@ -87,12 +87,18 @@ def _write_image(layout: Path, config: bytes, layers: list[dict[str, Any]], ref:
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [manifest_descriptor]}))
 
 
-def make_layout(layout: Path, layers_files: list[dict[str, bytes]], ref: str = "v1", compress: bool = True) -> None:
-    """Write an OCI layout with one layer per entry of ``layers_files``."""
+def make_layout(
+    layout: Path,
+    layers_files: list[dict[str, bytes]],
+    ref: str = "v1",
+    compress: bool = True,
+    executables: frozenset[str] = frozenset(),
+) -> None:
+    """Write an OCI layout with one layer per entry of ``layers_files`` (``executables``: see make_tar)."""
     layout.mkdir(parents=True, exist_ok=True)
     diff_ids, descriptors = [], []
     for files in layers_files:
-        tar = make_tar(files)
+        tar = make_tar(files, executables)
         diff_ids.append(sha256_digest(tar))
         blob = gzip.compress(tar, mtime=0) if compress else tar
         descriptors.append({"mediaType": LAYER_GZIP if compress else LAYER_TAR, **_write_blob(layout, blob)})
@@ -149,4 +155,63 @@ def skopeo(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     assert exe, "skopeo is not installed (apt-get install skopeo); the test runner installs it"
     result = subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, f"skopeo {' '.join(args)} failed: {result.stderr}"
+    return result
+
+
+INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def make_index_layout(layout: Path, platforms: list[str], ref: str = "v1") -> None:
+    """Write an OCI layout whose image ``ref`` is an image index with one small image per ``os/arch``."""
+    layout.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for platform in platforms:
+        os_name, arch = platform.split("/")
+        tar = make_tar({f"etc/{arch}.txt": f"built for {platform}\n".encode() * 100})
+        layer = {"mediaType": LAYER_GZIP, **_write_blob(layout, gzip.compress(tar, mtime=0))}
+        config = {"architecture": arch, "os": os_name, "rootfs": {"type": "layers", "diff_ids": [sha256_digest(tar)]}}
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": CONFIG, **_write_blob(layout, json.dumps(config).encode())},
+            "layers": [layer],
+        }
+        entries.append(
+            {
+                "mediaType": MANIFEST,
+                **_write_blob(layout, json.dumps(manifest).encode()),
+                "platform": {"architecture": arch, "os": os_name},
+            }
+        )
+    index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}
+    descriptor = {"mediaType": INDEX, **_write_blob(layout, json.dumps(index).encode())}
+    descriptor["annotations"] = {REF_ANNOTATION: ref}
+    (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [descriptor]}))
+
+
+def image_layers(layout: Path, ref: str = "v1") -> dict[str, list[dict[str, Any]]]:
+    """Return, per ``os/arch`` (or ``-`` for a lone manifest), the layer descriptors of image ``ref``."""
+    index = json.loads((layout / "index.json").read_text())
+    [entry] = [e for e in index["manifests"] if e.get("annotations", {}).get(REF_ANNOTATION) == ref]
+    if entry["mediaType"] != INDEX:
+        return {"-": json.loads(_blob(layout, entry["digest"]))["layers"]}
+    result = {}
+    for child in json.loads(_blob(layout, entry["digest"]))["manifests"]:
+        platform = f"{child['platform']['os']}/{child['platform']['architecture']}"
+        result[platform] = json.loads(_blob(layout, child["digest"]))["layers"]
+    return result
+
+
+def ocicrypt(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``ocicrypt`` command (next to the test interpreter); with ``check``, require success."""
+    import os
+    import sys
+
+    exe = shutil.which("ocicrypt", path=os.path.dirname(sys.executable))
+    assert exe, "ocicrypt is not installed next to the test interpreter"
+    result = subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=300, check=False)
+    if check:
+        assert result.returncode == 0, f"ocicrypt {' '.join(args)} failed: {result.stderr}"
+    assert "Traceback" not in result.stderr, result.stderr
     return result

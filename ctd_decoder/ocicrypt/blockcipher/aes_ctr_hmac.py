@@ -6,9 +6,10 @@ The same 32-byte ``symkey`` keys both AES and HMAC (ocicrypt does not split it).
 
 from __future__ import annotations
 
-import hmac
 import os
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ..errors import IntegrityError, LayerError
@@ -23,12 +24,16 @@ def _ctr(symkey: bytes, nonce: bytes) -> Cipher[modes.CTR]:
     return Cipher(algorithms.AES(symkey), modes.CTR(nonce))
 
 
+def _hmac(symkey: bytes) -> hmac.HMAC:
+    return hmac.HMAC(symkey, hashes.SHA256())
+
+
 class AesCtrHmacDecryptor:
-    """Decrypts with AES-256-CTR and authenticates with HMAC-SHA256 (hashlib releases the GIL)."""
+    """Decrypts with AES-256-CTR and authenticates with HMAC-SHA256 (both release the GIL)."""
 
     def __init__(self, symkey: bytes, nonce: bytes, expected_tag: bytes) -> None:
         self._ctr = _ctr(symkey, nonce).decryptor()
-        self._mac = hmac.new(symkey, digestmod="sha256")
+        self._mac = _hmac(symkey)
         self._expected = expected_tag
 
     def authenticate(self, ciphertext: memoryview) -> None:
@@ -41,13 +46,15 @@ class AesCtrHmacDecryptor:
 
     def verify(self) -> None:
         """Compare the HMAC with the expected one in constant time."""
-        actual = self._mac.digest()
-        if not hmac.compare_digest(actual, self._expected):
+        try:
+            self._mac.copy().verify(self._expected)
+        except InvalidSignature:
+            actual = self._mac.finalize()
             raise IntegrityError(
                 "could not properly decrypt byte stream; "
                 f"exp hmac: '{self._expected.hex()}', actual hmac: '{actual.hex()}' "
                 "(the layer was modified, truncated or extended, or the annotations belong to another blob)"
-            )
+            ) from None
 
 
 class AesCtrHmacEncryptor:
@@ -55,7 +62,7 @@ class AesCtrHmacEncryptor:
 
     def __init__(self, private: PrivateOptions) -> None:
         self._ctr = _ctr(private.symkey, private.cipher_options["nonce"]).encryptor()
-        self._mac = hmac.new(private.symkey, digestmod="sha256")
+        self._mac = _hmac(private.symkey)
 
     def update(self, plaintext: bytes) -> bytes:
         """Encrypt a chunk and feed the ciphertext to the HMAC."""
@@ -65,7 +72,7 @@ class AesCtrHmacEncryptor:
 
     def finalize(self) -> PublicOptions:
         """Return the public options with the HMAC tag."""
-        return PublicOptions(NAME, self._mac.digest(), {})
+        return PublicOptions(NAME, self._mac.finalize(), {})
 
 
 class AesCtrHmac:

@@ -7,64 +7,46 @@ Private options are what every key wrapper protects; public options travel base6
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import LayerError
-from ..gojson import b64decode, b64encode, member
+from ..gojson import BYTES, STRING, MapOf, Struct, b64encode, unmarshal
+
+# ocicrypt's PrivateLayerBlockCipherOptions and PublicLayerBlockCipherOptions.
+_PRIVATE = Struct({"symkey": BYTES, "digest": STRING, "cipheroptions": MapOf(BYTES)})
+_PUBLIC = Struct({"cipher": STRING, "hmac": BYTES, "cipheroptions": MapOf(BYTES)})
 
 
-def _bytes(value: Any, what: str) -> bytes:
-    if value is None:
-        return b""
-    if not isinstance(value, str):
-        raise LayerError(f"{what} is not a base64 string")
+def _unmarshal(data: bytes, go_type: Struct, what: str) -> dict[str, Any]:
     try:
-        return b64decode(value, what)
+        return unmarshal(data, go_type)
     except ValueError as err:
-        raise LayerError(str(err)) from None
-
-
-def _byte_map(value: Any, what: str) -> dict[str, bytes]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise LayerError(f"{what} is not a JSON object")
-    return {name: _bytes(item, f"{what}[{name!r}]") for name, item in value.items()}
-
-
-def _load_object(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
         raise LayerError(f"could not JSON unmarshal {what}: {err}") from None
-    except RecursionError:
-        raise LayerError(f"could not JSON unmarshal {what}: nested too deeply") from None
-    if not isinstance(obj, dict):
-        raise LayerError(f"could not JSON unmarshal {what}: not a JSON object")
-    return obj
 
 
-@dataclass
+def _options(value: dict[str, bytes | None] | None) -> dict[str, bytes]:
+    return {name: item or b"" for name, item in (value or {}).items()}
+
+
 class PrivateOptions:
-    """The secret half: the symmetric key, the plaintext digest and private cipher options."""
+    """The secret half: the symmetric key, the plaintext digest and private cipher options.
 
-    symkey: bytes
-    digest: str = ""
-    cipher_options: dict[str, bytes] = field(default_factory=dict)
+    Plain classes, not dataclasses (see :mod:`ctd_decoder.ocicrypt.descriptor`); no ``__repr__``
+    that could show the key.
+    """
+
+    __slots__ = ("cipher_options", "digest", "symkey")
+
+    def __init__(self, symkey: bytes, digest: str = "", cipher_options: dict[str, bytes] | None = None) -> None:
+        self.symkey = symkey
+        self.digest = digest
+        self.cipher_options: dict[str, bytes] = {} if cipher_options is None else cipher_options
 
     @classmethod
     def from_json(cls, data: bytes) -> PrivateOptions:
         """Parse the JSON a key wrapper returned."""
-        obj = _load_object(data, "privOptsData")
-        digest = member(obj, "digest") or ""
-        if not isinstance(digest, str):
-            raise LayerError("could not JSON unmarshal privOptsData: digest is not a string")
-        return cls(
-            _bytes(member(obj, "symkey"), "symkey"),
-            digest,
-            _byte_map(member(obj, "cipheroptions"), "private cipheroptions"),
-        )
+        obj = _unmarshal(data, _PRIVATE, "privOptsData")
+        return cls(obj["symkey"] or b"", obj["digest"], _options(obj["cipheroptions"]))
 
     def to_json(self) -> bytes:
         """Serialize exactly as Go does (member order, padded standard base64)."""
@@ -73,26 +55,21 @@ class PrivateOptions:
         return json.dumps(value, separators=(",", ":")).encode()
 
 
-@dataclass
 class PublicOptions:
     """The public half: the cipher name, the expected HMAC and public cipher options."""
 
-    cipher: str = ""
-    hmac: bytes = b""
-    cipher_options: dict[str, bytes] = field(default_factory=dict)
+    __slots__ = ("cipher", "cipher_options", "hmac")
+
+    def __init__(self, cipher: str = "", hmac: bytes = b"", cipher_options: dict[str, bytes] | None = None) -> None:
+        self.cipher = cipher
+        self.hmac = hmac
+        self.cipher_options: dict[str, bytes] = {} if cipher_options is None else cipher_options
 
     @classmethod
     def from_json(cls, data: bytes) -> PublicOptions:
         """Parse the decoded ``pubopts`` annotation."""
-        obj = _load_object(data, "pubOptsData")
-        cipher = member(obj, "cipher") or ""
-        if not isinstance(cipher, str):
-            raise LayerError("could not JSON unmarshal pubOptsData: cipher is not a string")
-        return cls(
-            cipher,
-            _bytes(member(obj, "hmac"), "hmac"),
-            _byte_map(member(obj, "cipheroptions"), "public cipheroptions"),
-        )
+        obj = _unmarshal(data, _PUBLIC, "pubOptsData")
+        return cls(obj["cipher"], obj["hmac"] or b"", _options(obj["cipheroptions"]))
 
     def to_json(self) -> bytes:
         """Serialize exactly as Go does (member order, padded standard base64)."""

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 from .base import KeyWrapper
 
@@ -62,6 +63,18 @@ def get_wrapper(scheme: str) -> KeyWrapper | None:
     return wrapper
 
 
+def describe_recipients(scheme: str, wrapped: bytes) -> list[str]:
+    """Describe the recipients one wrapped key is for, as far as the scheme records them.
+
+    Key providers' wrapped keys are opaque: an empty list.
+    """
+    module_name = _BUILTIN.get(scheme)
+    if module_name is None:
+        return []
+    describe: Callable[[bytes], list[str]] = importlib.import_module(module_name).describe_recipients
+    return describe(wrapped)
+
+
 def schemes_in(annotations: dict[str, str]) -> list[str]:
     """Return the schemes with a non-empty key annotation, built-ins in trial order, then providers."""
     present = {
@@ -79,6 +92,7 @@ __all__ = [
     "PROVIDER_PREFIX",
     "PUBOPTS_ANNOTATION",
     "KeyWrapper",
+    "describe_recipients",
     "get_wrapper",
     "schemes_for_recipients",
     "schemes_in",

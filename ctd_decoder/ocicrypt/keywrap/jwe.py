@@ -14,11 +14,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import zlib
-from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives import constant_time, hashes, hmac, serialization
+from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -55,10 +53,12 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-@dataclass
 class _Recipient:
-    header: dict[str, Any]
-    encrypted_key: bytes
+    __slots__ = ("encrypted_key", "header")
+
+    def __init__(self, header: dict[str, Any], encrypted_key: bytes) -> None:
+        self.header = header
+        self.encrypted_key = encrypted_key
 
     @property
     def alg(self) -> str:
@@ -71,15 +71,26 @@ class _Recipient:
         return self.alg[:24]
 
 
-@dataclass
 class _Jwe:
-    recipients: list[_Recipient]
-    enc: str
-    zip: str | None
-    aad: bytes
-    iv: bytes
-    ciphertext: bytes
-    tag: bytes
+    __slots__ = ("aad", "ciphertext", "enc", "iv", "recipients", "tag", "zip")
+
+    def __init__(
+        self,
+        recipients: list[_Recipient],
+        enc: str,
+        zip: str | None,
+        aad: bytes,
+        iv: bytes,
+        ciphertext: bytes,
+        tag: bytes,
+    ) -> None:
+        self.recipients = recipients
+        self.enc = enc
+        self.zip = zip
+        self.aad = aad
+        self.iv = iv
+        self.ciphertext = ciphertext
+        self.tag = tag
 
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
@@ -229,6 +240,8 @@ def _decrypt_content(jwe: _Jwe, cek: bytes) -> bytes | None:
     except Exception:  # InvalidTag, bad IV length: the key did not fit this content
         return None
     if jwe.zip == "DEF":
+        import zlib
+
         inflater = zlib.decompressobj(-15)
         try:
             plaintext = inflater.decompress(plaintext, _MAX_INFLATED)
@@ -240,6 +253,9 @@ def _decrypt_content(jwe: _Jwe, cek: bytes) -> bytes | None:
 
 
 def _cbc_hmac_decrypt(jwe: _Jwe, cek: bytes) -> bytes | None:
+    # Imported here: constant_time imports the hmac module, hence hashlib and the system OpenSSL.
+    from cryptography.hazmat.primitives import constant_time
+
     size = {"A128CBC-HS256": 16, "A192CBC-HS384": 24, "A256CBC-HS512": 32}[jwe.enc]
     if len(cek) != 2 * size:
         return None
@@ -357,3 +373,14 @@ def _wrap_cek(cek: bytes, public_key: Any, alg: str | None) -> tuple[dict[str, A
 
 
 WRAPPER = JweKeyWrapper()
+
+
+def describe_recipients(wrapped: bytes) -> list[str]:
+    """Name each recipient of a wrapped key by its key algorithm (and curve, key ID when present)."""
+    try:
+        jwe = _parse(wrapped)
+    except (_Malformed, ValueError) as err:
+        return [f"unreadable JWE: {err}"]
+    return [
+        r.label() + (f" kid {r.header['kid']}" if isinstance(r.header.get("kid"), str) else "") for r in jwe.recipients
+    ]

@@ -317,6 +317,12 @@ def _secret_fingerprints(result: Any) -> list[str]:
     return found
 
 
+def secret_key_fingerprints(ring: bytes) -> list[str]:
+    """Return the fingerprints of the secret keys in ``ring`` (imported into a throw-away GNUPGHOME)."""
+    with GpgHome() as home:
+        return _secret_fingerprints(home.import_keys(ring))
+
+
 def _try_ring(ring: bytes, password: bytes | None, message: bytes) -> tuple[bytes | None, str]:
     """Decrypt ``message`` with one key ring in its own GNUPGHOME; return (plaintext or None, why not)."""
     with GpgHome() as home:
@@ -449,3 +455,11 @@ class PgpKeyWrapper:
 
 
 WRAPPER = PgpKeyWrapper()
+
+
+def describe_recipients(wrapped: bytes) -> list[str]:
+    """Name each public-key recipient of a wrapped key by its OpenPGP key ID."""
+    try:
+        return [f"key ID {_key_id(key_id)}" for key_id in message_recipients(wrapped)]
+    except _Malformed as err:
+        return [f"unreadable OpenPGP message: {err}"]

@@ -5,18 +5,22 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 _LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
-def scoped_environment(env: dict[str, str]) -> Iterator[None]:
-    """Set ``env`` for the duration of the block (one block at a time), then restore what was there."""
+def scoped_environment(env: Mapping[str, str | None]) -> Iterator[None]:
+    """Set ``env`` (a None value unsets the variable) for the block, one block at a time, then restore."""
     with _LOCK:
         saved = {name: os.environ.get(name) for name in env}
         try:
-            os.environ.update(env)
+            for name, value in env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
             yield
         finally:
             for name, value in saved.items():

@@ -388,3 +388,23 @@ def token_public_key(key: KeyFile, config: Pkcs11Config) -> Any:
 
 
 WRAPPER = Pkcs11KeyWrapper()
+
+
+def locate_private_key(key: KeyFile, config: Pkcs11Config) -> str:
+    """Load the key's module, log in and find its private key object, without using it; return the module.
+
+    Raises :class:`Pkcs11Error` (or another UnwrapError) saying what is wrong, never the PIN.
+    """
+    module = key.uri.find_module(config)
+    with hsm_session(key, config, private=True) as session:
+        _find_key(session, key.uri, private=True)
+    return module
+
+
+def describe_recipients(wrapped: bytes) -> list[str]:
+    """Describe each recipient of a wrapped key by its OAEP hash (ocicrypt records no key URI)."""
+    try:
+        recipients, notes = _parse_blob(wrapped)
+    except UnwrapError as err:
+        return [f"unreadable PKCS#11 blob: {err}"]
+    return [f"RSA-OAEP-{r.hash_name.upper()} recipient #{r.number}" for r in recipients] + notes

@@ -379,3 +379,34 @@ def _envelope(recipients: list[bytes], nonce: bytes, sealed: bytes) -> bytes:
 
 
 WRAPPER = Pkcs7KeyWrapper()
+
+
+_NAME_ATTRIBUTES = {
+    "2.5.4.3": "CN",
+    "2.5.4.6": "C",
+    "2.5.4.7": "L",
+    "2.5.4.8": "ST",
+    "2.5.4.10": "O",
+    "2.5.4.11": "OU",
+    "2.5.4.5": "serialNumber",
+}
+
+
+def _name_text(issuer: bytes) -> str:
+    """Render a DER Name as ``CN=...,O=...`` (other attributes by OID)."""
+    parts = []
+    for rdn in der.parse_one(issuer).children():
+        for attribute in rdn.children():
+            oid_element, value = attribute.children()[:2]
+            oid = der.decode_oid(oid_element, "attribute type")
+            parts.append(f"{_NAME_ATTRIBUTES.get(oid, oid)}={value.content.decode('utf-8', 'replace')}")
+    return ",".join(parts)
+
+
+def describe_recipients(wrapped: bytes) -> list[str]:
+    """Name each recipient of a wrapped key by the issuer and serial number of its certificate."""
+    try:
+        envelope = parse_envelope(wrapped)
+        return [f"issuer {_name_text(r.issuer)}, serial 0x{r.serial:x}" for r in envelope.recipients]
+    except (der.DerError, ValueError) as err:
+        return [f"unreadable PKCS#7 envelope: {err}"]

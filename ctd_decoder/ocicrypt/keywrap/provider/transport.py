@@ -274,3 +274,15 @@ def call_grpc(target: str, tls: GrpcTls | None, method: str, request: bytes, tim
         channel.close()
     output: bytes = response
     return output
+
+
+def check_grpc_connection(target: str, tls: GrpcTls | None, timeout: float) -> None:
+    """Connect to a gRPC provider (TLS handshake included) without calling it; raise ProviderCallError if not."""
+    grpc = _import_grpc()
+    channel = _channel(target, tls, timeout)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise ProviderCallError(f"could not connect to {target} within {timeout:g} s") from None
+    finally:
+        channel.close()

@@ -1,0 +1,35 @@
+"""``ocicrypt decrypt``: decrypt an image's encrypted layers with the given keys."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``decrypt`` subcommand."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "decrypt",
+        help="decrypt image layers",
+        description="Decrypt the encrypted layers of SRC with the keys and write DST.",
+    )
+    from .options import add_image_arguments, add_key_arguments
+
+    add_image_arguments(parser)
+    add_key_arguments(parser, required=False)
+    parser.add_argument("--keys-dir", metavar="DIR", help="also use the keys of this directory, as the node has it")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Decrypt SRC into DST."""
+    from . import layercrypt
+    from .options import rewrite
+    from .recipients import decrypt_config
+
+    dc = decrypt_config(args.key, args.dec_recipient)
+    if args.keys_dir:
+        from ..ocicrypt.keysdir import load_keys_dir
+
+        dc = load_keys_dir(args.keys_dir).config.combined_with(dc)
+    return rewrite(args, layercrypt.decrypt(dc))

@@ -1,0 +1,217 @@
+"""The keys-directory checks: ownership and modes, and for every file what the decoder will do with it.
+
+The directory is read with the decoder's own loader, so "loaded as" and "skipped because" are exactly
+what a pull will do. Keys are named by type and public-key fingerprint, never by their contents.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from ...ocicrypt import config as params
+from ...ocicrypt import keys as keyparse
+from ...ocicrypt import keysdir
+from ...ocicrypt.errors import DecoderError
+from .report import Report
+
+CHECK_DIR = "keys.dir"
+CHECK_FILE = "keys.file"
+# File names that announce a key: skipping one of them is worth a warning, not a README.
+_KEY_SUFFIXES = (".pem", ".key", ".der", ".jwk", ".json", ".gpg", ".asc", ".pgp", ".yaml", ".yml", ".p8", ".crt")
+
+
+def _is_secret_volume(root: str) -> bool:
+    return os.path.islink(os.path.join(root, "..data"))
+
+
+def _mode_fix(path: str, root: str, mode: int) -> str:
+    if _is_secret_volume(root):
+        return f"set defaultMode: 0{mode:o} on the Kubernetes Secret volume mounted at {root}"
+    return f"chmod 0{mode:o} {path}"
+
+
+def _check_directory(report: Report, root: str) -> bool:
+    try:
+        info = os.stat(root)
+    except FileNotFoundError:
+        report.warning(
+            CHECK_DIR,
+            f"{root} does not exist: the decoder uses only key providers and keys in the payload",
+            f"create it (install -d -m 0700 {root}) and put the node's private keys in it",
+        )
+        return False
+    except OSError as err:
+        report.error(CHECK_DIR, f"cannot stat {root}: {err.strerror}", f"make {root} readable by root")
+        return False
+    if not stat.S_ISDIR(info.st_mode):
+        report.error(
+            CHECK_DIR, f"{root} is not a directory", "point --decryption-keys-path at a directory of key files"
+        )
+        return False
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid != 0:
+        report.warning(
+            CHECK_DIR,
+            f"{root} is owned by uid {info.st_uid}: that user can replace the node's keys",
+            f"chown root:root {root}",
+        )
+    if mode & 0o022 and not (mode & stat.S_ISVTX and _is_secret_volume(root)):
+        report.warning(CHECK_DIR, f"{root} is writable by group or others (mode 0{mode:o})", f"chmod 0700 {root}")
+    elif mode & 0o077 and not _is_secret_volume(root):
+        report.warning(CHECK_DIR, f"{root} is open to group or others (mode 0{mode:o})", f"chmod 0700 {root}")
+    else:
+        layout = ", a Kubernetes Secret volume" if _is_secret_volume(root) else ""
+        report.ok(CHECK_DIR, f"{root} (mode 0{mode:o}, uid {info.st_uid}{layout})")
+    return True
+
+
+def _check_file_mode(report: Report, path: str, root: str) -> None:
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        report.warning(
+            CHECK_FILE,
+            f"{path} holds a private key and is readable by group or others (mode 0{mode:o})",
+            _mode_fix(path, root, 0o600 if not _is_secret_volume(root) else 0o400),
+        )
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(keysdir.MAX_KEY_FILE_SIZE + 1)
+
+
+def _password(entry: keysdir.LoadedFile) -> bytes | None:
+    if entry.password_file is None:
+        return None
+    data = _read(entry.password_file)
+    for ending in (b"\r\n", b"\n"):
+        if data.endswith(ending):
+            return data[: -len(ending)]
+    return data
+
+
+def describe_loaded(entry: keysdir.LoadedFile) -> str:
+    """Say what a loaded file is: key type and fingerprint, certificate, ring fingerprints or token URI."""
+    data = _read(entry.path)
+    password_note = f" (password from {os.path.basename(entry.password_file)})" if entry.password_file else ""
+    if entry.parameter == params.PRIVKEYS:
+        key = keyparse.parse_private_key(data, _password(entry))
+        return f"private key, {keyparse.describe_private_key(key)}{password_note}"
+    if entry.parameter == params.X509S:
+        certificate = keyparse.load_certificate(data)
+        assert certificate is not None  # the loader took it as one
+        public = keyparse.describe_public_key(certificate.public_key())
+        return f"certificate for {public} (pkcs7 uses it with its private key)"
+    if entry.parameter == params.GPG_PRIVATEKEYS:
+        from ...ocicrypt.keywrap.pgp import secret_key_fingerprints
+
+        fingerprints = secret_key_fingerprints(data)
+        found = ", ".join(fingerprints) or "gpg imported no secret key from it"
+        return f"OpenPGP secret key ring: {found}{password_note}"
+    from ...ocicrypt.keywrap.pkcs11.wrapper import parse_key_file
+
+    return f"PKCS#11 key file for {parse_key_file(data).uri.redacted()}"
+
+
+def _public_key_fingerprint(entry: keysdir.LoadedFile) -> str | None:
+    data = _read(entry.path)
+    if entry.parameter == params.PRIVKEYS:
+        key = keyparse.parse_private_key(data, _password(entry))
+        return keyparse.public_key_fingerprint(key.public_key())
+    if entry.parameter == params.X509S:
+        certificate = keyparse.load_certificate(data)
+        return None if certificate is None else keyparse.public_key_fingerprint(certificate.public_key())
+    return None
+
+
+def _check_loaded(report: Report, result: keysdir.KeysDir, root: str) -> None:
+    private_fingerprints = {
+        _public_key_fingerprint(entry) for entry in result.loaded if entry.parameter == params.PRIVKEYS
+    }
+    for entry in result.loaded:
+        try:
+            description = describe_loaded(entry)
+        except (DecoderError, OSError) as err:
+            report.error(CHECK_FILE, f"{entry.path}: loaded, but cannot be described: {err}", f"replace {entry.path}")
+            continue
+        if entry.parameter == params.X509S:
+            if _public_key_fingerprint(entry) not in private_fingerprints:
+                report.warning(
+                    CHECK_FILE,
+                    f"{entry.path}: {description}; its private key is not in {root}",
+                    f"add the private key of {os.path.basename(entry.path)} to {root} (pkcs7 layers need both)",
+                )
+                continue
+        else:
+            _check_file_mode(report, entry.path, root)
+        report.ok(CHECK_FILE, f"{entry.path}: loaded as {description}")
+
+
+def _check_skipped(report: Report, result: keysdir.KeysDir, root: str) -> None:
+    for entry in result.skipped:
+        where = f"{entry.path}: skipped, {entry.reason}"
+        password_file = os.path.basename(entry.path) + keysdir.PASSWORD_SUFFIX
+        if entry.kind == keysdir.SKIP_NO_PASSWORD:
+            report.error(
+                CHECK_FILE,
+                where,
+                f"write the key's password to {entry.path}{keysdir.PASSWORD_SUFFIX} (mode 0600), or store the key "
+                "unencrypted",
+            )
+        elif entry.kind == keysdir.SKIP_BAD_PASSWORD:
+            report.error(CHECK_FILE, where, f"put the key's right password in {password_file}")
+        elif entry.kind == keysdir.SKIP_PUBLIC_PGP:
+            report.warning(
+                CHECK_FILE, where, "export the secret key ring (gpg --export-secret-keys) into the directory"
+            )
+        elif entry.kind in (keysdir.SKIP_UNREADABLE, keysdir.SKIP_NOT_REGULAR):
+            report.warning(CHECK_FILE, where, f"remove {entry.path} or make it a readable regular file")
+        elif entry.path.endswith(keysdir.PASSWORD_SUFFIX):
+            report.warning(
+                CHECK_FILE,
+                f"{entry.path}: a password file without its key {entry.path.removesuffix(keysdir.PASSWORD_SUFFIX)}",
+                "name it after its key file plus .password, or remove it",
+            )
+        elif entry.kind == keysdir.SKIP_NOT_A_KEY and _is_public_key(entry.path):
+            report.warning(
+                CHECK_FILE,
+                f"{entry.path}: skipped, a public key cannot decrypt",
+                "put the private key in the directory instead (the public key is for encrypting)",
+            )
+        elif entry.path.lower().endswith(_KEY_SUFFIXES):
+            report.warning(CHECK_FILE, where, f"replace {entry.path} with a PEM, DER or JWK private key, or remove it")
+        else:
+            report.ok(CHECK_FILE, where)
+
+
+def _is_public_key(path: str) -> bool:
+    try:
+        block = keyparse.first_pem_block(_read(path))
+    except OSError:
+        return False
+    return block is not None and block[0] in ("PUBLIC KEY", "RSA PUBLIC KEY")
+
+
+def check_keys_dir(report: Report, root: str) -> keysdir.KeysDir | None:
+    """Check ``root`` and every file in it; return what the decoder loads from it (None if nothing)."""
+    if not _check_directory(report, root):
+        return None
+    try:
+        result = keysdir.load_keys_dir(root)
+    except DecoderError as err:
+        report.error(CHECK_DIR, f"the decoder cannot use {root}: {err}", f"make {root} and its files readable by root")
+        return None
+    _check_loaded(report, result, root)
+    _check_skipped(report, result, root)
+    usable = [entry for entry in result.loaded if entry.parameter != params.X509S]
+    if not usable:
+        report.warning(
+            CHECK_DIR,
+            f"{root} holds no usable key: only key providers can decrypt on this node",
+            f"put the node's private keys in {root}",
+        )
+    return result

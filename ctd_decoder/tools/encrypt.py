@@ -1,0 +1,33 @@
+"""``ocicrypt encrypt``: encrypt an image's layers for recipients (adding them to already-encrypted layers)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``encrypt`` subcommand."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "encrypt",
+        help="encrypt image layers for recipients",
+        description="Encrypt the layers of SRC for the recipients and write DST. Layers that are already "
+        "encrypted get the recipients added (their key is unwrapped with --key), never a second encryption.",
+    )
+    from .options import add_image_arguments, add_key_arguments, add_recipient_arguments
+
+    add_image_arguments(parser)
+    add_recipient_arguments(parser)
+    add_key_arguments(parser, required=False)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Encrypt SRC into DST."""
+    from . import layercrypt
+    from .options import rewrite
+    from .recipients import decrypt_config, encrypt_config
+
+    ec = encrypt_config(args.recipient, args.gpg_homedir)
+    dc = decrypt_config(args.key, args.dec_recipient)
+    return rewrite(args, layercrypt.encrypt(ec, dc))

@@ -1,0 +1,9 @@
+"""The error of an unusable image reference, layout or archive."""
+
+from __future__ import annotations
+
+from ...ocicrypt.errors import DecoderError
+
+
+class ImageError(DecoderError):
+    """An image reference, layout, archive or blob cannot be used; the text says which and why."""

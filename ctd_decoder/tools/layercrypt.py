@@ -1,0 +1,246 @@
+"""The per-layer operations of the image subcommands: encrypt, decrypt, add recipients, rotate keys.
+
+Each returns the layer's new JSON descriptor after writing its blob (or None to keep the layer).
+Layers stream through in chunks; nothing is kept in memory but the chunk being processed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from typing import Any
+
+from ..ocicrypt.blockcipher import LayerDecryptor
+from ..ocicrypt.config import DecryptConfig, EncryptConfig
+from ..ocicrypt.errors import IntegrityError, LayerError
+from ..ocicrypt.keywrap import ANNOTATION_PREFIX, PUBOPTS_ANNOTATION
+from ..ocicrypt.layer import ENCRYPTED_MEDIA_TYPES, add_recipients, decrypt_layer, encrypt_layer
+from ..ocicrypt.stream import decrypt_stream
+from .image.errors import ImageError
+from .image.layout import Image, VerifiedBlob, to_descriptor
+from .image.ocijson import DOCKER_LAYER_TO_OCI
+from .image.writer import LayoutWriter
+from .progress import Progress
+
+ENCRYPTED_SUFFIX = "+encrypted"
+PLAIN_LAYER_TYPES = {media_type.removesuffix(ENCRYPTED_SUFFIX) for media_type in ENCRYPTED_MEDIA_TYPES}
+ENC_ANNOTATION_PREFIX = "org.opencontainers.image.enc."
+READ_CHUNK = 2 << 20
+
+
+def is_encrypted(layer: dict[str, Any]) -> bool:
+    """Tell whether a layer descriptor is an encrypted layer (media type and key annotations)."""
+    annotations = layer.get("annotations") or {}
+    return layer.get("mediaType", "").endswith(ENCRYPTED_SUFFIX) and any(
+        key.startswith(ANNOTATION_PREFIX) for key in annotations
+    )
+
+
+def _label(layer: dict[str, Any], action: str) -> str:
+    return f"{action} {layer['digest'][:19]}"
+
+
+def _plain_annotations(layer: dict[str, Any]) -> dict[str, str]:
+    annotations: dict[str, str] = layer.get("annotations") or {}
+    return {key: value for key, value in annotations.items() if not key.startswith(ENC_ANNOTATION_PREFIX)}
+
+
+class _ProgressReader:
+    """A blob stream that reports progress as it is read."""
+
+    def __init__(self, blob: VerifiedBlob | _DecryptingReader, progress: Progress) -> None:
+        self._blob = blob
+        self._progress = progress
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._blob.read(size)
+        self._progress.advance(len(data))
+        return data
+
+
+class _Checks:
+    """Wraps a layer decryptor to also check the ciphertext blob and compute the plaintext digest."""
+
+    def __init__(self, inner: LayerDecryptor, layer: dict[str, Any], plain_digest: str, progress: Progress) -> None:
+        self._inner = inner
+        self._layer = layer
+        self._cipher_hash = hashlib.new(layer["digest"].partition(":")[0])
+        self._cipher_size = 0
+        self._plain_hash = hashlib.sha256()
+        self._plain_digest = plain_digest
+        self._progress = progress
+
+    def authenticate(self, ciphertext: memoryview) -> None:
+        self._cipher_hash.update(ciphertext)
+        self._cipher_size += len(ciphertext)
+        self._inner.authenticate(ciphertext)
+
+    def decrypt_into(self, ciphertext: memoryview, out: bytearray) -> int:
+        count = self._inner.decrypt_into(ciphertext, out)
+        self._plain_hash.update(memoryview(out)[:count])
+        self._progress.advance(count)
+        return count
+
+    def verify(self) -> None:
+        digest = self._layer["digest"]
+        if self._cipher_size != self._layer["size"]:
+            raise ImageError(f"blob {digest} has {self._cipher_size} bytes, its descriptor says {self._layer['size']}")
+        if f"{self._cipher_hash.name}:{self._cipher_hash.hexdigest()}" != digest:
+            raise ImageError(f"blob {digest} does not match its digest (the layout is corrupted)")
+        self._inner.verify()
+        if self._plain_digest and not hmac.compare_digest(self.plaintext_digest, self._plain_digest):
+            raise IntegrityError(
+                f"layer {digest} decrypts to {self.plaintext_digest}, not {self._plain_digest} "
+                "recorded when it was encrypted"
+            )
+
+    @property
+    def plaintext_digest(self) -> str:
+        return "sha256:" + self._plain_hash.hexdigest()
+
+
+class _DecryptingReader:
+    """Decrypts a blob as it is read, checking tag and plaintext digest at the end (for rotation).
+
+    Unauthenticated plaintext flows on only into the new layer blob, which is discarded with the
+    whole destination if the tag turns out wrong.
+    """
+
+    def __init__(self, blob: VerifiedBlob, checks: _Checks) -> None:
+        self._blob = blob
+        self._checks = checks
+        self._buffer = bytearray(READ_CHUNK)
+        self._out = bytearray(READ_CHUNK)
+
+    def read(self, size: int = -1) -> bytes:
+        view = memoryview(self._buffer)[: READ_CHUNK if size < 0 else min(size, READ_CHUNK)]
+        count = self._blob.readinto(view)
+        if not count:
+            self._checks.verify()
+            return b""
+        self._checks.authenticate(view[:count])
+        self._checks.decrypt_into(view[:count], self._out)
+        return bytes(self._out[:count])
+
+
+def encrypt(ec: EncryptConfig, dc: DecryptConfig) -> Any:
+    """Return the transform of ``ocicrypt encrypt``: encrypt plain layers, add recipients to encrypted ones."""
+
+    def transform(image: Image, writer: LayoutWriter, layer: dict[str, Any]) -> dict[str, Any] | None:
+        if is_encrypted(layer):
+            return _add_recipients(image, writer, layer, ec, dc)
+        media_type = DOCKER_LAYER_TO_OCI.get(layer.get("mediaType", ""), layer.get("mediaType", ""))
+        if media_type not in PLAIN_LAYER_TYPES:
+            raise LayerError(f"unsupporter layer MediaType: {layer.get('mediaType')} (layer {layer['digest']})")
+        progress = Progress(_label(layer, "encrypting"), layer["size"])
+        sink = writer.new_blob()
+        try:
+            with image.open_blob(to_descriptor(layer)) as blob:
+                annotations = encrypt_layer(ec, _ProgressReader(blob, progress), sink, digest=layer["digest"])  # type: ignore[arg-type]
+            digest, size = sink.finish()
+        except BaseException:
+            sink.discard()
+            raise
+        finally:
+            progress.finish()
+        return dict(
+            layer,
+            mediaType=media_type + ENCRYPTED_SUFFIX,
+            digest=digest,
+            size=size,
+            annotations={**_plain_annotations(layer), **annotations},
+        )
+
+    return transform
+
+
+def _add_recipients(
+    image: Image, writer: LayoutWriter, layer: dict[str, Any], ec: EncryptConfig, dc: DecryptConfig
+) -> dict[str, Any]:
+    annotations = add_recipients(ec, dc, to_descriptor(layer))
+    with image.open_blob(to_descriptor(layer)) as blob:
+        writer.copy_blob(blob)
+    return dict(layer, annotations=annotations)
+
+
+def add(ec: EncryptConfig, dc: DecryptConfig) -> Any:
+    """Return the transform of ``recipients add``: re-wrap encrypted layers' keys, data untouched."""
+
+    def transform(image: Image, writer: LayoutWriter, layer: dict[str, Any]) -> dict[str, Any] | None:
+        return _add_recipients(image, writer, layer, ec, dc) if is_encrypted(layer) else None
+
+    return transform
+
+
+def _open_fd(image: Image, layer: dict[str, Any]) -> int:
+    try:
+        return os.open(image.blob_path(layer["digest"]), os.O_RDONLY)
+    except FileNotFoundError:
+        raise ImageError(f"blob {layer['digest']} is missing from the layout") from None
+    except OSError as err:
+        raise ImageError(f"cannot read blob {layer['digest']}: {err.strerror}") from None
+
+
+def decrypt(dc: DecryptConfig) -> Any:
+    """Return the transform of ``ocicrypt decrypt``: decrypt encrypted layers, keep plain ones."""
+
+    def transform(image: Image, writer: LayoutWriter, layer: dict[str, Any]) -> dict[str, Any] | None:
+        if not is_encrypted(layer):
+            return None
+        decryption = decrypt_layer(dc, to_descriptor(layer))
+        progress = Progress(_label(layer, "decrypting"), layer["size"])
+        checks = _Checks(decryption.decryptor, layer, decryption.digest, progress)
+        source = _open_fd(image, layer)
+        sink = writer.new_blob()
+        try:
+            size = decrypt_stream(checks, source, sink.file.fileno(), size_hint=layer["size"])
+            digest, size = sink.finish(checks.plaintext_digest, size)
+        except BaseException:
+            sink.discard()
+            raise
+        finally:
+            os.close(source)
+            progress.finish()
+        return dict(
+            layer,
+            mediaType=layer["mediaType"].removesuffix(ENCRYPTED_SUFFIX),
+            digest=digest,
+            size=size,
+            annotations=_plain_annotations(layer),
+        )
+
+    return transform
+
+
+def rotate(ec: EncryptConfig, dc: DecryptConfig) -> Any:
+    """Return the transform of ``recipients rotate``: decrypt and re-encrypt under a new layer key."""
+
+    def transform(image: Image, writer: LayoutWriter, layer: dict[str, Any]) -> dict[str, Any] | None:
+        if not is_encrypted(layer):
+            return None
+        decryption = decrypt_layer(dc, to_descriptor(layer))
+        progress = Progress(_label(layer, "rotating"), layer["size"])
+        checks = _Checks(decryption.decryptor, layer, decryption.digest, progress)
+        sink = writer.new_blob()
+        try:
+            with image.open_blob(to_descriptor(layer)) as blob:
+                plaintext = _DecryptingReader(blob, checks)
+                annotations = encrypt_layer(ec, plaintext, sink, digest=decryption.digest or None)  # type: ignore[arg-type]
+            digest, size = sink.finish()
+        except BaseException:
+            sink.discard()
+            raise
+        finally:
+            progress.finish()
+        kept = {
+            key: value for key, value in (layer.get("annotations") or {}).items() if key not in _key_annotations(layer)
+        }
+        return dict(layer, digest=digest, size=size, annotations={**kept, **annotations})
+
+    return transform
+
+
+def _key_annotations(layer: dict[str, Any]) -> set[str]:
+    annotations = layer.get("annotations") or {}
+    return {key for key in annotations if key.startswith(ANNOTATION_PREFIX) or key == PUBOPTS_ANNOTATION}

@@ -1,0 +1,30 @@
+"""containerd 2.x's default CRI pull path (the transfer service, ``use_local_image_pull = false``): it
+starts the stream processor without a payload on fd 3, so no pull of an encrypted image can work
+there. What matters is that the operator reads our diagnostic, naming the fix, in the CRI error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .daemons import CONTAINERD_2_LINE, Registry
+from .node import DEFAULT_LAYERS, Node, push_encrypted
+from .schemes import Recipient
+from .test_failures import rpc_error
+
+
+@pytest.mark.parametrize("containerd_version", [CONTAINERD_2_LINE], ids=lambda v: f"containerd-{v}")
+def test_transfer_service_pull_reports_the_missing_payload_and_its_fix(
+    decoder: str, registry: Registry, nodes: Callable[..., Node], recipients: Callable[[str], Recipient], tmp_path: Path
+) -> None:
+    recipient = recipients("jwe-rsa2048")
+    image = push_encrypted(registry, tmp_path, [recipient], DEFAULT_LAYERS[:1])
+    node = nodes(decoder, registry, recipient.key_files, local_pull=False)
+    text = rpc_error(lambda: node.client("k8s.io").pull_image(image.ref))
+    assert "read payload: read configFd: bad file descriptor" in text, text
+    assert "use_local_image_pull" in text, text
+    calls = node.decoder_calls()
+    assert calls and not any(call.payload for call in calls), calls

@@ -1,0 +1,137 @@
+"""Where ours deliberately differs from the Go decoders, and the agreement check that allows only that.
+
+Each divergence names the README section that documents it and the test in
+``test_divergences.py`` that shows why ours is better. A disagreement that matches none of them
+fails the differential test with the hypothesis seed and the input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .harness import Decoders, Outcome, run_one
+from .mutations import Mutation, build
+from .seeds import Seed
+
+Case = tuple[str, tuple[Mutation, ...]]
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """One documented way in which ours differs from Go on purpose."""
+
+    name: str
+    why: str
+    test: str
+    matches: Callable[[Case, Outcome, str], bool]
+
+
+def _go_failed(outcome: Outcome, prefix: str, *texts: str) -> bool:
+    return all(
+        not go.ok and go.prefix == prefix and any(text in go.stderr for text in texts)
+        for go in (outcome.go1, outcome.go2)
+    )
+
+
+# How Go's utils.ParsePrivateKey fails (after PKCS#8, PKCS#1, SEC1 DER, PEM and JWK, it tries PKCS#11 YAML).
+_KEY_PARSE_ERRORS = (
+    "Could not parse private key",
+    "Missing password",
+    "pkcs11 keyfile",
+    "Could not parse input as JWK",
+)
+
+
+def _keys_go_cannot_parse(case: Case, outcome: Outcome, baseline: str) -> bool:
+    return (
+        outcome.ours.ok
+        and outcome.ours.output_sha256 == baseline
+        and _go_failed(outcome, "call to DecryptLayer failed", *_KEY_PARSE_ERRORS)
+    )
+
+
+def _missing_keys_directory(case: Case, outcome: Outcome, baseline: str) -> bool:
+    asked = any(m[0] == "arguments" and m[1].startswith("keys-path") for m in case[1])
+    return asked and _go_failed(outcome, "unable to get decryption keys in provided key path", "no such file")
+
+
+def _no_nonce(case: Case, outcome: Outcome, baseline: str) -> bool:
+    return "carry no nonce" in outcome.ours.stderr and outcome.go1.ok and outcome.go2.ok
+
+
+def _go_panics(case: Case, outcome: Outcome, baseline: str) -> bool:
+    panicked = all(go.returncode == 2 and go.stderr.startswith("panic:") for go in (outcome.go1, outcome.go2))
+    return panicked and outcome.ours.returncode == 1 and outcome.ours.prefix == "call to DecryptLayer failed"
+
+
+def _short_hmac(case: Case, outcome: Outcome, baseline: str) -> bool:
+    return "invalid HMAC length" in outcome.ours.stderr and _go_failed(
+        outcome, "could not copy data", "could not properly decrypt byte stream"
+    )
+
+
+DIVERGENCES = [
+    Divergence(
+        "payload keys Go cannot read",
+        "Go stops at the first payload key it cannot parse (SEC1 EC PEM, encrypted PKCS#8, garbage), "
+        "so a readable right key after it is never tried; ours skips the unreadable key and reads those formats",
+        "test_payload_key_go_cannot_parse_does_not_hide_the_right_key",
+        _keys_go_cannot_parse,
+    ),
+    Divergence(
+        "missing keys directory",
+        "Go fails every pull when --decryption-keys-path does not exist; ours notes it and uses the payload keys",
+        "test_missing_keys_directory_still_decrypts_with_payload_keys",
+        _missing_keys_directory,
+    ),
+    Divergence(
+        "no nonce",
+        "without a nonce in the cipher options Go draws a random one and reports success on garbage "
+        "(the HMAC covers only the ciphertext); ours refuses the layer",
+        "test_missing_nonce_is_refused_instead_of_decrypting_to_garbage",
+        _no_nonce,
+    ),
+    Divergence(
+        "Go panics",
+        "a nonce that is not 16 bytes makes Go panic (exit 2, a goroutine dump instead of an error); "
+        "ours fails with an error naming the nonce length",
+        "test_bad_nonce_length_is_an_error_not_a_panic",
+        _go_panics,
+    ),
+    Divergence(
+        "HMAC of the wrong length",
+        "Go decrypts and streams the whole layer before its HMAC check fails; ours refuses a tag that "
+        "is not 32 bytes before reading the layer",
+        "test_hmac_of_the_wrong_length_is_refused_before_streaming",
+        _short_hmac,
+    ),
+]
+
+
+def documented(case: Case, outcome: Outcome, baseline: str) -> Divergence | None:
+    """The documented divergence this disagreement is, if any."""
+    return next((d for d in DIVERGENCES if d.matches(case, outcome, baseline)), None)
+
+
+_BASELINES: dict[str, str] = {}
+
+
+def _baseline(decoders: Decoders, seed: Seed) -> str:
+    """The sha256 of what the Go decoder outputs for ``seed`` unchanged (computed once)."""
+    if seed.name not in _BASELINES:
+        verdict = run_one(decoders.commands[1], build(seed, ()))
+        assert verdict.ok, f"the unchanged seed {seed.name} does not decrypt with Go: {verdict}"
+        _BASELINES[seed.name] = verdict.output_sha256
+    return _BASELINES[seed.name]
+
+
+def check_agreement(seeds: dict[str, Seed], decoders: Decoders, case: Case, context: str) -> Divergence | None:
+    """Run ``case`` through all three decoders; fail unless they agree or differ in a documented way."""
+    name, mutations = case
+    outcome = decoders.run(build(seeds[name], mutations))
+    if outcome.agree:
+        return None
+    divergence = documented(case, outcome, _baseline(decoders, seeds[name]))
+    assert divergence is not None, f"decoders disagree ({context}) on {case!r}:\n{outcome.describe()}"
+    return divergence

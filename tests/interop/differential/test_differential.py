@@ -1,0 +1,36 @@
+"""Differential tests: ours and both Go decoders on generated inputs around valid layers.
+
+Every input is a seed (a valid layer, ours or Go-written, with the payload that decrypts it) and up
+to three mutations of one family. The verdicts must agree (same output bytes, or both fail with
+the same text up to the first colon) unless the disagreement is one of the documented divergences
+in :mod:`.divergences`. Bounded by ``CTD_DIFFERENTIAL_EXAMPLES`` inputs per family; the seed is in
+the pytest header. A failing input is shrunk by hypothesis; keep it in ``test_regressions.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
+
+from .conftest import EXAMPLES, SEED
+from .divergences import check_agreement
+from .harness import Decoders
+from .seeds import Seed
+from .strategies import FAMILIES, cases
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_decoders_agree_on_generated_inputs(family: str, seeds: dict[str, Seed], decoders: Decoders) -> None:
+    @hypothesis_seed(SEED)
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(cases(seeds, family))
+    def agree(case: tuple[str, tuple[tuple[object, ...], ...]]) -> None:
+        check_agreement(seeds, decoders, case, f"seed {SEED}, family {family}")
+
+    agree()

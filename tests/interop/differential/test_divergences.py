@@ -1,0 +1,89 @@
+"""The documented divergences (README, "What it does better than the Go decoder"), one named test each.
+
+Each test shows the Go decoders' behaviour on the input, ours, and that the differential check
+classifies the disagreement as that divergence and no other.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .divergences import DIVERGENCES, Case, check_agreement
+from .harness import Decoders
+from .mutations import build
+from .seeds import Seed
+
+
+def _divergence(name: str) -> object:
+    return next(d for d in DIVERGENCES if d.name == name)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("ours-rsa", (("key_extra", "before", "garbage", "null"),)),
+        ("ours-ec", (("key_format", "traditional-pem"),)),
+        ("go-jwe-rsa", (("key_format", "encrypted-pkcs8-pem"),)),
+    ],
+    ids=["garbage-key-first", "sec1-ec-pem", "encrypted-pkcs8"],
+)
+def test_payload_key_go_cannot_parse_does_not_hide_the_right_key(
+    case: Case, seeds: dict[str, Seed], decoders: Decoders
+) -> None:
+    """Go returns the first key's parse error and never tries the next key; a node with one stale or
+    unusual key in its config would fail every pull. Ours skips what it cannot read and decrypts."""
+    outcome = decoders.run(build(seeds[case[0]], case[1]))
+    for go in (outcome.go1, outcome.go2):
+        assert go.prefix == "call to DecryptLayer failed"
+        assert "Could not parse private key" in go.stderr or "Could not unmarshal pkcs11 keyfile" in go.stderr
+    assert outcome.ours.ok
+    assert check_agreement(seeds, decoders, case, "divergence") is _divergence("payload keys Go cannot read")
+
+
+def test_missing_keys_directory_still_decrypts_with_payload_keys(seeds: dict[str, Seed], decoders: Decoders) -> None:
+    """containerd passes --decryption-keys-path /etc/containerd/ocicrypt/keys by default; Go fails
+    every pull (even with keys in the payload) until that directory exists. Ours notes it and goes on."""
+    case: Case = ("go-jwe-rsa", (("arguments", "keys-path-missing"),))
+    outcome = decoders.run(build(seeds[case[0]], case[1]))
+    for go in (outcome.go1, outcome.go2):
+        assert go.prefix == "unable to get decryption keys in provided key path"
+    assert outcome.ours.ok
+    assert "does not exist" in outcome.ours.stderr or outcome.ours.stderr == ""
+    assert check_agreement(seeds, decoders, case, "divergence") is _divergence("missing keys directory")
+
+
+def test_missing_nonce_is_refused_instead_of_decrypting_to_garbage(seeds: dict[str, Seed], decoders: Decoders) -> None:
+    """Go's AES-CTR draws a random nonce when the options carry none, and the HMAC (over the
+    ciphertext) still verifies: the pull succeeds with a garbage layer. Ours refuses it."""
+    case: Case = ("ours-ec", (("privopts", (("delete", ("cipheroptions", "nonce")),)),))
+    outcome = decoders.run(build(seeds[case[0]], case[1]))
+    baseline = decoders.run(build(seeds[case[0]], ())).go1
+    for go in (outcome.go1, outcome.go2):
+        assert go.ok and go.output_sha256 != baseline.output_sha256
+    assert outcome.ours.prefix == "call to DecryptLayer failed"
+    assert check_agreement(seeds, decoders, case, "divergence") is _divergence("no nonce")
+
+
+@pytest.mark.parametrize("nonce", ["YQ==", None], ids=["one-byte", "null"])
+def test_bad_nonce_length_is_an_error_not_a_panic(
+    nonce: str | None, seeds: dict[str, Seed], decoders: Decoders
+) -> None:
+    """cipher.NewCTR panics on an IV that is not one block: Go exits 2 with a goroutine dump, which
+    containerd shows as the pull error. Ours exits 1 with the usual prefix and the reason."""
+    case: Case = ("ours-rsa", (("privopts", (("set", ("cipheroptions", "nonce"), nonce),)),))
+    outcome = decoders.run(build(seeds[case[0]], case[1]))
+    for go in (outcome.go1, outcome.go2):
+        assert go.returncode == 2 and go.stderr.startswith("panic:")
+    assert outcome.ours.returncode == 1 and "invalid nonce length" in outcome.ours.stderr
+    assert check_agreement(seeds, decoders, case, "divergence") is _divergence("Go panics")
+
+
+def test_hmac_of_the_wrong_length_is_refused_before_streaming(seeds: dict[str, Seed], decoders: Decoders) -> None:
+    """A tag that is not 32 bytes can never verify; Go finds out only after streaming (and releasing
+    all but the last 10 KiB of) the plaintext. Ours refuses before reading the layer."""
+    case: Case = ("ours-rsa", (("pubopts", (("set", ("hmac",), "YQ=="),)),))
+    outcome = decoders.run(build(seeds[case[0]], case[1]))
+    for go in (outcome.go1, outcome.go2):
+        assert go.prefix == "could not copy data"
+    assert outcome.ours.prefix == "call to DecryptLayer failed" and "invalid HMAC length" in outcome.ours.stderr
+    assert check_agreement(seeds, decoders, case, "divergence") is _divergence("HMAC of the wrong length")

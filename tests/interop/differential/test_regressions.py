@@ -1,0 +1,62 @@
+"""Inputs on which ours once disagreed with the Go decoders, kept after the fix (shrunk by hypothesis
+or written down from Go's source and confirmed by the harness)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .divergences import Case, check_agreement
+from .harness import Decoders
+from .seeds import Seed
+
+JWE = "org.opencontainers.image.enc.keys.jwe"
+PUBOPTS = "org.opencontainers.image.enc.pubopts"
+
+REGRESSIONS: dict[str, Case] = {
+    # Go decodes every occurrence of a member, exact or case-folded, in order: a later "MEDIATYPE"
+    # of the wrong type is an error even though "mediaType" matched exactly before it.
+    "folded-duplicate-member-of-wrong-type": (
+        "ours-ec",
+        (("payload_json", (("insert", ("Descriptor",), -1, "MEDIATYPE", -1),)),),
+    ),
+    "folded-duplicate-member-last-wins": (
+        "ours-rsa",
+        (("payload_json", (("insert", ("Descriptor",), -1, "MediaType", "application/vnd.oci.image.layer.v1.tar"),)),),
+    ),
+    # null leaves a struct alone: a second "DecryptConfig": null keeps the keys decoded before it.
+    "null-struct-after-the-real-one": ("ours-rsa", (("payload_json", (("insert", (), -1, "DecryptConfig", None),)),)),
+    # null as an annotation value is the empty string in a Go map[string]string.
+    "null-annotation-value": (
+        "ours-rsa",
+        (("payload_json", (("insert", ("Descriptor", "annotations"), 0, "x", None),)),),
+    ),
+    # NaN and a byte-order mark are not JSON for Go.
+    "nan-in-unknown-member": ("ours-rsa", (("payload_json", (("insert", (), -1, "x", ("raw", "NaN")),)),)),
+    "byte-order-mark": ("ours-rsa", (("payload_text", "bom"),)),
+    "utf16-json": ("go-jwe-ec", (("payload_text", "utf16"),)),
+    # Invalid UTF-8 reads as U+FFFD in Go, so the payload parses and the annotation fails later.
+    "invalid-utf8-in-annotation": (
+        "go-node-jwe",
+        (("payload_json", (("set", ("Descriptor", "annotations", JWE), ("raw", b'"\xff"')),)),),
+    ),
+    # "==" is not base64 for Go.
+    "padding-only-base64-password": (
+        "ours-rsa",
+        (("payload_json", (("set", ("DecryptConfig", "Parameters", "privkeys-passwords"), ["=="]),)),),
+    ),
+    "size-not-an-integer-literal": (
+        "ours-rsa",
+        (("payload_json", (("set", ("Descriptor", "size"), ("raw", "1e2")),)),),
+    ),
+    # Go's StdEncoding skips CR and LF anywhere (annotations wrapped by a tool), but not spaces.
+    "key-annotation-wrapped-with-lf": ("ours-rsa", (("annotation_encoding", JWE, "wrap64-lf"),)),
+    "pubopts-wrapped-with-crlf": ("ours-ec", (("annotation_encoding", PUBOPTS, "wrap76-crlf"),)),
+    "key-annotation-leading-space": ("go-jwe-rsa", (("annotation_encoding", JWE, "lead-space"),)),
+    # Go's flag package reports an unknown flag with one dash on stderr.
+    "unknown-flag": ("go-jwe-rsa", (("arguments", "unknown-flag"),)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSIONS))
+def test_regression_input_agrees_with_go(name: str, seeds: dict[str, Seed], decoders: Decoders) -> None:
+    assert check_agreement(seeds, decoders, REGRESSIONS[name], f"regression {name}") is None

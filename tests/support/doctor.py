@@ -1,0 +1,81 @@
+"""Running the installed ``ocicrypt doctor`` and reading its JSON findings."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+OCICRYPT = shutil.which("ocicrypt", path=os.path.dirname(sys.executable))
+DECODER = shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
+DEBIAN_CONTAINERD = "/usr/bin/containerd"
+
+
+@dataclass
+class Doctor:
+    """One run: exit status, the findings (``--json``), stderr."""
+
+    returncode: int
+    findings: list[dict[str, str]]
+    stderr: str
+
+    def of(self, check: str) -> list[dict[str, str]]:
+        """The findings whose check is ``check`` or starts with ``check.``."""
+        return [f for f in self.findings if f["check"] == check or f["check"].startswith(check + ".")]
+
+    def statuses(self, check: str) -> set[str]:
+        """The statuses of the findings of ``check``."""
+        return {f["status"] for f in self.of(check)}
+
+    def errors(self) -> list[dict[str, str]]:
+        """Every error finding."""
+        return [f for f in self.findings if f["status"] == "error"]
+
+    def one(self, check: str, status: str) -> dict[str, str]:
+        """The single finding of ``check`` with ``status``; fail with all findings otherwise."""
+        found = [f for f in self.of(check) if f["status"] == status]
+        assert len(found) == 1, f"expected one {status} for {check}, got: {json.dumps(self.findings, indent=1)}"
+        return found[0]
+
+
+def run_doctor(*args: str | Path, stdin: bytes | None = None, env: dict[str, str] | None = None) -> Doctor:
+    """Run ``ocicrypt doctor --json ARGS``; the JSON must parse whatever the exit status."""
+    assert OCICRYPT, "ocicrypt is not installed next to the test interpreter"
+    result = subprocess.run(
+        [OCICRYPT, "doctor", "--json", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    stderr = result.stderr.decode(errors="replace")
+    assert "Traceback" not in stderr, stderr
+    findings = json.loads(result.stdout) if result.returncode in (0, 1) else []
+    return Doctor(result.returncode, findings, stderr)
+
+
+def write_node_config(path: Path, keys_dir: Path | None, env: dict[str, str] | None = None) -> Path:
+    """A containerd config (version 2) whose two payload IDs run the installed decoder with ``keys_dir``/``env``."""
+    lines = ["version = 2", ""]
+    args = f'["--decryption-keys-path", {json.dumps(str(keys_dir))}]' if keys_dir is not None else "[]"
+    env_list = ", ".join(json.dumps(f"{k}={v}") for k, v in (env or {}).items())
+    layer = "application/vnd.oci.image.layer.v1.tar"
+    for processor_id, accepts, returns in (
+        ("io.containerd.ocicrypt.decoder.v1.tar.gzip", [f"{layer}+gzip+encrypted"], f"{layer}+gzip"),
+        ("io.containerd.ocicrypt.decoder.v1.tar", [f"{layer}+encrypted", f"{layer}+zstd+encrypted"], f"{layer}+zstd"),
+    ):
+        lines += [
+            f'[stream_processors."{processor_id}"]',
+            f"  accepts = {json.dumps(accepts)}",
+            f"  returns = {json.dumps(returns)}",
+            f"  path = {json.dumps(DECODER)}",
+            f"  args = {args}",
+            f"  env = [{env_list}]",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
