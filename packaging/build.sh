@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Build a self-contained ctd-decoder for nodes without a Python environment.
 #
-#   packaging/build.sh [--out DIR] [--tool pyinstaller|shiv|pex] [--work DIR] [--tarball]
+#   packaging/build.sh [--out DIR] [--tool pyinstaller|shiv|pex] [--work DIR] [--tarball] [--deb]
 #
 # Default: a PyInstaller one-folder bundle in dist/ctd-decoder/ (DIR/ctd-decoder is the executable,
-# DIR/_internal its interpreter and libraries). shiv and pex build a zipapp DIR/ctd-decoder instead;
-# those still need a python3 of the same minor version on the node (kept for the comparison in README.md).
+# DIR/_internal its interpreter and libraries, DIR/licenses the licence texts of all it redistributes,
+# collected by licenses.py). shiv and pex build a zipapp DIR/ctd-decoder instead; those still need a
+# python3 of the same minor version on the node (kept for the comparison in README.md).
+#   --tarball  also ctd-decoder-VERSION-linux-ARCH.tar.gz beside DIR: the bundle, install.sh, the
+#              containerd and k3s snippets, config.toml.example, README.md (NODE-README.md), LICENSE
+#   --deb      also ctd-decoder_VERSION_ARCH.deb beside DIR (deb.sh)
 #
 # The build runs in its own venv (WORK/venv, default build/packaging) with the project installed
 # from this checkout with all extras (pgp, pkcs11, grpc), so no test-only package is bundled.
@@ -19,6 +23,7 @@ out="$repo/dist/ctd-decoder"
 work="$repo/build/packaging"
 tool="pyinstaller"
 tarball=0
+deb=0
 python="${PYTHON:-python3}"
 
 PYINSTALLER_VERSION="6.22.3"
@@ -34,11 +39,16 @@ while [ $# -gt 0 ]; do
         --tool) tool="$2"; shift 2 ;;
         --tool=*) tool="${1#--tool=}"; shift ;;
         --tarball) tarball=1; shift ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        --deb) deb=1; shift ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 case "$tool" in pyinstaller|shiv|pex) ;; *) echo "build.sh: --tool must be pyinstaller, shiv or pex" >&2; exit 2 ;; esac
+if [ "$tool" != pyinstaller ] && [ $((tarball + deb)) -gt 0 ]; then
+    echo "build.sh: --tarball and --deb package the PyInstaller bundle (no --tool)" >&2
+    exit 2
+fi
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
 case "$work" in /*) ;; *) work="$PWD/$work" ;; esac
 
@@ -100,15 +110,32 @@ esac
     exit 1
 }
 
+if [ "$tool" = pyinstaller ]; then
+    "$venv/bin/python" "$here/licenses.py" --bundle "$bundle" --out "$bundle/licenses"
+fi
+
 rm -rf "$out"
 mkdir -p "$(dirname "$out")"
 mv "$bundle" "$out"
 rm -rf "$stage"
 echo "built $out/ctd-decoder ($tool, $(du -sh "$out" | cut -f1))"
 
+version="$("$venv/bin/python" -c 'import ctd_decoder; print(ctd_decoder.__version__)')"
 if [ "$tarball" = 1 ]; then
-    version="$("$venv/bin/python" -c 'import ctd_decoder; print(ctd_decoder.__version__)')"
-    archive="$(dirname "$out")/ctd-decoder-$version-linux-$(uname -m).tar.gz"
-    tar -C "$(dirname "$out")" -czf "$archive" "$(basename "$out")"
+    name="ctd-decoder-$version-linux-$(uname -m)"
+    archive="$(dirname "$out")/$name.tar.gz"
+    release="$work/release"
+    rm -rf "$release"
+    mkdir -p "$release/$name"
+    cp -a "$out" "$release/$name/ctd-decoder"
+    cp -r "$here/containerd" "$here/k3s" "$release/$name/"
+    install -m 0755 "$here/install.sh" "$release/$name/install.sh"
+    install -m 0644 "$here/NODE-README.md" "$release/$name/README.md"
+    install -m 0644 "$repo/LICENSE" "$repo/config.toml.example" "$release/$name/"
+    tar -C "$release" --owner=0 --group=0 -czf "$archive" "$name"
+    rm -rf "$release"
     echo "packed $archive"
+fi
+if [ "$deb" = 1 ]; then
+    bash "$here/deb.sh" "$out" "$version" "$work/deb-root" "$(dirname "$out")"
 fi

@@ -4,8 +4,9 @@
 #   packaging/install.sh [--from DIR] [--prefix PREFIX] [--destdir DESTDIR]
 #                        [--keyprovider-config FILE] [--keys-dir DIR]
 #
-#   --from DIR                 the bundle built by packaging/build.sh (default: dist/ctd-decoder);
-#                              a .tar.gz made by build.sh --tarball is accepted too
+#   --from DIR                 the bundle built by packaging/build.sh (default: ctd-decoder/ beside
+#                              this script in a release tarball, else dist/ctd-decoder of the
+#                              checkout); a .tar.gz made by build.sh --tarball is accepted too
 #   --prefix PREFIX            default /usr/local: PREFIX/lib/ctd-decoder/ holds the bundle and
 #                              PREFIX/bin/ctd-decoder links to it (the path containerd runs)
 #   --destdir DESTDIR          stage everything below DESTDIR (also taken from $DESTDIR), for
@@ -15,13 +16,18 @@
 #                              OCICRYPT_KEYPROVIDER_CONFIG)
 #   --keys-dir DIR             default /etc/containerd/ocicrypt/keys: created (or fixed) with mode 0700
 #
-# Then register the decoder: packaging/containerd/*.toml or packaging/k3s/*.tmpl, and restart
-# containerd (or k3s). Existing keys are never touched.
+# Existing keys are never touched. What containerd needs then (measured on containerd 1.6.20 and 2.3.4):
+#   containerd 1.x: nothing for gzip and uncompressed layers when PREFIX/bin is on containerd's PATH
+#     (its built-in entries run `ctd-decoder` from PATH, looked up at each pull: no restart);
+#     zstd layers need containerd/config-v2.toml merged into /etc/containerd/config.toml and a restart.
+#   containerd 2.x: merge containerd/config-v3.toml (use_local_image_pull = true) and restart.
+#   k3s: k3s/config.toml.tmpl or k3s/config-v3.toml.tmpl, then restart k3s.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
 from="$repo/dist/ctd-decoder"
+[ -x "$here/ctd-decoder/ctd-decoder" ] && from="$here/ctd-decoder"  # unpacked release tarball
 prefix="/usr/local"
 destdir="${DESTDIR:-}"
 keyprovider_config=""
@@ -39,7 +45,7 @@ while [ $# -gt 0 ]; do
         --keyprovider-config=*) keyprovider_config="${1#--keyprovider-config=}"; shift ;;
         --keys-dir) keys_dir="$2"; shift 2 ;;
         --keys-dir=*) keys_dir="${1#--keys-dir=}"; shift ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -60,6 +66,7 @@ if [ -f "$from" ] && [[ "$from" == *.tar.gz ]]; then
     scratch="$(mktemp -d)"
     tar -C "$scratch" -xzf "$from"
     from="$(find "$scratch" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
+    [ -x "$from/ctd-decoder/ctd-decoder" ] && from="$from/ctd-decoder"  # a release tarball around the bundle
 fi
 [ -x "$from/ctd-decoder" ] || fail "no executable $from/ctd-decoder: run packaging/build.sh first (or pass --from)"
 
@@ -93,4 +100,9 @@ fi
 
 echo "installed $prefix/bin/ctd-decoder -> $prefix/lib/ctd-decoder/${destdir:+ (under $destdir)}"
 echo "keys directory $keys_dir (mode 0700)${keyprovider_config:+; key providers in /etc/containerd/ocicrypt/ocicrypt_keyprovider.conf}"
-echo "next: register the decoder (packaging/containerd/ or packaging/k3s/) and restart containerd or k3s"
+snippets="$here/containerd"
+echo "containerd 1.x: gzip and uncompressed encrypted layers decrypt now, with no restart, if $prefix/bin is on"
+echo "  containerd's PATH (its built-in entries run ctd-decoder from PATH)."
+echo "zstd layers, containerd 2.x, or another path: merge $snippets/config-v2.toml (1.x) or"
+echo "  $snippets/config-v3.toml (2.x) into /etc/containerd/config.toml and restart containerd;"
+echo "  k3s: $here/k3s/config.toml.tmpl or config-v3.toml.tmpl into /var/lib/rancher/k3s/agent/etc/containerd/."

@@ -19,7 +19,8 @@ import stat
 import sys
 import time
 
-MEDIA_TYPE_ENV = "STREAM_PROCESSOR_MEDIATYPE"  # containerd sets it for every stream processor it runs
+from .payload import MEDIA_TYPE_ENV
+
 REAP_WAIT_LIMIT = 1.0  # seconds; containerd reaps at once, this only bounds other callers
 AFTER_REAP_MARGIN = 0.1  # seconds for containerd's goroutine to record the error after reaping
 POLL_INTERVAL = 0.002

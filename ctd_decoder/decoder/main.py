@@ -24,42 +24,74 @@ NAME:
    ctd-decoder - ctd-decoder is used as a call-out from containerd content stream plugins
 
 USAGE:
-   ctd-decoder [--decryption-keys-path DIR]
+   ctd-decoder [--decryption-keys-path PATH]
 
-   Reads an encrypted layer on stdin, the decryption payload on fd 3, and writes the decrypted
-   layer to stdout.
+   containerd runs it once per encrypted layer: the encrypted layer on stdin, the decryption
+   payload on fd 3, the decrypted layer on stdout. It is not meant to be run by hand.
 
-OPTIONS:
-   --decryption-keys-path DIR  Path to load decryption keys from. (optional)
-   --help, -h                  show help
-   --version, -v               print the version
+COMMANDS:
+   help, h  Shows a list of commands or help for one command
+
+GLOBAL OPTIONS:
+   --decryption-keys-path PATH  Path to load decryption keys from: a directory (searched recursively)
+                                or one key file. (optional)
+   --help, -h                   show help
+   --version, -v                print the version
 """
 
+HELP_COMMAND_USAGE = """\
+NAME:
+   help - Shows a list of commands or help for one command
+
+USAGE:
+   help [command]
+"""
+
+BY_HAND = (
+    "ctd-decoder is meant to be run by containerd, which starts it once per encrypted layer with the layer on "
+    "stdin and the decryption payload on fd 3. To decrypt an image yourself, use `ctr-enc images decrypt --key ...`."
+)
+
 KEYS_PATH_FLAG = "decryption-keys-path"
+HELP_COMMANDS = ("help", "h")
 VERIFY_DIGEST_ENV = "CTD_DECODER_VERIFY_DIGEST"
 MAX_NOTES = 12
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Go's strconv.ParseBool, which its flag package uses for boolean flags.
+_GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
 class UsageError(Exception):
-    """The command line is not understood."""
+    """The command line is not understood (the text is Go's flag package's)."""
 
 
 def parse_args(argv: Sequence[str]) -> str | None:
-    """Return the keys path, or None; raise UsageError; positional arguments are ignored."""
+    """Return the keys path, or None; raise UsageError, or SystemExit after printing help or the version.
+
+    Parsed as Go's flag package and urfave/cli do: one or two dashes, flags end at ``--`` or at
+    the first argument that is not a flag; a first such argument ``help`` or ``h`` is the help
+    command, any other is ignored.
+    """
     keys_path: str | None = None
     args = list(argv)
     while args:
-        arg = args.pop(0)
+        arg = args[0]
         if arg == "--":
+            args.pop(0)
             break
         if not arg.startswith("-") or arg == "-":
+            break
+        args.pop(0)
+        name, has_value, value = arg[2:].partition("=") if arg.startswith("--") else arg[1:].partition("=")
+        if not name or name[0] in "-=":
+            raise UsageError(f"bad flag syntax: {arg}")
+        if name in ("h", "help", "v", "version"):
+            if has_value and value not in _GO_TRUE + _GO_FALSE:
+                raise UsageError(f'invalid boolean value "{value}" for -{name}: parse error')
+            if not has_value or value in _GO_TRUE:
+                raise SystemExit(_print_usage() if name in ("h", "help") else _print_version())
             continue
-        name, has_value, value = arg.lstrip("-").partition("=")
-        if name in ("h", "help"):
-            raise SystemExit(_print_usage())
-        if name in ("v", "version"):
-            raise SystemExit(_print_version())
         if name != KEYS_PATH_FLAG:
             raise UsageError(f"flag provided but not defined: -{name}")
         if not has_value:
@@ -67,7 +99,37 @@ def parse_args(argv: Sequence[str]) -> str | None:
                 raise UsageError(f"flag needs an argument: -{name}")
             value = args.pop(0)
         keys_path = value
+    if args and args[0] in HELP_COMMANDS:
+        raise SystemExit(_help_command(args[1:]))
     return keys_path
+
+
+def _help_command(topics: Sequence[str]) -> int:
+    if not topics:
+        return _print_usage()
+    if topics[0] in HELP_COMMANDS:
+        sys.stdout.write(HELP_COMMAND_USAGE)
+        return 0
+    sys.stderr.write(f"No help topic for '{topics[0]}'\n")
+    return 3
+
+
+def _usage_error(err: UsageError) -> int:
+    """Report a bad command line as Go's urfave/cli does: the usage on stdout, the error alone on stderr.
+
+    Under containerd (which sets the media type variable) stdout is the layer: the usage would be
+    unpacked as tar data and hide the error, so there it follows the error on stderr instead.
+    """
+    from .payload import MEDIA_TYPE_ENV
+
+    usage = f"Incorrect Usage: {err}\n\n{USAGE}"
+    if MEDIA_TYPE_ENV in os.environ:
+        sys.stderr.write(f"{err}\n\n{usage}")
+        return 1
+    sys.stdout.write(usage)
+    sys.stdout.flush()
+    sys.stderr.write(f"{err}\n")
+    return 1
 
 
 def _print_usage() -> int:
@@ -78,6 +140,11 @@ def _print_usage() -> int:
 def _print_version() -> int:
     sys.stdout.write(f"ctd-decoder version {__version__}\n")
     return 0
+
+
+def _interactive() -> bool:
+    """Whether a person, not containerd, runs us: containerd connects stdin and stderr to pipes."""
+    return any(os.isatty(fd) for fd in (0, 2))
 
 
 def _fail(message: str, notes: Sequence[str] = ()) -> int:
@@ -121,10 +188,14 @@ def _stop_signals_unwind() -> Iterator[None]:
 
 def run(keys_path: str | None) -> int:
     """Decrypt one layer from stdin to stdout the way containerd expects."""
-    from .payload import parse_payload, read_payload_bytes
+    from .payload import MISSING_PAYLOAD, MissingPayloadError, parse_payload, read_payload_bytes
 
     try:
         payload = parse_payload(read_payload_bytes())
+    except MissingPayloadError as err:
+        if _interactive():
+            return _fail(f"{MISSING_PAYLOAD}\n{BY_HAND}\n\n{USAGE}")
+        return _fail(str(err))
     except DecoderError as err:
         return _fail(str(err))
     dc = payload.decrypt_config
@@ -138,7 +209,7 @@ def run(keys_path: str | None) -> int:
             except KeysDirError as err:
                 return _fail(f"unable to get decryption keys in provided key path: {err}")
             dc = keys_dir.config.combined_with(dc)
-            notes = keys_dir.notes
+            notes = keys_dir.notes + keys_dir.warnings
         else:
             notes.append(f"{keys_path} does not exist; using the keys in the payload only")
 
@@ -170,19 +241,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         keys_path = parse_args(sys.argv[1:] if argv is None else argv)
     except UsageError as err:
-        # Go's flag package words it so (one dash, whatever was typed); the first line is its stderr.
-        sys.stderr.write(f"{err}\n\nIncorrect Usage.\n\n{USAGE}")
-        return 1
-    try:
-        with _stop_signals_unwind():
-            status = run(keys_path)
-    except _Stopped as stop:
-        sys.stderr.write(f"ctd-decoder: stopped by {signal.Signals(stop.signum).name}\n")
-        return 128 + stop.signum
-    except Exception as err:  # never a traceback: it could show key material held in locals
-        if os.environ.get("CTD_DECODER_DEBUG"):
-            raise
-        status = _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
+        status = _usage_error(err)
+    else:
+        try:
+            with _stop_signals_unwind():
+                status = run(keys_path)
+        except _Stopped as stop:
+            sys.stderr.write(f"ctd-decoder: stopped by {signal.Signals(stop.signum).name}\n")
+            return 128 + stop.signum
+        except Exception as err:  # never a traceback: it could show key material held in locals
+            if os.environ.get("CTD_DECODER_DEBUG"):
+                raise
+            status = _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
     if status != 0:
         from .exit_race import hold_stdout_until_reaped
 

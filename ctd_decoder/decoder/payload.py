@@ -41,13 +41,48 @@ _DESCRIPTOR = Struct(
 )
 PAYLOAD_TYPE = Struct({"DecryptConfig": Struct({"Parameters": MapOf(SliceOf(BYTES))}), "Descriptor": _DESCRIPTOR})
 
-MISSING_PAYLOAD_HELP = (
-    "read payload: read configFd: bad file descriptor (containerd started ctd-decoder without a "
-    "decryption payload on fd 3; known causes: the stream processor ID is not "
-    "io.containerd.ocicrypt.decoder.v1.tar or io.containerd.ocicrypt.decoder.v1.tar.gzip, for example a "
-    '...decoder.v1.tar.zstd entry; the CRI image_decryption key_model is not "node"; or containerd 2.x '
-    "pulled through the transfer service, which needs use_local_image_pull = true)"
+MEDIA_TYPE_ENV = "STREAM_PROCESSOR_MEDIATYPE"  # containerd sets it for every stream processor it starts
+PAYLOAD_PROCESSOR_IDS = ("io.containerd.ocicrypt.decoder.v1.tar", "io.containerd.ocicrypt.decoder.v1.tar.gzip")
+MISSING_PAYLOAD = "read payload: read configFd: bad file descriptor"
+_CTR_CAUSE = (
+    "a plain `ctr images pull` or `ctr images import`, which never sends a payload: use "
+    "`ctr-enc images pull --key ...` / `ctr-enc images import --key ...`, or pull through the CRI "
+    "(crictl, the kubelet, k3s)"
 )
+_PROCESSOR_ID_CAUSE = f"the stream processor ID is not {' or '.join(PAYLOAD_PROCESSOR_IDS)}"
+_CRI_CAUSES = (
+    'the CRI image_decryption key_model is not "node"',
+    "containerd 2.x pulled through the transfer service, which needs use_local_image_pull = true",
+)
+
+
+class MissingPayloadError(PayloadError):
+    """fd 3 is not open: containerd (or whoever ran the decoder) sent no payload."""
+
+
+def explain_missing_payload(media_type: str | None) -> str:
+    """The diagnostic for a missing fd 3; ``media_type`` is ``$STREAM_PROCESSOR_MEDIATYPE`` (None: unset)."""
+    if media_type is None:
+        return (
+            f"{MISSING_PAYLOAD} ({MEDIA_TYPE_ENV} is not set, so containerd did not start ctd-decoder: it is "
+            "a stream processor that containerd runs once per encrypted layer, with the decryption payload on fd 3)"
+        )
+    if media_type.endswith("+zstd+encrypted"):
+        return (
+            f"{MISSING_PAYLOAD} (containerd started ctd-decoder for a layer of type {media_type} without a decryption "
+            f"payload on fd 3: containerd sends the payload only to the stream processors with ID "
+            f"{' and '.join(PAYLOAD_PROCESSOR_IDS)}, so the processor entry that accepts +zstd+encrypted must "
+            f"use the ID {PAYLOAD_PROCESSOR_IDS[0]} (returning application/vnd.oci.image.layer.v1.tar+zstd), "
+            f"not ...decoder.v1.tar.zstd; if it already does, the other causes: "
+            f"{'; '.join((_CTR_CAUSE, *_CRI_CAUSES))})"
+        )
+    processor_id_cause = _PROCESSOR_ID_CAUSE if media_type else f"{_PROCESSOR_ID_CAUSE}, for example a .tar.zstd entry"
+    causes = (_CTR_CAUSE, *_CRI_CAUSES, processor_id_cause)
+    layer = f"a layer of type {media_type}" if media_type else "a layer"
+    return (
+        f"{MISSING_PAYLOAD} (containerd started ctd-decoder for {layer} without a decryption payload on fd 3; "
+        f"known causes: {'; '.join(causes)})"
+    )
 
 
 class Payload:
@@ -69,7 +104,7 @@ def read_payload_bytes(fd: int = PAYLOAD_FD, limit: int = MAX_PAYLOAD_SIZE) -> b
             chunk = os.read(fd, 1 << 16)
         except OSError as err:
             if err.errno == errno.EBADF:
-                raise PayloadError(MISSING_PAYLOAD_HELP) from None
+                raise MissingPayloadError(explain_missing_payload(os.environ.get(MEDIA_TYPE_ENV))) from None
             raise PayloadError(f"read payload: read configFd: {err.strerror}") from None
         if not chunk:
             return b"".join(chunks)

@@ -228,6 +228,36 @@ def looks_like_certificate(data: bytes) -> bool:
     return load_certificate(data) is not None
 
 
+_PUBLIC_KEY_PEM_TYPES = {"PUBLIC KEY", "RSA PUBLIC KEY"}
+_OPENSSH_PUBLIC_KEY_TYPES = (b"ssh-rsa", b"ssh-ed25519", b"ssh-dss", b"ecdsa-sha2-nistp")
+
+
+def public_key_kind(data: bytes) -> str | None:
+    """Name the kind of public key ``data`` is (PEM, DER, JWK or OpenSSH), or None if it is none."""
+    block = first_pem_block(data)
+    if block is not None:
+        return f"a PEM {block[0]}" if block[0] in _PUBLIC_KEY_PEM_TYPES else None
+    words = data.split(None, 2)
+    if len(words) >= 2 and words[0].startswith(_OPENSSH_PUBLIC_KEY_TYPES) and words[1].startswith(b"AAAA"):
+        return "an OpenSSH public key"
+    if data.startswith(b"{"):
+        try:
+            jwk = json.loads(data)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
+        return "a JWK public key" if isinstance(jwk, dict) and "kty" in jwk and "d" not in jwk else None
+    if not data.startswith(b"\x30"):
+        return None
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        serialization.load_der_public_key(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+    return "a DER public key"
+
+
 _PGP_SECRET_KEY_TAGS = {5}
 _PGP_PUBLIC_KEY_TAGS = {6}
 

@@ -5,7 +5,11 @@ Differences from the Go decoder, all in the operator's favour:
 - symbolic links are followed (Kubernetes Secret volumes are symlink farms), loops and non-regular
   files are refused, and a file reached twice is loaded once;
 - entries whose name starts with ``..`` (the Secret volume's own bookkeeping) are ignored;
-- a file that is no usable key is skipped with a note instead of failing every pull;
+- a file that is no usable key, or cannot be read, is skipped with a note instead of failing every pull;
+- the walk is bounded (depth, directory entries, files, bytes read; files larger than any key are not
+  read), with a note saying what was left out;
+- ``--decryption-keys-path`` may name one key file (Go's ``filepath.Walk`` accepts that too);
+- key material that group or others can reach, or (running as root) not owned by root, gets a warning;
 - an encrypted private key takes its password from a sibling file ``<name>.password``
   (one trailing newline removed).
 """
@@ -22,7 +26,14 @@ from .config import DecryptConfig
 from .errors import KeysDirError, PrivateKeyError
 
 MAX_KEY_FILE_SIZE = 4 * 1024 * 1024
+# The walk is bounded whatever the directory holds (a symlink into /usr, a huge tree): far above any
+# keys directory, far below what would slow every pull down.
+MAX_WALK_DEPTH = 8
+MAX_WALK_ENTRIES = 4096
+MAX_KEY_FILES = 512
+MAX_BYTES_READ = 32 * 1024 * 1024
 PASSWORD_SUFFIX = ".password"
+SECRET_VOLUME_DATA = "..data"  # the kubelet's atomic writer links every file through it
 
 
 # Why a file was skipped (:attr:`SkippedFile.kind`).
@@ -56,12 +67,14 @@ class SkippedFile:
 
 @dataclass
 class KeysDir:
-    """The keys found in a directory, what each file became, and notes about files that were skipped."""
+    """The keys found in a directory, what each file became, notes about skipped files, warnings about exposed keys."""
 
     config: DecryptConfig = field(default_factory=DecryptConfig)
     notes: list[str] = field(default_factory=list)
     loaded: list[LoadedFile] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    secret_volume: bool = False  # a Kubernetes Secret volume: the kubelet sets its modes (defaultMode)
 
     def skip(self, path: str, kind: str, reason: str) -> None:
         """Record that ``path`` was skipped, and the note the decoder prints about it."""
@@ -70,27 +83,69 @@ class KeysDir:
 
 
 def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
-    """Walk ``root`` in lexical order and classify every regular file in it."""
+    """Walk ``root`` in lexical order and classify every regular file in it (``root`` may be one file)."""
     # os.path rather than pathlib: pathlib's import is a measurable part of a small layer's run time.
     root_path = os.fspath(root)
     try:
         root_stat = os.stat(root_path)
     except OSError as err:
         raise KeysDirError(f"cannot open keys directory {root_path}: {err.strerror}") from None
-    if not stat.S_ISDIR(root_stat.st_mode):
-        raise KeysDirError(f"{root_path} is not a directory")
     result = KeysDir()
-    files = _walk(root_path, result)
+    if stat.S_ISREG(root_stat.st_mode):
+        files = [root_path]
+    elif stat.S_ISDIR(root_stat.st_mode):
+        result.secret_volume = os.path.islink(os.path.join(root_path, SECRET_VOLUME_DATA))
+        if not result.secret_volume:
+            result.warnings.extend(_exposure(root_path, root_stat, "keys directory", "chmod 700 it"))
+        files = _walk(root_path, result)
+    else:
+        raise KeysDirError(f"{root_path} is neither a directory nor a key file")
     listed = set(files)
+    bytes_read = 0
     for path in files:
         if path.endswith(PASSWORD_SUFFIX) and path[: -len(PASSWORD_SUFFIX)] in listed:
             continue
-        data = _read(path)
+        if bytes_read > MAX_BYTES_READ:
+            result.notes.append(
+                f"stopped reading key files after {MAX_BYTES_READ} bytes; {path} and later files skipped"
+            )
+            break
+        try:
+            data, info = _read(path)
+        except OSError as err:
+            result.skip(path, SKIP_UNREADABLE, f"cannot read it: {err.strerror}")
+            continue
         if data is None:
             result.skip(path, SKIP_TOO_LARGE, f"larger than {MAX_KEY_FILE_SIZE} bytes, so not a key")
             continue
-        _classify(path, data, result)
+        bytes_read += len(data)
+        try:
+            secret = _classify(path, data, result)
+        except OSError as err:
+            password_name = os.path.basename(path) + PASSWORD_SUFFIX
+            result.skip(path, SKIP_UNREADABLE, f"cannot read {password_name}: {err.strerror}")
+            continue
+        except (ValueError, TypeError, ArithmeticError, RecursionError) as err:
+            # A parser's unforeseen complaint about one file must not end every pull.
+            result.skip(path, SKIP_NOT_A_KEY, f"could not be read as a key ({type(err).__name__})")
+            continue
+        if secret:
+            result.warnings.extend(_exposure(path, info, "key file", _file_fix(result)))
     return result
+
+
+def _file_fix(result: KeysDir) -> str:
+    return "set defaultMode: 0400 on the Secret volume" if result.secret_volume else "chmod 600 it"
+
+
+def _exposure(path: str, info: os.stat_result, what: str, fix: str) -> list[str]:
+    """Warn if group or others can reach ``path``, or if it is not root's while we run as root."""
+    warnings = []
+    if info.st_mode & 0o077:
+        warnings.append(f"{what} {path} is open to group or others (mode {stat.S_IMODE(info.st_mode):04o}): {fix}")
+    if os.geteuid() == 0 and info.st_uid != 0:
+        warnings.append(f"{what} {path} is owned by uid {info.st_uid}, not root: chown root it")
+    return warnings
 
 
 def _walk(root: str, result: KeysDir) -> list[str]:
@@ -98,19 +153,32 @@ def _walk(root: str, result: KeysDir) -> list[str]:
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
     found: list[str] = []
+    entries = 0
 
-    def visit(directory: str) -> None:
+    def visit(directory: str, depth: int) -> bool:
+        """Visit ``directory``; return False once a limit stops the whole walk."""
+        nonlocal entries
         info = os.stat(directory)
         if (info.st_dev, info.st_ino) in seen_dirs:
-            return
+            return True
         seen_dirs.add((info.st_dev, info.st_ino))
         try:
             names = sorted(os.listdir(directory))
         except OSError as err:
-            raise KeysDirError(f"cannot list {directory}: {err.strerror}") from None
+            if depth == 0:
+                raise KeysDirError(f"cannot list {directory}: {err.strerror}") from None
+            result.skip(directory, SKIP_UNREADABLE, f"cannot list it: {err.strerror}")
+            return True
         for name in names:
             if name.startswith(".."):
                 continue
+            entries += 1
+            if entries > MAX_WALK_ENTRIES or len(found) >= MAX_KEY_FILES:
+                result.notes.append(
+                    f"stopped walking the keys directory after {MAX_WALK_ENTRIES} entries or {MAX_KEY_FILES} "
+                    f"files; {os.path.join(directory, name)} and the rest were not looked at"
+                )
+                return False
             path = os.path.join(directory, name)
             try:
                 info = os.stat(path)
@@ -118,72 +186,104 @@ def _walk(root: str, result: KeysDir) -> list[str]:
                 result.skip(path, SKIP_UNREADABLE, str(err.strerror))
                 continue
             if stat.S_ISDIR(info.st_mode):
-                visit(path)
+                if depth + 1 > MAX_WALK_DEPTH:
+                    result.skip(path, SKIP_NOT_REGULAR, f"a directory more than {MAX_WALK_DEPTH} levels deep")
+                elif not visit(path, depth + 1):
+                    return False
             elif not stat.S_ISREG(info.st_mode):
                 result.skip(path, SKIP_NOT_REGULAR, "not a regular file")
+            elif info.st_size > MAX_KEY_FILE_SIZE:
+                result.skip(path, SKIP_TOO_LARGE, f"larger than {MAX_KEY_FILE_SIZE} bytes, so not a key")
             elif (info.st_dev, info.st_ino) not in seen_files:
                 seen_files.add((info.st_dev, info.st_ino))
                 found.append(path)
+        return True
 
-    visit(root)
+    visit(root, 0)
     return found
 
 
-def _read(path: str) -> bytes | None:
-    """Return the file's bytes, or None if it is too large to be a key."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_KEY_FILE_SIZE + 1)
-    except OSError as err:
-        raise KeysDirError(f"cannot read {path}: {err.strerror}") from None
-    return data if len(data) <= MAX_KEY_FILE_SIZE else None
+def _read(path: str) -> tuple[bytes | None, os.stat_result]:
+    """Return the file's bytes (None if it is too large to be a key) and its status; raise OSError."""
+    # O_NONBLOCK: a file replaced by a FIFO after the walk must not hang the pull.
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(0, "not a regular file")
+        data = handle.read(MAX_KEY_FILE_SIZE + 1)
+    return (data if len(data) <= MAX_KEY_FILE_SIZE else None), info
 
 
-def _sibling_password(path: str) -> bytes | None:
+def _sibling_password(path: str, result: KeysDir) -> bytes | None:
+    """Return the password in ``<path>.password`` (None if there is none); raise OSError if unreadable."""
     password_path = path + PASSWORD_SUFFIX
     if not os.path.isfile(password_path):
         return None
-    password = _read(password_path) or b""
+    data, info = _read(password_path)
+    result.warnings.extend(_exposure(password_path, info, "password file", _file_fix(result)))
+    password = data or b""
     for ending in (b"\r\n", b"\n"):
         if password.endswith(ending):
             return password[: -len(ending)]
     return password
 
 
-def _classify(path: str, data: bytes, result: KeysDir) -> None:
+def _classify(path: str, data: bytes, result: KeysDir) -> bool:
+    """Load ``data`` into the config or record why not; return whether it is secret material."""
     config = result.config
     password_name = os.path.basename(path) + PASSWORD_SUFFIX
     if not data.strip():
         result.skip(path, SKIP_EMPTY, "empty file")
-        return
+        return False
     if keys.is_pkcs11_keyfile(data):
         config.add(params.PKCS11_YAMLS, [data])
         result.loaded.append(LoadedFile(path, params.PKCS11_YAMLS))
     elif keys.is_pgp_secret_keyring(data):
-        password = _sibling_password(path)
+        from .pgp_packets import secret_keys_need_passphrase
+
+        password = _sibling_password(path, result)
+        if password is None and secret_keys_need_passphrase(data):
+            result.skip(
+                path,
+                SKIP_NO_PASSWORD,
+                f"passphrase-protected OpenPGP secret key and no {password_name} file: "
+                f"create {path}{PASSWORD_SUFFIX} holding the passphrase",
+            )
+            return True
         config.add(params.GPG_PRIVATEKEYS, [data])
         config.add(params.GPG_PRIVATEKEYS_PASSWORDS, [password])
         result.loaded.append(
             LoadedFile(path, params.GPG_PRIVATEKEYS, None if password is None else path + PASSWORD_SUFFIX)
         )
     elif keys.is_pgp_public_keyring(data):
-        result.skip(path, SKIP_PUBLIC_PGP, "an OpenPGP public key cannot decrypt")
-        return
+        result.skip(path, SKIP_PUBLIC_PGP, "an OpenPGP public key cannot decrypt; put the secret key here")
+        return False
     else:
-        password = _sibling_password(path)
+        password = _sibling_password(path, result)
         try:
             keys.parse_private_key(data, password)
         except PrivateKeyError as err:
             if keys.looks_like_certificate(data):
                 config.add(params.X509S, [data])
                 result.loaded.append(LoadedFile(path, params.X509S))
-            elif keys.is_encrypted_private_key(data) and password is None:
-                result.skip(path, SKIP_NO_PASSWORD, f"encrypted private key and no {password_name} file")
-            elif keys.is_encrypted_private_key(data):
+                return False
+            if (public_kind := keys.public_key_kind(data)) is not None:
+                result.skip(path, SKIP_NOT_A_KEY, f"{public_kind}, which cannot decrypt; put the private key here")
+                return False
+            if keys.is_encrypted_private_key(data) and password is None:
+                result.skip(
+                    path,
+                    SKIP_NO_PASSWORD,
+                    f"encrypted private key and no {password_name} file: create {path}{PASSWORD_SUFFIX} "
+                    "holding the password",
+                )
+                return True
+            if keys.is_encrypted_private_key(data):
                 result.skip(path, SKIP_BAD_PASSWORD, f"{err} (password from {password_name})")
-            else:
-                result.skip(path, SKIP_NOT_A_KEY, "not a private key, certificate, OpenPGP or PKCS#11 key file")
-            return
+                return True
+            result.skip(path, SKIP_NOT_A_KEY, "not a private key, certificate, OpenPGP or PKCS#11 key file")
+            return False
         config.add(params.PRIVKEYS, [data])
         config.add(params.PRIVKEYS_PASSWORDS, [password])
         result.loaded.append(LoadedFile(path, params.PRIVKEYS, None if password is None else path + PASSWORD_SUFFIX))
+    return True

@@ -69,7 +69,7 @@ def unwrap_private_options(dc: DecryptConfig, descriptor: Descriptor) -> tuple[b
         for scheme in schemes:
             wrapper = get_wrapper(scheme)
             if wrapper is None:
-                reasons.append((scheme, "no key provider of that name in OCICRYPT_KEYPROVIDER_CONFIG"))
+                reasons.append((scheme, "no key wrapper for this scheme"))
                 continue
             if not wrapper.has_possible_keys(dc):
                 reasons.append((scheme, f"skipped, no {wrapper.private_key_parameter()} given"))
@@ -158,7 +158,7 @@ def _wrappers_for(ec: EncryptConfig) -> list[tuple[str, KeyWrapper]]:
     for scheme in schemes:
         wrapper = get_wrapper(scheme)
         if wrapper is None:
-            raise WrapError(f"{scheme}: no key provider of that name in OCICRYPT_KEYPROVIDER_CONFIG")
+            raise WrapError(f"{scheme}: no key wrapper for this scheme")
         wrappers.append((scheme, wrapper))
     return wrappers
 

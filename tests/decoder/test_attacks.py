@@ -192,7 +192,7 @@ def test_oversized_payload_is_refused(layer: EncryptedLayer) -> None:
 
 
 def test_missing_fd3_explains_the_known_causes(layer: EncryptedLayer) -> None:
-    result = run_decoder(layer.blob, None)
+    result = run_decoder(layer.blob, None, env={"STREAM_PROCESSOR_MEDIATYPE": ""})
     assert_refused(result, "read payload: read configFd: bad file descriptor")
     assert "key_model" in result.stderr and "tar.zstd" in result.stderr and "use_local_image_pull" in result.stderr
 
@@ -201,7 +201,6 @@ def test_unknown_flag_is_a_usage_error(layer: EncryptedLayer) -> None:
     result = run_decoder(layer.blob, layer.payload(), args=["--no-such-flag"])
     assert result.returncode == 1
     assert result.stderr.startswith("flag provided but not defined: -no-such-flag\n")
-    assert "Incorrect Usage" in result.stderr
 
 
 @pytest.mark.parametrize("style", ["separate", "equals", "single-dash"])
@@ -212,6 +211,6 @@ def test_keys_path_flag_spellings_and_positional_arguments(layer: EncryptedLayer
         "equals": [f"--decryption-keys-path={tmp_path}"],
         "single-dash": ["-decryption-keys-path", str(tmp_path)],
     }[style]
-    result = run_decoder(layer.blob, layer.payload(dc=DecryptConfig()), args=["ignored-positional", *args])
+    result = run_decoder(layer.blob, layer.payload(dc=DecryptConfig()), args=[*args, "ignored-positional"])
     assert result.returncode == 0, result.stderr
     assert hashlib.sha256(result.stdout).digest() == hashlib.sha256(PLAINTEXT).digest()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from support.decoder import run_decoder
+from support.binaries import GO_DECODER_1, GO_DECODER_2, require_binary
+from support.decoder import Result, run_decoder
+from support.layers import GZIP_ENCRYPTED
 
 import ctd_decoder
+from ctd_decoder.decoder.main import USAGE
+from ctd_decoder.decoder.payload import MEDIA_TYPE_ENV, MISSING_PAYLOAD
 
 
 @pytest.mark.parametrize("flag", ["--version", "-v"])
@@ -21,3 +25,66 @@ def test_help_lists_the_version_flag() -> None:
     assert result.returncode == 0
     assert b"--decryption-keys-path" in result.stdout
     assert b"--version, -v" in result.stdout
+
+
+GO_DECODERS = [GO_DECODER_1, GO_DECODER_2]
+
+
+def _go(name: str, args: list[str]) -> Result:
+    return run_decoder(b"", None, args, command=[str(require_binary(name))])
+
+
+@pytest.mark.parametrize("args", [["help"], ["h"], ["--decryption-keys-path", "/nowhere", "help"], ["--", "help"]])
+def test_help_command_prints_the_usage_like_the_go_decoder(args: list[str]) -> None:
+    result = run_decoder(b"", None, args)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.decode() == USAGE
+    for name in GO_DECODERS:
+        go = _go(name, args)
+        assert (go.returncode, go.stderr) == (0, ""), name
+        assert b"--decryption-keys-path value" in go.stdout
+
+
+def test_help_for_an_unknown_topic_fails_like_the_go_decoder() -> None:
+    result = run_decoder(b"", None, ["help", "decrypt"])
+    assert (result.returncode, result.stdout, result.stderr) == (3, b"", "No help topic for 'decrypt'\n")
+    for name in GO_DECODERS:
+        go = _go(name, ["help", "decrypt"])
+        assert (go.returncode, go.stdout, go.stderr) == (3, b"", result.stderr), name
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--bogus"], ["-x"], ["--bogus=1"], ["---x"], ["--decryption-keys-path"], ["-h=maybe"]],
+)
+def test_bad_flag_prints_usage_on_stdout_and_the_error_on_stderr_like_the_go_decoder(
+    args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(MEDIA_TYPE_ENV, raising=False)
+    result = run_decoder(b"", None, args)
+    go_latest = _go(GO_DECODER_2, args)
+    assert result.returncode == go_latest.returncode == 1
+    assert result.stderr == go_latest.stderr
+    assert result.stdout.decode() == f"Incorrect Usage: {result.stderr}\n{USAGE}"
+    assert result.stdout.splitlines()[0] == go_latest.stdout.splitlines()[0]
+    go_first = _go(GO_DECODER_1, args)
+    assert (go_first.returncode, go_first.stderr) == (1, result.stderr)
+
+
+def test_flags_end_at_the_first_argument_like_the_go_decoder() -> None:
+    result = run_decoder(b"", None, ["extra", "--bogus"], env={MEDIA_TYPE_ENV: GZIP_ENCRYPTED})
+    go = _go(GO_DECODER_1, ["extra", "--bogus"])
+    assert result.returncode == go.returncode == 1
+    assert result.stdout == go.stdout == b""
+    assert go.stderr == f"{MISSING_PAYLOAD}\n"
+    assert result.stderr.startswith(f"{MISSING_PAYLOAD} (")
+
+
+def test_bad_flag_under_containerd_keeps_the_layer_stream_empty() -> None:
+    # containerd would unpack a usage text on stdout as tar data and report that instead of the error.
+    result = run_decoder(b"", None, ["--bogus"], env={MEDIA_TYPE_ENV: GZIP_ENCRYPTED})
+    assert (result.returncode, result.stdout) == (1, b"")
+    assert (
+        result.stderr
+        == f"flag provided but not defined: -bogus\n\nIncorrect Usage: flag provided but not defined: -bogus\n\n{USAGE}"
+    )

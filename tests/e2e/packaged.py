@@ -1,4 +1,5 @@
-"""The packaged (PyInstaller one-folder) ctd-decoder for the e2e tests, built once and cached.
+"""The packaged (PyInstaller one-folder) ctd-decoder for the e2e tests, built once and cached, with the
+release tarball and the Debian package made from it (``build.sh --tarball --deb``).
 
 The cache key is a hash of everything that goes into the bundle (the package sources, pyproject.toml
 and the packaging scripts), so a rebuild happens only when one of them changed. Set
@@ -18,13 +19,25 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-BUILD_INPUTS = ["pyproject.toml", "packaging/build.sh", "packaging/entry.py"]
+RELEASES = ["--tarball", "--deb"]  # built with the bundle: packaged_release() finds them
+BUILD_INPUTS = [
+    "pyproject.toml",
+    "LICENSE",
+    "config.toml.example",
+    "packaging/build.sh",
+    "packaging/entry.py",
+    "packaging/licenses.py",
+    "packaging/deb.sh",
+    "packaging/install.sh",
+    "packaging/NODE-README.md",
+]
 
 
 def build_key() -> str:
     digest = hashlib.sha256()
     files = [REPO / name for name in BUILD_INPUTS]
-    files += sorted(p for p in (REPO / "ctd_decoder").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for tree in ("ctd_decoder", "packaging/containerd", "packaging/k3s"):
+        files += sorted(p for p in (REPO / tree).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     for path in files:
         digest.update(str(path.relative_to(REPO)).encode() + b"\0")
         digest.update(path.read_bytes() if path.exists() else b"<missing>")
@@ -43,18 +56,19 @@ def packaged_decoder_path() -> Path:
     cache = Path(os.environ.get("CTD_DECODER_PACKAGE_CACHE") or REPO / "build" / "packaged-cache")
     cache.mkdir(parents=True, exist_ok=True)
     key = build_key()
-    out = cache / key
+    out = cache / key / "bundle"
     exe = out / "ctd-decoder"
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if exe.is_file():
+        complete = out.parent / ".complete"  # written once the bundle, tarball and .deb are all built
+        if exe.is_file() and complete.exists():
             return exe
         bash = shutil.which("bash")
         if not bash:
             raise RuntimeError("bash is needed to run packaging/build.sh")
         started = time.monotonic()
         result = subprocess.run(
-            [bash, str(REPO / "packaging" / "build.sh"), "--out", str(out), "--work", str(cache / "work")],
+            [bash, str(REPO / "packaging/build.sh"), "--out", str(out), "--work", str(cache / "work"), *RELEASES],
             capture_output=True,
             text=True,
             timeout=1200,
@@ -65,7 +79,19 @@ def packaged_decoder_path() -> Path:
                 f"packaging/build.sh failed ({result.returncode}) after {time.monotonic() - started:.0f} s:\n"
                 f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
             )
+        complete.touch()
         for stale in cache.iterdir():  # keep only the current build (and the build venv)
             if stale.is_dir() and stale.name not in (key, "work"):
                 shutil.rmtree(stale, ignore_errors=True)
         return exe
+
+
+def packaged_release(pattern: str) -> Path:
+    """The release file (``*.tar.gz``, ``*.deb``) built beside the packaged bundle."""
+    bundle = packaged_decoder_path().parent
+    found = sorted(bundle.parent.glob(pattern))
+    if len(found) != 1:
+        raise RuntimeError(
+            f"expected one {pattern} beside {bundle} (packaging/build.sh {' '.join(RELEASES)}), found {found}"
+        )
+    return found[0]

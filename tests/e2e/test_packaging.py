@@ -1,5 +1,7 @@
 """The node-ready package: install.sh stages the packaged executable, and the shipped containerd
-config snippet, pointed at that staged tree, decrypts a CRI pull."""
+config snippet, pointed at that staged tree, decrypts a CRI pull; the release tarball holds what a node
+needs; the Debian package installs with apt-get, decrypts through containerd's built-in entries and
+removes cleanly."""
 
 from __future__ import annotations
 
@@ -7,22 +9,36 @@ import os
 import shutil
 import stat
 import subprocess
+import tarfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from support.snippets import INSTALLED_DECODER, PACKAGING, SNIPPETS, check_processors, load_snippet, snippet_for_node
+import pytest
+from support.snippets import (
+    INSTALLED_DECODER,
+    PACKAGING,
+    REPO,
+    SNIPPETS,
+    check_processors,
+    load_snippet,
+    snippet_for_node,
+)
 
 from .client import ContainerdClient
 from .daemons import Containerd, Registry, remove_tree, short_tempdir
 from .node import push_encrypted, verify_pulled
+from .packaged import packaged_release
 from .schemes import Recipient
 
 
-def run_install(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_install(
+    *args: str, env: dict[str, str] | None = None, script: Path = PACKAGING / "install.sh"
+) -> subprocess.CompletedProcess[str]:
     bash = shutil.which("bash")
     assert bash, "bash is needed for packaging/install.sh"
     return subprocess.run(
-        [bash, str(PACKAGING / "install.sh"), *args],
+        [bash, str(script), *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -94,3 +110,116 @@ def test_install_script_refuses_a_missing_bundle(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "run packaging/build.sh first" in result.stderr
     assert not (tmp_path / "stage" / "usr").exists()
+
+
+# Every component the bundle redistributes whose licence must travel with it (see packaging/licenses.py).
+LICENSED = [
+    "cryptography",
+    "grpcio",
+    "protobuf",
+    "pyyaml",
+    "python-gnupg",
+    "python-pkcs11",
+    "pyinstaller",
+    "debian-libpython3.11",
+    "debian-libssl3",
+    "debian-libstdc++6",
+]
+KEYS_DIR = Path("/etc/containerd/ocicrypt/keys")
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # systemd's default
+
+
+def check_licences(directory: Path) -> None:
+    index = (directory / "README").read_text()
+    for name in LICENSED:
+        assert any((directory / name).iterdir()), f"no licence text for {name}"
+        assert f"\n{name.removeprefix('debian-')} " in index, name
+    assert "PYTHON SOFTWARE FOUNDATION LICENSE" in (directory / "debian-libpython3.11" / "copyright").read_text()
+    assert "OpenSSL" in (directory / "debian-libssl3" / "copyright").read_text()
+
+
+def test_release_tarball_holds_the_installer_snippets_readme_and_licences(tmp_path: Path) -> None:
+    archive = packaged_release("*.tar.gz")
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        assert {m.uname for m in tar.getmembers()} == {"root"}
+        tar.extractall(tmp_path, filter="data")
+    assert {name.split("/")[0] for name in names} == {archive.name.removesuffix(".tar.gz")}
+    root = tmp_path / archive.name.removesuffix(".tar.gz")
+    assert (root / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
+    assert (root / "README.md").read_text() == (PACKAGING / "NODE-README.md").read_text()
+    assert (root / "config.toml.example").read_text() == (REPO / "config.toml.example").read_text()
+    for path in SNIPPETS.values():
+        relative = path.relative_to(PACKAGING)
+        assert (root / relative).read_text() == path.read_text(), relative
+    check_licences(root / "ctd-decoder" / "licenses")
+
+    # install.sh run from the unpacked tarball finds the bundle beside it.
+    stage = tmp_path / "stage"
+    result = run_install("--destdir", str(stage), script=root / "install.sh")
+    assert result.returncode == 0, result.stderr
+    assert f"{root}/containerd/config-v2.toml" in result.stdout
+    exe = stage / "usr/local/bin/ctd-decoder"
+    version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("ctd-decoder version "), version
+    check_licences(stage / "usr/local/lib/ctd-decoder/licenses")
+
+
+def apt_get(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    return subprocess.run(["apt-get", "-y", *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_deb_installs_with_apt_get_decrypts_with_containerd_defaults_and_removes_cleanly(
+    registry: Registry, recipients: Callable[[str], Recipient], tmp_path: Path
+) -> None:
+    """On the machine itself: containerd 1.6.20 with its built-in stream processors (no configuration),
+    started before the package is installed, decrypts a CRI pull once ``apt-get install`` has put
+    ``/usr/bin/ctd-decoder`` on its PATH; ``apt-get remove`` then leaves only the keys still in use."""
+    deb = packaged_release("*.deb")
+    installed_before = subprocess.run(["dpkg-query", "-W", "ctd-decoder"], capture_output=True, text=True)
+    if installed_before.returncode == 0 or Path("/usr/bin/ctd-decoder").exists() or KEYS_DIR.exists():
+        pytest.fail("ctd-decoder or /etc/containerd/ocicrypt/keys is already on this machine: this test installs it")
+    recipient = recipients("jwe-rsa2048")
+    image = push_encrypted(registry, tmp_path, [recipient])
+    base = short_tempdir("ctd-deb-")
+    containerd = Containerd(base / "cd", [], [registry.host], env={"PATH": SYSTEM_PATH})
+    key = KEYS_DIR / f"e2e-{uuid.uuid4().hex[:8]}.pem"
+    installed = False
+    try:
+        containerd.start()
+        result = apt_get("install", str(deb))
+        installed = result.returncode == 0
+        assert installed, result.stdout + result.stderr
+        assert os.readlink("/usr/bin/ctd-decoder") == "../lib/ctd-decoder/ctd-decoder"
+        assert stat.S_IMODE(KEYS_DIR.stat().st_mode) == 0o700
+        docs = Path("/usr/share/doc/ctd-decoder")
+        assert (docs / "copyright").is_file() and (docs / "README.md").is_file()
+        assert (docs / "examples/containerd/config-v2.toml").read_text() == SNIPPETS["containerd-v2"].read_text()
+        check_licences(Path("/usr/lib/ctd-decoder/licenses"))
+
+        key.write_bytes(recipient.key_files["jwe-rsa2048.pem"])
+        key.chmod(0o600)
+        with ContainerdClient(containerd.socket, "k8s.io") as client:
+            client.pull_image(image.ref)
+            verify_pulled(client, image)
+
+        removed = apt_get("remove", "ctd-decoder")
+        installed = removed.returncode != 0
+        assert not installed, removed.stdout + removed.stderr
+        assert f"directory '{KEYS_DIR}' not empty so not removed" in removed.stdout + removed.stderr
+        assert key.is_file(), "removing the package must keep the node's keys"
+        for path in ("/usr/bin/ctd-decoder", "/usr/lib/ctd-decoder", "/usr/share/doc/ctd-decoder"):
+            assert not os.path.lexists(path), path
+        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "ctd-decoder"], capture_output=True, text=True)
+        assert "installed" not in status.stdout.replace("not-installed", ""), status.stdout
+    finally:
+        if installed:
+            apt_get("remove", "ctd-decoder")
+        key.unlink(missing_ok=True)
+        for directory in (KEYS_DIR, KEYS_DIR.parent):  # what the package created, if it is empty now
+            if directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()
+        print(containerd.log_tail())
+        containerd.stop()
+        remove_tree(base)

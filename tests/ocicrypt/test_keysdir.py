@@ -115,12 +115,71 @@ def test_certificates_and_lexical_order(tmp_path: Path) -> None:
     assert len(loaded.config.get(params.PRIVKEYS)) == 1
 
 
-def test_file_as_root_is_an_error(tmp_path: Path) -> None:
-    (tmp_path / "f").write_text("x")
-    with pytest.raises(KeysDirError, match="not a directory"):
+def test_one_key_file_as_root_is_loaded_with_its_password_file(tmp_path: Path) -> None:
+    key = private_pem(new_key("p256"), "pkcs8", password=b"pw")
+    (tmp_path / "k.pem").write_bytes(key)
+    (tmp_path / "k.pem.password").write_text("pw\n")
+    loaded = load_keys_dir(tmp_path / "k.pem")
+    assert loaded.config.get(params.PRIVKEYS) == [key]
+    assert loaded.config.get(params.PRIVKEYS_PASSWORDS) == [b"pw"]
+
+
+def test_root_that_is_neither_file_nor_directory_is_an_error(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "f")
+    with pytest.raises(KeysDirError, match="neither a directory nor a key file"):
         load_keys_dir(tmp_path / "f")
+
+
+def test_public_keys_are_named_as_such(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key = new_key("rsa2048")
+    public = key.public_key()
+    (tmp_path / "a.pem").write_bytes(public_pem(key))
+    (tmp_path / "b.der").write_bytes(
+        public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    (tmp_path / "c.pub").write_bytes(
+        public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH) + b" me@host\n"
+    )
+    (tmp_path / "d.jwk").write_text('{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}')
+    notes = load_keys_dir(tmp_path).notes
+    kinds = ["a PEM PUBLIC KEY", "a DER public key", "an OpenSSH public key", "a JWK public key"]
+    assert notes == [
+        f"skipping {tmp_path / name}: {kind}, which cannot decrypt; put the private key here"
+        for name, kind in zip(["a.pem", "b.der", "c.pub", "d.jwk"], kinds, strict=True)
+    ]
+
+
+def test_key_material_open_to_others_is_warned_about_and_public_material_is_not(tmp_path: Path) -> None:
+    key = new_key("p256")
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700)
+    (keys / "k.pem").write_bytes(private_pem(key))
+    (keys / "k.pem").chmod(0o640)
+    (keys / "k.pub").write_bytes(public_pem(key))
+    (keys / "k.pub").chmod(0o644)
+    loaded = load_keys_dir(keys)
+    assert loaded.notes == [
+        f"skipping {keys / 'k.pub'}: a PEM PUBLIC KEY, which cannot decrypt; put the private key here"
+    ]
+    assert loaded.warnings == [f"key file {keys / 'k.pem'} is open to group or others (mode 0640): chmod 600 it"]
+    (keys / "k.pem").chmod(0o600)
+    assert load_keys_dir(keys).warnings == []
 
 
 def test_oversized_file_is_skipped_unread(tmp_path: Path) -> None:
     (tmp_path / "huge").write_bytes(b"\0" * (4 * 1024 * 1024 + 1))
     assert "larger than" in load_keys_dir(tmp_path).notes[0]
+
+
+def test_secret_volume_modes_are_the_kubelets_so_the_fix_is_its_default_mode(tmp_path: Path) -> None:
+    kubernetes_secret_volume(tmp_path / "keys", {"k.pem": private_pem(new_key("p256"))})
+    (tmp_path / "keys").chmod(0o1777)
+    (tmp_path / "keys" / "k.pem").resolve().chmod(0o644)
+    loaded = load_keys_dir(tmp_path / "keys")
+    assert loaded.secret_volume
+    assert loaded.warnings == [
+        f"key file {tmp_path / 'keys' / 'k.pem'} is open to group or others (mode 0644): "
+        "set defaultMode: 0400 on the Secret volume"
+    ]

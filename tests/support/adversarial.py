@@ -247,8 +247,8 @@ def keys_dir_walk(corpus: Corpus, fan_out: int) -> list[Case]:
             (data / "layer.pem").write_bytes(corpus.layer.private_key_pem)
             (root / "..data").symlink_to(data.name)
             (root / "layer.pem").symlink_to("..data/layer.pem")
-        else:
-            (root / "layer.pem").write_bytes(corpus.layer.private_key_pem)
+        else:  # named to sort first: the walk's limits may leave out what comes after junk
+            (root / "a-layer.pem").write_bytes(corpus.layer.private_key_pem)
         if name == "usr-symlink":
             (root / "usr").symlink_to("/usr")
         elif name == "wide-tree":

@@ -36,8 +36,15 @@ class EncryptedLayer:
 def jwe_layer(plaintext: bytes, kind: str = "rsa2048", media_type: str = GZIP_ENCRYPTED) -> EncryptedLayer:
     """Encrypt ``plaintext`` to a fresh key of ``kind``."""
     key = new_key(kind)
+    return encrypted_layer(EncryptConfig({params.PUBKEYS: [public_pem(key)]}), plaintext, private_pem(key), media_type)
+
+
+def encrypted_layer(
+    ec: EncryptConfig, plaintext: bytes, private_key_pem: bytes = b"", media_type: str = GZIP_ENCRYPTED
+) -> EncryptedLayer:
+    """Encrypt ``plaintext`` for the recipients in ``ec``; ``private_key_pem`` is what the default payload carries."""
     out = io.BytesIO()
-    annotations = encrypt_layer(EncryptConfig({params.PUBKEYS: [public_pem(key)]}), io.BytesIO(plaintext), out)
+    annotations = encrypt_layer(ec, io.BytesIO(plaintext), out)
     blob = out.getvalue()
     descriptor = Descriptor(media_type, "sha256:" + hashlib.sha256(blob).hexdigest(), len(blob), annotations)
-    return EncryptedLayer(plaintext, blob, descriptor, private_pem(key))
+    return EncryptedLayer(plaintext, blob, descriptor, private_key_pem)

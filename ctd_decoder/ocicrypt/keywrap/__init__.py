@@ -49,7 +49,7 @@ def schemes_for_recipients(parameter_names: set[str]) -> list[str]:
 def get_wrapper(scheme: str) -> KeyWrapper | None:
     """Return the wrapper for ``scheme``, importing its module now; None for unknown schemes.
 
-    A ``provider.<name>`` scheme has a wrapper only if ``<name>`` is configured.
+    A ``provider.<name>`` scheme always has one; if ``<name>`` is not configured, it explains why.
     """
     if scheme.startswith(PROVIDER_PREFIX):
         from .provider.wrapper import provider_wrapper

@@ -41,6 +41,7 @@ from .. import config as params
 from .. import keys
 from ..config import DecryptConfig, EncryptConfig
 from ..errors import MissingBackendError, UnwrapError, WrapError
+from ..pgp_packets import PacketError, packet_header
 from .base import explain_attempts
 
 GNUPGHOME_PARENT = "/tmp"
@@ -57,61 +58,24 @@ _GPG_CONF = "no-auto-key-locate\nno-auto-key-retrieve\ntrust-model always\nno-gr
 _AGENT_CONF = "default-cache-ttl 0\nmax-cache-ttl 0\ndisable-scdaemon\nallow-loopback-pinentry\ns2k-count 65536\n"
 
 
-class _Malformed(Exception):
-    """The bytes are not the OpenPGP message that was expected."""
-
-
-def _packet_header(data: bytes, offset: int) -> tuple[int, int, int | None]:
-    """Return (tag, body offset, body length) of the packet at ``offset``; None length = to the end/partial."""
-    if offset >= len(data) or not data[offset] & 0x80:
-        raise _Malformed(f"no OpenPGP packet header at byte {offset}")
-    first = data[offset]
-    if first & 0x40:
-        return _new_format_header(data, offset, first & 0x3F)
-    tag, length_type = (first >> 2) & 0x0F, first & 0x03
-    if length_type == 3:
-        return tag, offset + 1, None
-    size = (1, 2, 4)[length_type]
-    if offset + 1 + size > len(data):
-        raise _Malformed("truncated packet length")
-    return tag, offset + 1 + size, int.from_bytes(data[offset + 1 : offset + 1 + size], "big")
-
-
-def _new_format_header(data: bytes, offset: int, tag: int) -> tuple[int, int, int | None]:
-    if offset + 2 > len(data):
-        raise _Malformed("truncated packet length")
-    octet = data[offset + 1]
-    if octet < 192:
-        return tag, offset + 2, octet
-    if octet < 224:
-        if offset + 3 > len(data):
-            raise _Malformed("truncated packet length")
-        return tag, offset + 3, ((octet - 192) << 8) + data[offset + 2] + 192
-    if octet == 255:
-        if offset + 6 > len(data):
-            raise _Malformed("truncated packet length")
-        return tag, offset + 6, int.from_bytes(data[offset + 2 : offset + 6], "big")
-    return tag, offset + 2, None  # partial body length: only data packets may use it
-
-
 def _session_key_packets(message: bytes) -> tuple[list[int], int, int]:
     """Walk the session-key packets; return (recipient key IDs, data packet tag, data body offset).
 
-    Raises :class:`_Malformed` unless ``message`` is session-key packets followed by encrypted
+    Raises :class:`PacketError` unless ``message`` is session-key packets followed by encrypted
     data, the only shape ocicrypt writes and reads.
     """
     recipients: list[int] = []
     offset = 0
     while True:
-        tag, body, length = _packet_header(message, offset)
+        tag, body, length = packet_header(message, offset)
         if tag in _ENCRYPTED_DATA:
             if body >= len(message):
-                raise _Malformed("the encrypted data packet is empty")
+                raise PacketError("the encrypted data packet is empty")
             return recipients, tag, body
         if tag not in (_PKESK, _SKESK):
-            raise _Malformed(f"unexpected OpenPGP packet (tag {tag}) before the encrypted data")
+            raise PacketError(f"unexpected OpenPGP packet (tag {tag}) before the encrypted data")
         if length is None or body + length > len(message):
-            raise _Malformed(f"truncated session key packet (tag {tag})")
+            raise PacketError(f"truncated session key packet (tag {tag})")
         if tag == _PKESK and length >= 10 and message[body] == 3:
             recipients.append(int.from_bytes(message[body + 1 : body + 9], "big"))
         offset = body + length
@@ -121,7 +85,7 @@ def message_recipients(message: bytes) -> list[int]:
     """Return the key IDs of the public-key recipients of an encrypted OpenPGP message."""
     recipients, _, _ = _session_key_packets(message)
     if not recipients:
-        raise _Malformed("the message has no public-key recipients")
+        raise PacketError("the message has no public-key recipients")
     return recipients
 
 
@@ -391,7 +355,7 @@ def _check_readable_by_go(message: bytes) -> None:
     """Refuse output Go's OpenPGP reader cannot decrypt (AEAD packets from newer GnuPG)."""
     try:
         _, tag, body = _session_key_packets(message)
-    except _Malformed as err:
+    except PacketError as err:
         raise WrapError(f"PGP: gpg wrote an unexpected message: {err}") from None
     if tag != _SEIPD or message[body] != 1:
         raise WrapError(f"PGP: gpg wrote encrypted data (packet tag {tag}) that ocicrypt cannot read")
@@ -418,7 +382,7 @@ class PgpKeyWrapper:
         passwords = dc.get(params.GPG_PRIVATEKEYS_PASSWORDS)
         try:
             recipients = ", ".join(_key_id(key_id) for key_id in message_recipients(wrapped))
-        except _Malformed as err:
+        except PacketError as err:
             raise UnwrapError(f"PGP: not an encrypted OpenPGP message: {err}") from None
         attempts: list[str] = []
         for number, ring in enumerate(rings, start=1):
@@ -461,5 +425,5 @@ def describe_recipients(wrapped: bytes) -> list[str]:
     """Name each public-key recipient of a wrapped key by its OpenPGP key ID."""
     try:
         return [f"key ID {_key_id(key_id)}" for key_id in message_recipients(wrapped)]
-    except _Malformed as err:
+    except PacketError as err:
         return [f"unreadable OpenPGP message: {err}"]

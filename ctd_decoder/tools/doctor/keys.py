@@ -190,10 +190,9 @@ def _check_skipped(report: Report, result: keysdir.KeysDir, root: str) -> None:
 
 def _is_public_key(path: str) -> bool:
     try:
-        block = keyparse.first_pem_block(_read(path))
+        return keyparse.public_key_kind(_read(path)) is not None
     except OSError:
         return False
-    return block is not None and block[0] in ("PUBLIC KEY", "RSA PUBLIC KEY")
 
 
 def check_keys_dir(report: Report, root: str) -> keysdir.KeysDir | None:

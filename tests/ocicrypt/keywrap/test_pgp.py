@@ -34,6 +34,7 @@ from ctd_decoder.ocicrypt.errors import MissingBackendError, UnwrapError, WrapEr
 from ctd_decoder.ocicrypt.keywrap import pgp
 from ctd_decoder.ocicrypt.keywrap.pgp import WRAPPER
 from ctd_decoder.ocicrypt.layer import encrypt_layer
+from ctd_decoder.ocicrypt.pgp_packets import PacketError
 
 ANNOTATION = "org.opencontainers.image.enc.keys.pgp"
 PASSPHRASE = b"secret123"  # the Go fixture pgp-with-passphrase
@@ -258,7 +259,7 @@ def test_truncated_openpgp_message_is_refused(
 def test_packet_walker_raises_only_its_own_error_on_random_bytes(data: bytes) -> None:
     try:
         recipients = pgp.message_recipients(data)
-    except pgp._Malformed:
+    except PacketError:
         return
     assert recipients and all(0 <= key_id < 1 << 64 for key_id in recipients)
 
@@ -271,7 +272,7 @@ def test_packet_walker_on_mutated_go_messages(
     mutated = bytearray(unprotected[0][:cut])
     if mutated:
         mutated[position % len(mutated)] ^= mask
-    with contextlib.suppress(pgp._Malformed):
+    with contextlib.suppress(PacketError):
         pgp.message_recipients(bytes(mutated))
 
 

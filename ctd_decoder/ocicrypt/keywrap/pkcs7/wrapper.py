@@ -297,6 +297,13 @@ def _describe_recipients(envelope: _Envelope) -> str:
     return f"{len(envelope.recipients)} recipient(s): {serials}"
 
 
+NO_CERTIFICATE = (
+    "no x509 certificates found needed for PKCS7 decryption: PKCS#7 picks its recipient by the certificate, so "
+    "put the recipient's X.509 certificate (PEM or DER) into the keys directory beside its private key, "
+    "or pass it with ctr-enc's --dec-recipient"
+)
+
+
 class Pkcs7KeyWrapper:
     """The ``pkcs7`` scheme."""
 
@@ -316,7 +323,7 @@ class Pkcs7KeyWrapper:
         candidates = private_keys(dc, "PKCS7", attempts)
         certificates = _certificates(dc.get(params.X509S), attempts)
         if not certificates:
-            raise UnwrapError(explain_attempts("no x509 certificates found needed for PKCS7 decryption", attempts))
+            raise UnwrapError(explain_attempts(NO_CERTIFICATE, attempts))
         try:
             envelope = parse_envelope(wrapped)
         except der.DerError as err:

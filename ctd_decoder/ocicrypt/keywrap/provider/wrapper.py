@@ -35,7 +35,7 @@ from ...diagnostics import printable
 from ...errors import DecoderError, UnwrapError, WrapError
 from ...gojson import b64decode, b64encode, member
 from .. import PROVIDER_PREFIX
-from .config import ProviderSpec, configured_path, load_config
+from .config import ENV_VAR, ProviderSpec, configured_path, load_config
 from .transport import ProviderCallError, call_grpc, run_command
 
 TIMEOUT_ENV = "CTD_DECODER_PROVIDER_TIMEOUT"
@@ -225,15 +225,23 @@ class UnavailableProviderWrapper:
         raise WrapError(self.reason)
 
 
-def provider_wrapper(name: str) -> KeyProviderWrapper | UnavailableProviderWrapper | None:
-    """Return the wrapper for provider ``name``; None if ``OCICRYPT_KEYPROVIDER_CONFIG`` does not name it."""
+def provider_wrapper(name: str) -> KeyProviderWrapper | UnavailableProviderWrapper:
+    """Return the wrapper for provider ``name``, or one that explains why it cannot be used."""
     path = configured_path()
     if path is None:
-        return None
+        return UnavailableProviderWrapper(
+            name,
+            f"{ENV_VAR} is not set, so no key provider is configured (for ctd-decoder: containerd starts the "
+            f"stream processor with its own environment plus the processor's env = [...] in containerd's "
+            f'config, which must carry "{ENV_VAR}=/path/to/the/keyprovider.conf")',
+        )
     config = load_config(path)
     if config.error is not None:
         return UnavailableProviderWrapper(name, config.error)
     spec = config.providers.get(name)
     if spec is None:
-        return None
+        configured = ", ".join(sorted(config.providers)) or "none"
+        return UnavailableProviderWrapper(
+            name, f"no key provider of that name in {ENV_VAR} file {path} (it configures: {configured})"
+        )
     return KeyProviderWrapper(spec)

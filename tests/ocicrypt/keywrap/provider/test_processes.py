@@ -197,12 +197,27 @@ def test_missing_provider_program(layer: Layer, tmp_path: Path) -> None:
     assert f"Error while running command: {tmp_path / 'nope'}" in result.stderr
 
 
+def test_unset_configuration_reads_differently_and_names_containerds_env(
+    layer: Layer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OCICRYPT_KEYPROVIDER_CONFIG")
+    result = run_decoder(layer.blob, layer.payload())
+    assert result.returncode == 1
+    assert result.stderr.startswith("call to DecryptLayer failed: missing private key needed for decryption")
+    assert f"provider.{NAME}: OCICRYPT_KEYPROVIDER_CONFIG is not set, so no key provider is configured" in result.stderr
+    assert "env = [...] in containerd's config, which must carry \"OCICRYPT_KEYPROVIDER_CONFIG=" in result.stderr
+    assert "no key provider of that name" not in result.stderr
+
+
 def test_unconfigured_and_unreadable_configurations(layer: Layer, tmp_path: Path) -> None:
     other = tmp_path / "other.conf"
     other.write_text('{"key-providers": {"someone-else": {"cmd": {"path": "/bin/true"}}}}')
     result = _decode(layer, other)
     assert result.returncode == 1
-    assert f"provider.{NAME}: no key provider of that name in OCICRYPT_KEYPROVIDER_CONFIG" in result.stderr
+    assert (
+        f"provider.{NAME}: no key provider of that name in OCICRYPT_KEYPROVIDER_CONFIG file {other} "
+        "(it configures: someone-else)"
+    ) in result.stderr
     result = _decode(layer, tmp_path / "absent.conf")
     assert result.returncode == 1
     assert f"names {tmp_path / 'absent.conf'}, which cannot be read" in result.stderr
