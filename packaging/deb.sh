@@ -5,7 +5,8 @@
 #
 # Writes OUTDIR/ctd-decoder_VERSION_ARCH.deb: the bundle in /usr/lib/ctd-decoder (installed by
 # install.sh with --prefix /usr), /usr/bin/ctd-decoder, /etc/containerd/ocicrypt/keys (0700), and
-# /usr/share/doc/ctd-decoder (README.md, copyright, the containerd and k3s snippets). The Maintainer
+# /usr/share/doc/ctd-decoder (README.md, copyright, the containerd and k3s snippets with the path
+# /usr/bin/ctd-decoder). The Maintainer
 # field is $DEB_MAINTAINER (default: ctd-decoder developers <root@localhost>).
 set -euo pipefail
 
@@ -24,9 +25,13 @@ DESTDIR="" bash "$here/install.sh" --from "$bundle" --prefix /usr --destdir "$ro
 doc="$root/usr/share/doc/ctd-decoder"
 install -d -m 0755 "$doc/examples/containerd" "$doc/examples/k3s" "$root/DEBIAN"
 install -m 0644 "$here/NODE-README.md" "$doc/README.md"
-install -m 0644 "$repo/config.toml.example" "$doc/examples/"
-install -m 0644 "$here"/containerd/*.toml "$doc/examples/containerd/"
-install -m 0644 "$here"/k3s/*.tmpl "$doc/examples/k3s/"
+# The snippets name /usr/local/bin/ctd-decoder (install.sh's default); the package's command is /usr/bin.
+examples=("$repo/config.toml.example" "$here"/containerd/*.toml "$here"/k3s/*.tmpl)
+for source in "${examples[@]}"; do
+    case "$source" in */containerd/*) target="$doc/examples/containerd" ;; */k3s/*) target="$doc/examples/k3s" ;; *) target="$doc/examples" ;; esac
+    sed 's#/usr/local/bin/ctd-decoder#/usr/bin/ctd-decoder#g' "$source" > "$target/$(basename "$source")"
+    chmod 0644 "$target/$(basename "$source")"
+done
 cat > "$doc/copyright" <<END_COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: ctd-decoder

@@ -1,8 +1,16 @@
-"""Entry point frozen into the self-contained ctd-decoder executable (see build.sh)."""
+"""Entry point frozen into the self-contained ctd-decoder executable (see build.sh).
 
+Run as ``ctd-decoder-warm`` (install.sh --warm links it so) it is the warm-start server instead.
+"""
+
+import os
 import sys
 
-from ctd_decoder.decoder.main import main
-
 if __name__ == "__main__":
+    if os.path.basename(sys.argv[0]) == "ctd-decoder-warm":
+        from ctd_decoder.decoder.warm.server import main as warm_main
+
+        sys.exit(warm_main())
+    from ctd_decoder.decoder.main import main
+
     sys.exit(main())

@@ -2,7 +2,7 @@
 # Install the self-contained ctd-decoder on a containerd / k3s node (run as root).
 #
 #   packaging/install.sh [--from DIR] [--prefix PREFIX] [--destdir DESTDIR]
-#                        [--keyprovider-config FILE] [--keys-dir DIR]
+#                        [--keyprovider-config FILE] [--keys-dir DIR] [--warm]
 #
 #   --from DIR                 the bundle built by packaging/build.sh (default: ctd-decoder/ beside
 #                              this script in a release tarball, else dist/ctd-decoder of the
@@ -15,6 +15,10 @@
 #                              (the path containerd's default decoder entries pass in
 #                              OCICRYPT_KEYPROVIDER_CONFIG)
 #   --keys-dir DIR             default /etc/containerd/ocicrypt/keys: created (or fixed) with mode 0700
+#   --warm                     also install the warm-start server (PREFIX/bin/ctd-decoder-warm and the
+#                              systemd units ctd-decoder-warm.socket + .service in /etc/systemd/system)
+#                              and enable its socket; with --destdir the units are only staged
+#                              (a package's postinst runs: systemctl enable --now ctd-decoder-warm.socket)
 #
 # Existing keys are never touched. What containerd needs then (measured on containerd 1.6.20 and 2.3.4):
 #   containerd 1.x: nothing for gzip and uncompressed layers when PREFIX/bin is on containerd's PATH
@@ -32,6 +36,7 @@ prefix="/usr/local"
 destdir="${DESTDIR:-}"
 keyprovider_config=""
 keys_dir="/etc/containerd/ocicrypt/keys"
+warm=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -45,7 +50,8 @@ while [ $# -gt 0 ]; do
         --keyprovider-config=*) keyprovider_config="${1#--keyprovider-config=}"; shift ;;
         --keys-dir) keys_dir="$2"; shift 2 ;;
         --keys-dir=*) keys_dir="${1#--keys-dir=}"; shift ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        --warm) warm=1; shift ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -97,6 +103,24 @@ if [ -n "$keyprovider_config" ]; then
 fi
 
 "$bin/ctd-decoder" --help >/dev/null || fail "the installed $prefix/bin/ctd-decoder does not start"
+
+if [ "$warm" = 1 ]; then
+    # The bundle's executable is the warm server when it runs under that name.
+    ln -sfn "../lib/ctd-decoder/ctd-decoder" "$bin/ctd-decoder-warm"
+    units="$destdir/etc/systemd/system"
+    install -d -m 0755 "$units"
+    install -m 0644 "$here/systemd/ctd-decoder-warm.socket" "$units/"
+    sed "s|@BINDIR@|$prefix/bin|g" "$here/systemd/ctd-decoder-warm.service" > "$units/ctd-decoder-warm.service"
+    chmod 0644 "$units/ctd-decoder-warm.service"
+    if [ -z "$destdir" ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        systemctl daemon-reload
+        systemctl enable --now ctd-decoder-warm.socket
+        systemctl try-restart ctd-decoder-warm.service  # a running server picks the new bundle up
+        echo "warm start enabled (ctd-decoder-warm.socket); turn it off: systemctl disable --now ctd-decoder-warm.socket ctd-decoder-warm.service"
+    else
+        echo "warm start units staged in $units; enable with: systemctl enable --now ctd-decoder-warm.socket"
+    fi
+fi
 
 echo "installed $prefix/bin/ctd-decoder -> $prefix/lib/ctd-decoder/${destdir:+ (under $destdir)}"
 echo "keys directory $keys_dir (mode 0700)${keyprovider_config:+; key providers in /etc/containerd/ocicrypt/ocicrypt_keyprovider.conf}"

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
@@ -186,8 +186,11 @@ def _stop_signals_unwind() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def run(keys_path: str | None) -> int:
-    """Decrypt one layer from stdin to stdout the way containerd expects."""
+def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) -> int:
+    """Decrypt one layer from stdin to stdout the way containerd expects.
+
+    ``layer_seen`` is told the layer's digest as soon as the payload is read (the warm server logs it).
+    """
     from .payload import MISSING_PAYLOAD, MissingPayloadError, parse_payload, read_payload_bytes
 
     try:
@@ -198,6 +201,8 @@ def run(keys_path: str | None) -> int:
         return _fail(str(err))
     except DecoderError as err:
         return _fail(str(err))
+    if layer_seen is not None:
+        layer_seen(payload.descriptor.digest)
     dc = payload.decrypt_config
     notes: list[str] = []
     if keys_path is not None:
@@ -235,25 +240,39 @@ def run(keys_path: str | None) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ctd-decoder`` console script."""
+def decode_main(argv: Sequence[str], layer_seen: Callable[[str], None] | None = None) -> int:
+    """Parse ``argv`` (without the program name) and decode one layer in this process."""
     warnings.simplefilter("ignore")  # stderr is the error report: its first line must be the Go prefix
     try:
-        keys_path = parse_args(sys.argv[1:] if argv is None else argv)
+        keys_path = parse_args(argv)
     except UsageError as err:
-        status = _usage_error(err)
+        return _usage_error(err)
+    try:
+        with _stop_signals_unwind():
+            return run(keys_path, layer_seen)
+    except _Stopped as stop:
+        sys.stderr.write(f"ctd-decoder: stopped by {signal.Signals(stop.signum).name}\n")
+        return 128 + stop.signum
+    except Exception as err:  # never a traceback: it could show key material held in locals
+        if os.environ.get("CTD_DECODER_DEBUG"):
+            raise
+        return _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ctd-decoder`` console script: the warm server's child if one answers, else here.
+
+    ``argv`` given (tests, tools) means in-process, without trying the warm server.
+    """
+    if argv is not None:
+        status = decode_main(argv)
     else:
-        try:
-            with _stop_signals_unwind():
-                status = run(keys_path)
-        except _Stopped as stop:
-            sys.stderr.write(f"ctd-decoder: stopped by {signal.Signals(stop.signum).name}\n")
-            return 128 + stop.signum
-        except Exception as err:  # never a traceback: it could show key material held in locals
-            if os.environ.get("CTD_DECODER_DEBUG"):
-                raise
-            status = _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
+        from .warm.client import hand_off
+
+        handed = hand_off(sys.argv)
+        status = decode_main(sys.argv[1:]) if handed is None else handed
     if status != 0:
+        # Here, in the process containerd runs and reaps, whether it decoded or its warm child did.
         from .exit_race import hold_stdout_until_reaped
 
         hold_stdout_until_reaped()

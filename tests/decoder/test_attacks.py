@@ -20,6 +20,9 @@ from ctd_decoder.ocicrypt.descriptor import Descriptor
 from ctd_decoder.ocicrypt.keywrap import PUBOPTS_ANNOTATION
 from ctd_decoder.ocicrypt.stream import MIN_HOLD_BACK
 
+# Every case runs cold and through a running warm server (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("decoder_path")
+
 PLAINTEXT = os.urandom(3 * (1 << 20) + 777)
 
 

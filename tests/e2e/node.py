@@ -39,6 +39,9 @@ DEFAULT_LAYERS: list[dict[str, bytes]] = [
     {"opt/app/data.bin": bytes(range(256)) * 1024, "opt/app/README": b"second layer\n"},
 ]
 
+# skopeo copy arguments that make zstd-compressed (then encrypted) layers.
+ZSTD = ("--dest-compress", "--dest-compress-format", "zstd")
+
 
 def next_chain_id(parent: str, diff_id: str) -> str:
     """OCI chain IDs: ChainID(1) = DiffID(1), ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n))."""

@@ -27,7 +27,7 @@ from support.snippets import (
 
 from .client import ContainerdClient
 from .daemons import Containerd, Registry, remove_tree, short_tempdir
-from .node import push_encrypted, verify_pulled
+from .node import ZSTD, push_encrypted, verify_pulled
 from .packaged import packaged_release
 from .schemes import Recipient
 
@@ -175,7 +175,8 @@ def test_deb_installs_with_apt_get_decrypts_with_containerd_defaults_and_removes
 ) -> None:
     """On the machine itself: containerd 1.6.20 with its built-in stream processors (no configuration),
     started before the package is installed, decrypts a CRI pull once ``apt-get install`` has put
-    ``/usr/bin/ctd-decoder`` on its PATH; ``apt-get remove`` then leaves only the keys still in use."""
+    ``/usr/bin/ctd-decoder`` on its PATH; the package's containerd snippet, as installed, decrypts a zstd
+    image; ``apt-get remove`` then leaves only the keys still in use."""
     deb = packaged_release("*.deb")
     installed_before = subprocess.run(["dpkg-query", "-W", "ctd-decoder"], capture_output=True, text=True)
     if installed_before.returncode == 0 or Path("/usr/bin/ctd-decoder").exists() or KEYS_DIR.exists():
@@ -195,7 +196,9 @@ def test_deb_installs_with_apt_get_decrypts_with_containerd_defaults_and_removes
         assert stat.S_IMODE(KEYS_DIR.stat().st_mode) == 0o700
         docs = Path("/usr/share/doc/ctd-decoder")
         assert (docs / "copyright").is_file() and (docs / "README.md").is_file()
-        assert (docs / "examples/containerd/config-v2.toml").read_text() == SNIPPETS["containerd-v2"].read_text()
+        for path in SNIPPETS.values():
+            example = (docs / "examples" / path.relative_to(PACKAGING)).read_text()
+            assert example == path.read_text().replace(INSTALLED_DECODER, "/usr/bin/ctd-decoder"), path
         check_licences(Path("/usr/lib/ctd-decoder/licenses"))
 
         key.write_bytes(recipient.key_files["jwe-rsa2048.pem"])
@@ -203,6 +206,17 @@ def test_deb_installs_with_apt_get_decrypts_with_containerd_defaults_and_removes
         with ContainerdClient(containerd.socket, "k8s.io") as client:
             client.pull_image(image.ref)
             verify_pulled(client, image)
+        # zstd layers need the shipped snippet: the package's copy, as it is, on a second containerd.
+        snippet = (docs / "examples/containerd/config-v2.toml").read_text().replace("version = 2\n", "")
+        zstd_node = Containerd(base / "cd-zstd", [], [registry.host], extra_toml="\n" + snippet, image_decryption=False)
+        zstd_image = push_encrypted(registry, tmp_path, [recipient], None, ZSTD)
+        zstd_node.start()
+        try:
+            with ContainerdClient(zstd_node.socket, "k8s.io") as client:
+                client.pull_image(zstd_image.ref)
+                verify_pulled(client, zstd_image)
+        finally:
+            zstd_node.stop()
 
         removed = apt_get("remove", "ctd-decoder")
         installed = removed.returncode != 0

@@ -21,10 +21,9 @@ from ctd_decoder.ocicrypt.config import EncryptConfig
 
 from .client import ContainerdClient
 from .daemons import Containerd, Registry, remove_tree, short_tempdir
-from .node import DEFAULT_LAYERS, Image, push_encrypted, push_layout, verify_pulled
+from .node import DEFAULT_LAYERS, ZSTD, Image, push_encrypted, push_layout, verify_pulled
 from .schemes import Recipient
 
-ZSTD = ("--dest-compress", "--dest-compress-format", "zstd")
 LAYER = "application/vnd.oci.image.layer.v1.tar"
 
 

@@ -46,11 +46,14 @@ def grpc_provider(tmp_path: Path) -> Iterator[Path]:
         process.wait(timeout=30)
 
 
+# Every case runs cold and through a running warm server (tests/conftest.py).
+@pytest.mark.usefixtures("decoder_path")
 @pytest.mark.parametrize("name", case_names(("pkcs11-", "keyprovider-cmd")))
 def test_go_fixture(name: str, tmp_path: Path) -> None:
     run_case(load_case(name, tmp_path))
 
 
+@pytest.mark.usefixtures("decoder_path")
 def test_go_fixture_keyprovider_grpc(grpc_provider: Path, tmp_path: Path) -> None:
     run_case(load_case("keyprovider-grpc", tmp_path))
 

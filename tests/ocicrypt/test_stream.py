@@ -125,3 +125,15 @@ def test_tampering_is_caught_whatever_the_size_hint(hint: int) -> None:
     output, error = _run(plaintext, tamper=len(plaintext) - 1, size_hint=hint)
     assert isinstance(error, IntegrityError)
     assert len(output) <= len(plaintext) - MIN_HOLD_BACK
+
+
+@pytest.mark.parametrize("short", [1, 12345, CHUNK_SIZE - 1])
+def test_default_hold_back_is_the_last_full_chunk_and_the_short_one(short: int) -> None:
+    """The README's figures: 2 MiB chunks, and 2 to 4 MiB of plaintext withheld until the tag verifies."""
+    assert CHUNK_SIZE == 2 << 20
+    plaintext = os.urandom(2 * CHUNK_SIZE + short)
+    output, error = _run(plaintext, tamper=len(plaintext) - 1)
+    assert isinstance(error, IntegrityError)
+    withheld = len(plaintext) - len(output)
+    assert withheld == CHUNK_SIZE + short
+    assert 2 << 20 < withheld < 4 << 20

@@ -34,11 +34,13 @@ def _go_failed(outcome: Outcome, prefix: str, *texts: str) -> bool:
     )
 
 
-# How Go's utils.ParsePrivateKey fails (after PKCS#8, PKCS#1, SEC1 DER, PEM and JWK, it tries PKCS#11 YAML).
+# How Go's utils.ParsePrivateKey fails (after PKCS#8, PKCS#1, SEC1 DER, PEM and JWK it tries PKCS#11 YAML,
+# which an empty key passes, to fail on its URI).
 _KEY_PARSE_ERRORS = (
     "Could not parse private key",
     "Missing password",
     "pkcs11 keyfile",
+    "Could not parse Pkcs11URI",
     "Could not parse input as JWK",
 )
 
@@ -54,6 +56,20 @@ def _keys_go_cannot_parse(case: Case, outcome: Outcome, baseline: str) -> bool:
 def _missing_keys_directory(case: Case, outcome: Outcome, baseline: str) -> bool:
     asked = any(m[0] == "arguments" and m[1].startswith("keys-path") for m in case[1])
     return asked and _go_failed(outcome, "unable to get decryption keys in provided key path", "no such file")
+
+
+def _keys_dir_go_rejects(case: Case, outcome: Outcome, baseline: str) -> bool:
+    return (
+        any(m[0] == "keys_dir" for m in case[1])
+        and outcome.ours.ok
+        and outcome.ours.output_sha256 == baseline
+        and _go_failed(
+            outcome,
+            "unable to get decryption keys in provided key path",
+            "Unknown decryption key type",
+            "Missing password",
+        )
+    )
 
 
 def _no_nonce(case: Case, outcome: Outcome, baseline: str) -> bool:
@@ -84,6 +100,14 @@ DIVERGENCES = [
         "Go fails every pull when --decryption-keys-path does not exist; ours notes it and uses the payload keys",
         "test_missing_keys_directory_still_decrypts_with_payload_keys",
         _missing_keys_directory,
+    ),
+    Divergence(
+        "keys directory files Go cannot classify",
+        "Go rejects the whole keys directory, failing every pull, if one file is not a key it can classify "
+        "(a README, a public key, SEC1 EC PEM, a legacy-encrypted key with its password file); "
+        "ours skips such files with a note and decrypts with the keys it can use",
+        "test_keys_directory_with_files_go_cannot_classify_still_decrypts",
+        _keys_dir_go_rejects,
     ),
     Divergence(
         "no nonce",

@@ -260,10 +260,10 @@ def pubopts(draft: Draft, ops: tuple[Mutation, ...]) -> None:
     """Change the JSON inside the pubopts annotation."""
     raw = _lenient_b64(draft.annotations.get(PUBOPTS_ANNOTATION) or "")
     try:
-        document = _apply_tree_ops(loads(raw or b""), ops)
-    except ValueError:
+        text = dumps(_apply_tree_ops(loads(raw or b""), ops))
+    except (ValueError, RecursionError):  # an earlier mutation made it invalid or deeply nested JSON
         return
-    draft.annotations[PUBOPTS_ANNOTATION] = base64.b64encode(dumps(document)).decode()
+    draft.annotations[PUBOPTS_ANNOTATION] = base64.b64encode(text).decode()
 
 
 # --- JSON trees ----------------------------------------------------------------------------------
@@ -417,6 +417,32 @@ def arguments(draft: Draft, variant: str) -> None:
     draft.args = variants[variant] if variant != "keep" else draft.seed.args
 
 
+def keys_dir(draft: Draft, variant: str) -> None:
+    """Decrypt with a keys directory (fixture seeds, which run in a directory of their own) holding the
+    seed's key in a format, or beside other files."""
+    seed = draft.seed
+    if seed.cwd is None or seed.private_key is None:
+        return
+    directory = seed.cwd / f"keys-{variant}"
+    if not directory.exists():
+        directory.mkdir()
+        fmt = variant if variant in _KEY_DIR_FORMATS else "pkcs8-pem"
+        key = seed.other_keys["rsa"] if variant == "wrong-key-only" else seed.private_key
+        if variant != "empty":
+            data, password = _serialize(key, fmt)
+            (directory / "key.pem").write_bytes(data)
+            if password is not None:
+                (directory / "key.pem.password").write_bytes(password + b"\n")
+        if variant == "with-readme":
+            (directory / "README.md").write_text("keys for this node\n")
+        if variant == "with-public-key":
+            (directory / "key.pub.pem").write_bytes(seed.public_key_pem)
+    draft.args = ("--decryption-keys-path", directory.name)
+
+
+_KEY_DIR_FORMATS = {"pkcs8-pem", "traditional-pem", "pkcs8-der", "traditional-der", "jwk", "legacy-encrypted-pem"}
+
+
 # --- building --------------------------------------------------------------------------------------
 
 STAGES: list[tuple[str, Callable[..., None]]] = [
@@ -434,6 +460,7 @@ STAGES: list[tuple[str, Callable[..., None]]] = [
     ("envelope", envelope),
     ("stream", stream),
     ("arguments", arguments),
+    ("keys_dir", keys_dir),
 ]
 _ORDER = {name: index for index, (name, _) in enumerate(STAGES)}
 _FUNCTIONS = dict(STAGES)

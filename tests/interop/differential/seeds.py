@@ -77,7 +77,7 @@ def fixture_seed(name: str, case_name: str, tmp_path: Path) -> Seed:
     assert case.payload is not None
     payload = parse_payload(case.payload)
     parameters = payload.decrypt_config.parameters
-    keys = parameters.get("privkeys") or []
+    keys = parameters.get("privkeys") or sorted(path.read_bytes() for path in (case.directory / "keys").glob("*.pem"))
     key = _load_private_key(keys[0]) if keys and keys[0] else None
     seed = Seed(
         name,

@@ -187,6 +187,18 @@ ENVELOPE_OPS = [
     "type-url=io.containerd.ocicrypt.v1.payload",
     "type-url=",
 ]
+KEYS_DIRS = [
+    "pkcs8-pem",
+    "traditional-pem",
+    "pkcs8-der",
+    "traditional-der",
+    "jwk",
+    "legacy-encrypted-pem",
+    "with-readme",
+    "with-public-key",
+    "empty",
+    "wrong-key-only",
+]
 ARGUMENTS = ["keep", "keys-path-missing", "keys-path-equals", "keys-path-empty-value", "positional", "unknown-flag"]
 
 
@@ -255,6 +267,7 @@ def stream_mutations(seed: Seed) -> st.SearchStrategy[mutations.Mutation]:
             st.integers(0, 8 * len(seed.blob)),
         ),
         st.tuples(st.just("arguments"), st.sampled_from(ARGUMENTS)),
+        st.tuples(st.just("keys_dir"), st.sampled_from(KEYS_DIRS)),
     )
 
 

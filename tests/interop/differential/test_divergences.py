@@ -22,10 +22,11 @@ def _divergence(name: str) -> object:
     "case",
     [
         ("ours-rsa", (("key_extra", "before", "garbage", "null"),)),
+        ("ours-ec", (("key_extra", "before", "empty", "null"),)),
         ("ours-ec", (("key_format", "traditional-pem"),)),
         ("go-jwe-rsa", (("key_format", "encrypted-pkcs8-pem"),)),
     ],
-    ids=["garbage-key-first", "sec1-ec-pem", "encrypted-pkcs8"],
+    ids=["garbage-key-first", "empty-key-first", "sec1-ec-pem", "encrypted-pkcs8"],
 )
 def test_payload_key_go_cannot_parse_does_not_hide_the_right_key(
     case: Case, seeds: dict[str, Seed], decoders: Decoders
@@ -35,7 +36,7 @@ def test_payload_key_go_cannot_parse_does_not_hide_the_right_key(
     outcome = decoders.run(build(seeds[case[0]], case[1]))
     for go in (outcome.go1, outcome.go2):
         assert go.prefix == "call to DecryptLayer failed"
-        assert "Could not parse private key" in go.stderr or "Could not unmarshal pkcs11 keyfile" in go.stderr
+        assert any(text in go.stderr for text in ("Could not parse private key", "pkcs11 keyfile", "Pkcs11URI"))
     assert outcome.ours.ok
     assert check_agreement(seeds, decoders, case, "divergence") is _divergence("payload keys Go cannot read")
 
@@ -50,6 +51,29 @@ def test_missing_keys_directory_still_decrypts_with_payload_keys(seeds: dict[str
     assert outcome.ours.ok
     assert "does not exist" in outcome.ours.stderr or outcome.ours.stderr == ""
     assert check_agreement(seeds, decoders, case, "divergence") is _divergence("missing keys directory")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("go-node-jwe", (("keys_dir", "with-readme"),)),
+        ("go-node-jwe", (("keys_dir", "with-public-key"),)),
+        ("go-node-jwe", (("keys_dir", "legacy-encrypted-pem"),)),
+        ("go-jwe-ec", (("keys_dir", "traditional-pem"),)),
+    ],
+    ids=["readme", "public-key", "legacy-encrypted-with-password-file", "sec1-ec-pem"],
+)
+def test_keys_directory_with_files_go_cannot_classify_still_decrypts(
+    case: Case, seeds: dict[str, Seed], decoders: Decoders
+) -> None:
+    """A keys directory is operator-managed (often a Kubernetes Secret volume): one stray file makes Go
+    fail every pull on the node. Ours skips what is not a usable key, with a note, and decrypts."""
+    outcome = decoders.run(build(seeds[case[0]], case[1]))
+    for go in (outcome.go1, outcome.go2):
+        assert go.prefix == "unable to get decryption keys in provided key path"
+    assert outcome.ours.ok
+    divergence = _divergence("keys directory files Go cannot classify")
+    assert check_agreement(seeds, decoders, case, "divergence") is divergence
 
 
 def test_missing_nonce_is_refused_instead_of_decrypting_to_garbage(seeds: dict[str, Seed], decoders: Decoders) -> None:

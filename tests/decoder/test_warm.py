@@ -1,0 +1,283 @@
+"""The warm path around the decoder: a real ``ocicrypt serve``, real clients, real descriptors.
+
+Decoding itself is checked both ways by the attack and Go-fixture tests (``decoder_path``); here:
+who may connect, what happens when the client or the server dies, parallel layers, and a soak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from support.decoder import decoder_command, run_decoder
+from support.layers import EncryptedLayer, jwe_layer
+from support.warm import WarmServer
+
+from ctd_decoder.decoder.warm.client import SERVER_GONE, hand_off
+from ctd_decoder.decoder.warm.protocol import SOCKET_ENV
+
+OTHER_UID = 65534
+SOAK_LAYERS = int(os.environ.get("CTD_WARM_SOAK_LAYERS", "10000"))
+
+
+@pytest.fixture(scope="module")
+def layer() -> EncryptedLayer:
+    return jwe_layer(os.urandom(4096))
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[WarmServer]:
+    """A server of this test's own, free to be killed."""
+    warm = WarmServer(tmp_path / "run")
+    yield warm
+    warm.stop()
+
+
+def _wait(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return bool(condition())
+
+
+def _start_blocked_client(layer: EncryptedLayer, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """A ``ctd-decoder`` whose stdin stays open (the layer is never finished); returns it and the stdin writer."""
+    stdin_read, stdin_write = os.pipe()
+    payload_read, payload_write = os.pipe()
+    os.write(payload_write, layer.payload())
+    os.close(payload_write)
+    process = subprocess.Popen(
+        decoder_command(),
+        stdin=stdin_read,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+        pass_fds=(3,),
+        preexec_fn=lambda: os.dup2(payload_read, 3),
+    )
+    os.close(stdin_read)
+    os.close(payload_read)
+    os.write(stdin_write, layer.blob[:100])
+    return process, stdin_write
+
+
+def test_warm_layer_is_decoded_by_the_server_and_logged_without_secrets(
+    server: WarmServer, layer: EncryptedLayer
+) -> None:
+    result = run_decoder(layer.blob, layer.payload(), env=server.env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == layer.plaintext
+    (line,) = server.wait_for_layers(1)
+    assert line.startswith(f"ctd-decoder-warm: layer {layer.descriptor.digest} ok ")
+    assert line.endswith(" ms")
+    key_body = layer.private_key_pem.splitlines()[1].decode()
+    assert all(key_body not in logged for logged in server.lines)
+
+
+def test_no_server_or_a_stale_socket_decodes_in_process(tmp_path: Path, layer: EncryptedLayer) -> None:
+    missing = run_decoder(layer.blob, layer.payload(), env={SOCKET_ENV: str(tmp_path / "none.sock")})
+    assert (missing.returncode, missing.stdout) == (0, layer.plaintext), missing.stderr
+    stale = tmp_path / "stale.sock"
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(stale))  # bound, never listening: connect is refused
+    refused = run_decoder(layer.blob, layer.payload(), env={SOCKET_ENV: str(stale)})
+    assert (refused.returncode, refused.stdout) == (0, layer.plaintext), refused.stderr
+
+
+def test_server_that_never_answers_is_given_up_on_and_the_layer_decoded_in_process(
+    tmp_path: Path, layer: EncryptedLayer
+) -> None:
+    import socket
+
+    path = tmp_path / "mute.sock"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(path))
+        listener.listen(8)  # accepts connections in the backlog, never answers
+        started = time.monotonic()
+        result = run_decoder(layer.blob, layer.payload(), env={SOCKET_ENV: str(path)})
+        elapsed = time.monotonic() - started
+    assert (result.returncode, result.stdout) == (0, layer.plaintext), result.stderr
+    assert elapsed < 20
+
+
+def _hand_off_as_other_uid(layer: EncryptedLayer, server: WarmServer) -> bool:
+    """In a forked child that becomes OTHER_UID, try to hand a layer over; True if the server took it."""
+    pid = os.fork()
+    if pid == 0:  # only async-signal-safe-ish work here: setuid, the client's syscalls, _exit
+        taken = 2
+        try:
+            os.setgroups([])
+            os.setgid(OTHER_UID)
+            os.setuid(OTHER_UID)
+            taken = int(_hand_off_one(layer, layer.payload(), {**os.environ, **server.env})[0] is not None)
+        finally:
+            os._exit(taken)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    assert code in (0, 1), f"the other-uid child failed ({code})"
+    return code == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a client as another uid")
+def test_client_of_another_uid_is_refused_and_logged(layer: EncryptedLayer) -> None:
+    # Outside pytest's own (private) temporary tree, so that only the server's directory stands in the way.
+    top = Path(tempfile.mkdtemp(prefix="ctd-warm-uid-"))
+    server = WarmServer(top / "run")
+    try:
+        _check_other_uid_refused(server, top, layer)
+    finally:
+        server.stop()
+        shutil.rmtree(top)
+
+
+def _check_other_uid_refused(server: WarmServer, top: Path, layer: EncryptedLayer) -> None:
+    top.chmod(0o755)
+    # First line of defence: the 0700 directory keeps the other user from reaching the socket at all.
+    assert not _hand_off_as_other_uid(layer, server)
+    # Second: with the directory and socket opened up by mistake, SO_PEERCRED still refuses it.
+    server.socket.parent.chmod(0o755)
+    server.socket.chmod(0o666)
+    assert not _hand_off_as_other_uid(layer, server)
+    assert _wait(lambda: any(f"refused a client of uid {OTHER_UID}" in line for line in server.lines))
+    assert server.layer_lines() == [], "the other uid's layer must not have been run by the server"
+    assert _hand_off_one(layer, layer.payload(), {**os.environ, **server.env}) == (0, layer.plaintext)
+
+
+def test_cancelled_client_leaves_no_child(server: WarmServer, layer: EncryptedLayer) -> None:
+    client, stdin_write = _start_blocked_client(layer, server.env)
+    try:
+        assert _wait(lambda: len(server.children()) == 1), server.lines
+        client.kill()  # what containerd does when a pull is cancelled
+        client.wait()
+        killed_at = time.monotonic()
+        assert _wait(lambda: server.children() == [], timeout=5)
+        assert time.monotonic() - killed_at < 1.0
+        (line,) = server.wait_for_layers(1)
+        assert "killed: the client went away" in line
+    finally:
+        os.close(stdin_write)
+
+
+def test_server_killed_mid_layer_fails_that_layer_cleanly_and_the_next_decodes_in_process(
+    server: WarmServer, layer: EncryptedLayer
+) -> None:
+    client, stdin_write = _start_blocked_client(layer, server.env)
+    try:
+        assert _wait(lambda: len(server.children()) == 1), server.lines
+        (child,) = server.children()
+        server.process.kill()
+        server.process.wait()
+        _, stderr = client.communicate(timeout=30)
+    finally:
+        os.close(stdin_write)
+    assert client.returncode == 1
+    assert stderr.decode() == SERVER_GONE.format(env=SOCKET_ENV, off="off")
+    assert _wait(lambda: not Path(f"/proc/{child}").exists() or _is_zombie(child)), "the child outlived its server"
+    after = run_decoder(layer.blob, layer.payload(), env=server.env)  # stale socket: decoded in-process
+    assert (after.returncode, after.stdout) == (0, layer.plaintext), after.stderr
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+def test_eight_layers_in_parallel(server: WarmServer) -> None:
+    layers = [jwe_layer(os.urandom(1024 * (n + 1))) for n in range(8)]
+    barrier = threading.Barrier(8)
+
+    def decode(one: EncryptedLayer) -> bytes:
+        barrier.wait()
+        result = run_decoder(one.blob, one.payload(), env=server.env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    with ThreadPoolExecutor(8) as pool:
+        outputs = list(pool.map(decode, layers))
+    assert outputs == [one.plaintext for one in layers]
+    logged = server.wait_for_layers(8)
+    assert sorted(line.split()[2] for line in logged) == sorted(one.descriptor.digest for one in layers)
+    assert _wait(lambda: server.children() == [])
+
+
+def _hand_off_one(layer: EncryptedLayer, payload: bytes, environ: dict[str, str]) -> tuple[int | None, bytes]:
+    stdin_read, stdin_write = os.pipe()
+    stdout_read, stdout_write = os.pipe()
+    payload_read, payload_write = os.pipe()
+    os.write(stdin_write, layer.blob)  # small layers fit in the pipe buffers
+    os.close(stdin_write)
+    os.write(payload_write, payload)
+    os.close(payload_write)
+    try:
+        status = hand_off(["ctd-decoder"], environ, fds=(stdin_read, stdout_write, stdout_write, payload_read))
+    finally:
+        for fd in (stdin_read, stdout_write, payload_read):
+            os.close(fd)
+    with os.fdopen(stdout_read, "rb") as output:
+        return status, output.read()
+
+
+def test_soak_leaks_no_descriptor_and_no_process(server: WarmServer) -> None:
+    """SOAK_LAYERS small layers (default 10,000; CTD_WARM_SOAK_LAYERS) through one server, four at a time."""
+    layer = jwe_layer(b"s" * 512, kind="p256")
+    payload = layer.payload()
+    environ = {**os.environ, **server.env}
+    assert _hand_off_one(layer, payload, environ) == (0, layer.plaintext)
+    assert server.wait_for_layers(1)
+    baseline_fds = server.open_fds()
+    started = time.monotonic()
+
+    def one(_: int) -> bool:
+        return _hand_off_one(layer, payload, environ) == (0, layer.plaintext)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(one, range(SOAK_LAYERS)))
+    elapsed = time.monotonic() - started
+    assert all(results), f"{results.count(False)} of {SOAK_LAYERS} layers failed"
+    assert len(server.wait_for_layers(SOAK_LAYERS + 1, timeout=60)) == SOAK_LAYERS + 1
+    assert _wait(lambda: server.children() == [])
+    assert server.open_fds() == baseline_fds
+    print(f"soak: {SOAK_LAYERS} layers in {elapsed:.1f} s ({elapsed / SOAK_LAYERS * 1000:.2f} ms per layer)")
+
+
+def test_server_imports_no_backend_before_forking() -> None:
+    code = (
+        "import json, sys\n"
+        "from ctd_decoder.decoder.warm.server import preload\n"
+        "preload()\n"
+        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))\n"
+    )
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout))
+    assert "cryptography" in loaded and "ctd_decoder" in loaded
+    assert not loaded & {"grpc", "gnupg", "pkcs11", "yaml", "jwcrypto", "google"}, sorted(loaded)
+
+
+def test_server_stops_on_sigterm_after_its_running_layer(server: WarmServer, layer: EncryptedLayer) -> None:
+    client, stdin_write = _start_blocked_client(layer, server.env)
+    assert _wait(lambda: len(server.children()) == 1), server.lines
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert server.process.poll() is None, "the server left before its running layer was done"
+    os.write(stdin_write, layer.blob[100:])
+    os.close(stdin_write)
+    stdout, stderr = client.communicate(timeout=30)
+    assert (client.returncode, stdout) == (0, layer.plaintext), stderr
+    assert server.process.wait(30) == 0
+    assert not server.socket.exists()

@@ -1,0 +1,83 @@
+"""A real ``ocicrypt serve`` process for tests, and a look at what it has running."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ctd_decoder.decoder.warm.protocol import SOCKET_ENV
+
+OCICRYPT = shutil.which("ocicrypt", path=os.path.dirname(sys.executable))
+
+
+class WarmServer:
+    """An ``ocicrypt serve`` child listening on ``socket``; its stderr lines are collected in ``lines``."""
+
+    def __init__(self, directory: Path, extra_env: dict[str, str] | None = None) -> None:
+        if not OCICRYPT:
+            raise RuntimeError("ocicrypt is not installed next to the test interpreter")
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.socket = directory / "warm.sock"
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        self.process = subprocess.Popen(
+            [OCICRYPT, "serve", "--socket", str(self.socket)],
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, **(extra_env or {})},
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(60):
+            self.stop()
+            raise RuntimeError(f"ocicrypt serve did not start: {self.lines}")
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+            if "listening on" in line:
+                self._ready.set()
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment that sends ``ctd-decoder`` to this server."""
+        return {SOCKET_ENV: str(self.socket)}
+
+    def layer_lines(self) -> list[str]:
+        """The per-layer log lines so far."""
+        return [line for line in self.lines if line.startswith("ctd-decoder-warm: layer ")]
+
+    def wait_for_layers(self, count: int, timeout: float = 30) -> list[str]:
+        """Wait until at least ``count`` layer lines were logged; return them."""
+        deadline = time.monotonic() + timeout
+        while len(self.layer_lines()) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.layer_lines()
+
+    def children(self) -> list[int]:
+        """The pids of the server's live (or unreaped) children."""
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in path.read_text().split()]
+
+    def open_fds(self) -> int:
+        """How many descriptors the server holds."""
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
+    def stop(self) -> None:
+        """SIGTERM, then wait (it finishes running layers first)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(5)
