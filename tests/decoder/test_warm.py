@@ -281,3 +281,18 @@ def test_server_stops_on_sigterm_after_its_running_layer(server: WarmServer, lay
     assert (client.returncode, stdout) == (0, layer.plaintext), stderr
     assert server.process.wait(30) == 0
     assert not server.socket.exists()
+
+
+def test_small_client_without_a_server_runs_the_decoder_in_process(
+    small_client: Path, layer: EncryptedLayer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import support.decoder as decoder_support
+
+    cold = decoder_support.decoder_command()[0]
+    monkeypatch.setattr(decoder_support, "DECODER", str(small_client))
+    for socket_path in (str(tmp_path / "none.sock"), "off"):
+        result = run_decoder(layer.blob, layer.payload(), env={SOCKET_ENV: socket_path, "CTD_DECODER_COLD": cold})
+        assert (result.returncode, result.stdout) == (0, layer.plaintext), result.stderr
+    missing_fd3 = run_decoder(layer.blob, None, env={SOCKET_ENV: "off", "CTD_DECODER_COLD": cold})
+    assert missing_fd3.returncode == 1
+    assert missing_fd3.stderr.startswith("read payload: read configFd: bad file descriptor")

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import any_pb2
-from support.oci import Layer, read_layers, sha256_digest
+from support.oci import Layer, read_layers, sha256_digest, skopeo
 
 from ctd_decoder.decoder.payload import PAYLOAD_TYPE_URL
 from ctd_decoder.ocicrypt.config import DecryptConfig
@@ -61,6 +61,28 @@ def test_cri_pull_tar_zstd_processor_without_payload(
     text = rpc_error(lambda: node.client("k8s.io").pull_image(image.ref))
     assert "read payload: read configFd: bad file descriptor" in text, text
     assert "decoder.v1.tar.zstd" in text, text
+
+
+def test_plain_ctr_import_names_ctr_enc_and_the_cri(
+    pip_decoder: str, nodes: Callable[..., Node], recipients: Make, tmp_path: Path
+) -> None:
+    """Plain ``ctr images import`` unpacks an encrypted image without a payload; the decoder names that
+    cause and its fixes instead of causes that do not apply."""
+    recipient = recipients("jwe-p256")
+    _, encrypted = encrypt_image(tmp_path, [recipient], DEFAULT_LAYERS[:1])
+    archive = tmp_path / "enc.tar"
+    skopeo("copy", "-q", f"oci:{encrypted}:v1", f"oci-archive:{archive}:example.test/enc:v1")
+    node = nodes(pip_decoder, None, recipient.key_files)
+    with pytest.raises(RuntimeError) as failure:
+        node.containerd.ctr(f"e2e-{uuid.uuid4().hex[:8]}", "images", "import", str(archive))
+    text = str(failure.value)
+    print(text)
+    assert (
+        "read payload: read configFd: bad file descriptor (containerd started ctd-decoder for a layer of type " in text
+    )
+    assert "a plain `ctr images pull` or `ctr images import`" in text and "ctr-enc images import --key" in text
+    assert "tar.zstd" not in text, "a gzip layer has nothing to do with the zstd processor ID"
+    assert [call.payload for call in node.decoder_calls()] == [False]
 
 
 def _encrypt(tmp_path: Path, files: list[dict[str, bytes]]) -> tuple[Recipient, list[Layer]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -42,21 +44,34 @@ class Doctor:
         return found[0]
 
 
-def run_doctor(*args: str | Path, stdin: bytes | None = None, env: dict[str, str] | None = None) -> Doctor:
-    """Run ``ocicrypt doctor --json ARGS``; the JSON must parse whatever the exit status."""
-    assert OCICRYPT, "ocicrypt is not installed next to the test interpreter"
-    result = subprocess.run(
-        [OCICRYPT, "doctor", "--json", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        timeout=300,
-        check=False,
-        env=env,
-    )
-    stderr = result.stderr.decode(errors="replace")
+def run_doctor(*args: str | Path, stdin: bytes | None = None) -> Doctor:
+    """Run ``ocicrypt doctor --json ARGS`` in this process (the installed package; a fresh interpreter per
+    run would cost most of the matrix tests' time); the JSON must parse whatever the exit status."""
+    from ctd_decoder.tools.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_stdin = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin or b""))
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                returncode = main(["doctor", "--json", *map(str, args)])
+            except SystemExit as exit_:  # argparse's usage errors
+                returncode = int(exit_.code or 0)
+    finally:
+        sys.stdin = saved_stdin
+    stderr = err.getvalue()
     assert "Traceback" not in stderr, stderr
-    findings = json.loads(result.stdout) if result.returncode in (0, 1) else []
-    return Doctor(result.returncode, findings, stderr)
+    findings = json.loads(out.getvalue()) if returncode in (0, 1) else []
+    return Doctor(returncode, findings, stderr)
+
+
+def run_doctor_command(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``ocicrypt doctor ARGS`` as a command (text output)."""
+    assert OCICRYPT, "ocicrypt is not installed next to the test interpreter"
+    return subprocess.run(
+        [OCICRYPT, "doctor", *map(str, args)], capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def write_node_config(path: Path, keys_dir: Path | None, env: dict[str, str] | None = None) -> Path:

@@ -3,21 +3,21 @@ settings that decide whether containerd hands the processors a decryption payloa
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from ...ocicrypt.layer import ENCRYPTED_MEDIA_TYPES
 from . import containerd_config as cc
-from .process import ContainerdProcess, Environment, containerd_environment, look_path, process_for_config
+from .process import ContainerdProcess, Environment, containerd_environment, process_for_config
 from .report import Report
 
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip+encrypted"
 TAR = "application/vnd.oci.image.layer.v1.tar+encrypted"
 ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd+encrypted"
-assert {GZIP, TAR, ZSTD} == ENCRYPTED_MEDIA_TYPES
 
 _VERSION = re.compile(r"(?<![\w.])v?(\d+)\.(\d+)\.(\d+)")
 
@@ -163,7 +163,7 @@ def _resolve_path(report: Report, processor: cc.Processor, environment: Environm
         )
         return
     search = environment.values.get("PATH", "")
-    found = look_path(path, search)
+    found = shutil.which(path, path=search)
     if found is None:
         report.error(
             check,
@@ -182,7 +182,8 @@ def _check_args(report: Report, processor: cc.Processor) -> str | None:
     setting = f'[stream_processors."{processor.processor_id}"] args'
     check = "containerd.processor.args"
     try:
-        keys_path = parse_args(list(processor.args))
+        with contextlib.redirect_stdout(io.StringIO()):  # -h/-v make the decoder print its usage
+            keys_path = parse_args(list(processor.args))
     except UsageError as err:
         report.error(
             check,
@@ -297,9 +298,7 @@ def _check_cri(report: Report, config: cc.ContainerdConfig, major: int) -> None:
         report.error(
             "cri.key_model",
             f"key_model = {images.key_model!r}: the CRI sends no decryption payload, every encrypted pull fails",
-            f'set key_model = "node" in [{images.table_name}.image_decryption]'
-            if major >= 2
-            else f'set key_model = "node" in [{images.table_name}]',
+            f'set key_model = "node" in [{images.decryption_table}]',
         )
     else:
         how = "set" if images.key_model_set else "containerd's default"

@@ -7,6 +7,7 @@ what a pull will do. Keys are named by type and public-key fingerprint, never by
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 from ...ocicrypt import config as params
@@ -15,20 +16,12 @@ from ...ocicrypt import keysdir
 from ...ocicrypt.errors import DecoderError
 from .report import Report
 
+# The loader's warnings read "<what> <path> is open ... (mode 0644): <fix>" or "... not root: <fix>".
+_WARNING = re.compile(r"^(.*?(?:\(mode [0-7]+\)|, not root)): (.*)$")
 CHECK_DIR = "keys.dir"
 CHECK_FILE = "keys.file"
 # File names that announce a key: skipping one of them is worth a warning, not a README.
 _KEY_SUFFIXES = (".pem", ".key", ".der", ".jwk", ".json", ".gpg", ".asc", ".pgp", ".yaml", ".yml", ".p8", ".crt")
-
-
-def _is_secret_volume(root: str) -> bool:
-    return os.path.islink(os.path.join(root, "..data"))
-
-
-def _mode_fix(path: str, root: str, mode: int) -> str:
-    if _is_secret_volume(root):
-        return f"set defaultMode: 0{mode:o} on the Kubernetes Secret volume mounted at {root}"
-    return f"chmod 0{mode:o} {path}"
 
 
 def _check_directory(report: Report, root: str) -> bool:
@@ -49,34 +42,20 @@ def _check_directory(report: Report, root: str) -> bool:
             CHECK_DIR, f"{root} is not a directory", "point --decryption-keys-path at a directory of key files"
         )
         return False
-    mode = stat.S_IMODE(info.st_mode)
-    if info.st_uid != 0:
-        report.warning(
-            CHECK_DIR,
-            f"{root} is owned by uid {info.st_uid}: that user can replace the node's keys",
-            f"chown root:root {root}",
-        )
-    if mode & 0o022 and not (mode & stat.S_ISVTX and _is_secret_volume(root)):
-        report.warning(CHECK_DIR, f"{root} is writable by group or others (mode 0{mode:o})", f"chmod 0700 {root}")
-    elif mode & 0o077 and not _is_secret_volume(root):
-        report.warning(CHECK_DIR, f"{root} is open to group or others (mode 0{mode:o})", f"chmod 0700 {root}")
-    else:
-        layout = ", a Kubernetes Secret volume" if _is_secret_volume(root) else ""
-        report.ok(CHECK_DIR, f"{root} (mode 0{mode:o}, uid {info.st_uid}{layout})")
     return True
 
 
-def _check_file_mode(report: Report, path: str, root: str) -> None:
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        return
-    if mode & 0o077:
-        report.warning(
-            CHECK_FILE,
-            f"{path} holds a private key and is readable by group or others (mode 0{mode:o})",
-            _mode_fix(path, root, 0o600 if not _is_secret_volume(root) else 0o400),
-        )
+def _check_exposures(report: Report, result: keysdir.KeysDir, root: str) -> None:
+    """Report what the loader warns about: files and the directory open to others, or not owned by root."""
+    for warning in result.warnings:
+        match = _WARNING.match(warning)
+        message, fix = match.groups() if match else (warning, "restrict it to root")
+        check = CHECK_DIR if warning.startswith("keys directory ") else CHECK_FILE
+        report.warning(check, message, fix)
+    if not any(warning.startswith("keys directory ") for warning in result.warnings):
+        info = os.stat(root)
+        layout = ", a Kubernetes Secret volume" if result.secret_volume else ""
+        report.ok(CHECK_DIR, f"{root} (mode 0{stat.S_IMODE(info.st_mode):o}, uid {info.st_uid}{layout})")
 
 
 def _read(path: str) -> bytes:
@@ -138,16 +117,13 @@ def _check_loaded(report: Report, result: keysdir.KeysDir, root: str) -> None:
         except (DecoderError, OSError) as err:
             report.error(CHECK_FILE, f"{entry.path}: loaded, but cannot be described: {err}", f"replace {entry.path}")
             continue
-        if entry.parameter == params.X509S:
-            if _public_key_fingerprint(entry) not in private_fingerprints:
-                report.warning(
-                    CHECK_FILE,
-                    f"{entry.path}: {description}; its private key is not in {root}",
-                    f"add the private key of {os.path.basename(entry.path)} to {root} (pkcs7 layers need both)",
-                )
-                continue
-        else:
-            _check_file_mode(report, entry.path, root)
+        if entry.parameter == params.X509S and _public_key_fingerprint(entry) not in private_fingerprints:
+            report.warning(
+                CHECK_FILE,
+                f"{entry.path}: {description}; its private key is not in {root}",
+                f"add the private key of {os.path.basename(entry.path)} to {root} (pkcs7 layers need both)",
+            )
+            continue
         report.ok(CHECK_FILE, f"{entry.path}: loaded as {description}")
 
 
@@ -204,6 +180,7 @@ def check_keys_dir(report: Report, root: str) -> keysdir.KeysDir | None:
     except DecoderError as err:
         report.error(CHECK_DIR, f"the decoder cannot use {root}: {err}", f"make {root} and its files readable by root")
         return None
+    _check_exposures(report, result, root)
     _check_loaded(report, result, root)
     _check_skipped(report, result, root)
     usable = [entry for entry in result.loaded if entry.parameter != params.X509S]

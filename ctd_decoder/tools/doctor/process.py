@@ -163,12 +163,3 @@ def containerd_environment(config_path: str | None, process: ContainerdProcess |
     if values is not None:
         return Environment(values, f"the systemd unit {unit} (containerd is not running)")
     return Environment(None, f"no running containerd uses this config and no systemd unit {unit} was found")
-
-
-def look_path(name: str, path_value: str) -> str | None:
-    """Find ``name`` the way Go's exec.LookPath does, on the given PATH value."""
-    for directory in path_value.split(os.pathsep):
-        candidate = os.path.join(directory or ".", name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None

@@ -16,7 +16,6 @@ from ...ocicrypt.keywrap.pkcs11.policy import Pkcs11Config
 from ...ocicrypt.keywrap.provider import config as provider_config
 from ...ocicrypt.keywrap.provider.config import ProviderSpec
 from .containerd_config import KEYPROVIDER_CONFIG
-from .process import look_path
 from .report import Report
 
 GRPC_TIMEOUT = 5.0
@@ -38,7 +37,7 @@ def _check_command(report: Report, spec: ProviderSpec, env: dict[str, str] | Non
         found: str | None = path if os.path.isfile(path) and os.access(path, os.X_OK) else None
         searched = ""
     elif env is not None and "PATH" in env:
-        found = look_path(path, env["PATH"])
+        found = shutil.which(path, path=env["PATH"])
         searched = f" on the decoder's PATH ({env['PATH']})"
     else:
         found = shutil.which(path)

@@ -7,7 +7,6 @@ as they go, so a corrupted layout is reported when it is read, never passed on.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -21,6 +20,7 @@ from typing import Any, BinaryIO
 from ...ocicrypt.descriptor import Descriptor
 from . import ocijson
 from .errors import ImageError
+from .hashing import BackgroundHash
 from .reference import OCI_ARCHIVE, ImageReference, parse_reference
 
 LAYOUT_FILE = "oci-layout"
@@ -110,11 +110,11 @@ class VerifiedBlob:
             raise ImageError(f"blob {digest} is missing from the layout") from None
         except OSError as err:
             raise ImageError(f"cannot read blob {digest}: {err.strerror}") from None
-        self._hash = hashlib.new(digest.partition(":")[0])
+        self._hash = BackgroundHash(digest.partition(":")[0])
         self._seen = 0
         self._checked = False
 
-    def _account(self, data: memoryview | bytes) -> None:
+    def _account(self, data: bytes) -> None:
         self._hash.update(data)
         self._seen += len(data)
         if self._seen > self.size:
@@ -136,7 +136,7 @@ class VerifiedBlob:
         except OSError as err:
             raise ImageError(f"cannot read blob {self.digest}: {err.strerror}") from None
         if data:
-            self._account(data)
+            self._account(bytes(data))
         if not data or size < 0:
             self._finish()
         return data
@@ -148,7 +148,7 @@ class VerifiedBlob:
         except OSError as err:
             raise ImageError(f"cannot read blob {self.digest}: {err.strerror}") from None
         if count:
-            self._account(memoryview(buffer)[:count])
+            self._account(bytes(memoryview(buffer)[:count]))
         else:
             self._finish()
         return int(count or 0)
@@ -156,6 +156,7 @@ class VerifiedBlob:
     def close(self) -> None:
         """Close the file (without checking: a blob read only in part is not judged)."""
         self._file.close()
+        self._hash.close()
 
     def __enter__(self) -> VerifiedBlob:
         return self

@@ -9,7 +9,6 @@ the temporary files and leaves DST absent.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -18,6 +17,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from .errors import ImageError
+from .hashing import BackgroundHash
 from .layout import INDEX_FILE, LAYOUT_FILE, VerifiedBlob, blob_relpath
 from .reference import OCI_ARCHIVE, ImageReference
 
@@ -36,19 +36,24 @@ class BlobSink:
         self._directory = directory
         handle, self.path = tempfile.mkstemp(prefix=".blob-", dir=directory)
         self.file: BinaryIO = os.fdopen(handle, "wb", buffering=0)
-        self._hash = hashlib.sha256()
+        self._hash = BackgroundHash(then=self._write_all)
         self.size = 0
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        """Write ``data`` whole and hash it."""
+    def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
-        self._hash.update(view)
         while view:
             try:
                 written = self.file.write(view)
             except OSError as err:
                 raise _os_error(err, "a blob of the destination image") from None
             view = view[written or 0 :]
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Queue ``data`` to be hashed and written by a helper thread (a bytes chunk is not copied).
+
+        A write error surfaces on a later call or at :meth:`finish`.
+        """
+        self._hash.update(data if isinstance(data, bytes) else bytes(data))
         self.size += len(data)
         return len(data)
 
@@ -58,9 +63,10 @@ class BlobSink:
         When the data was written to :attr:`file` directly (not through :meth:`write`), pass its
         ``digest`` and ``size``, which the caller computed.
         """
+        computed = "sha256:" + self._hash.hexdigest()
         self.file.close()
         if digest is None:
-            digest, size = "sha256:" + self._hash.hexdigest(), self.size
+            digest, size = computed, self.size
         assert size is not None
         target = os.path.join(self._directory, os.path.basename(blob_relpath(digest)))
         os.replace(self.path, target)
@@ -68,6 +74,7 @@ class BlobSink:
 
     def discard(self) -> None:
         """Close and remove the unfinished blob."""
+        self._hash.close()
         self.file.close()
         if os.path.exists(self.path):
             os.unlink(self.path)
@@ -113,9 +120,8 @@ class LayoutWriter:
             return
         sink = self.new_blob()
         try:
-            buffer = bytearray(COPY_CHUNK)
-            while count := source.readinto(buffer):
-                sink.write(memoryview(buffer)[:count])
+            while chunk := source.read(COPY_CHUNK):
+                sink.write(chunk)
             digest, _ = sink.finish()
         except BaseException:
             sink.discard()

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from support import tomlwrite
 from support.binaries import CONTAINERD_2, require_binary
-from support.doctor import DEBIAN_CONTAINERD, DECODER, Doctor, run_doctor
+from support.doctor import DEBIAN_CONTAINERD, DECODER, Doctor, run_doctor, run_doctor_command
 from support.snippets import BASE_TEMPLATE_LINE, INSTALLED_DECODER, OCICRYPT_DIR, REPO, SNIPPETS, snippet_text
 
 GZIP_ID = "io.containerd.ocicrypt.decoder.v1.tar.gzip"
@@ -370,16 +370,9 @@ def test_text_output_is_one_line_per_check_with_the_fix(tmp_path: Path) -> None:
     document = prepared(base, tmp_path)
     break_returns(document, base, tmp_path)
     path = write(base, document, tmp_path / "etc")
-    from support.doctor import OCICRYPT
-
-    assert OCICRYPT
-    text = subprocess.run(
-        [OCICRYPT, "doctor", "--containerd-config", str(path), "--containerd", DEBIAN_CONTAINERD],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    text = run_doctor_command("--containerd-config", path, "--containerd", DEBIAN_CONTAINERD)
     assert text.returncode == 1
+    assert "Traceback" not in text.stderr
     json_result = doctor(base, path)
     lines = text.stdout.splitlines()
     assert len(lines) == len(json_result.findings)
@@ -387,3 +380,27 @@ def test_text_output_is_one_line_per_check_with_the_fix(tmp_path: Path) -> None:
         assert line.split()[0] == finding["status"]
         assert f"{finding['check']}: {finding['message']}" in line
         assert (f"-- fix: {finding['fix']}" in line) == bool(finding["fix"])
+
+
+def test_usage_error_of_the_command_exits_2(tmp_path: Path) -> None:
+    result = run_doctor_command("--image", "docker://example.com/x:1")
+    assert result.returncode == 2 and "oci:DIR" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", list(BASES))
+def test_key_model_fix_names_the_table_containerd_reads_it_from(name: str, tmp_path: Path) -> None:
+    """containerd 2.x migrates a version 2 file's old CRI table, so the fix must name that table there."""
+    base = BASES[name]()
+    document = prepared(base, tmp_path)
+    break_key_model(document, base, tmp_path)
+    result = doctor(base, write(base, document, tmp_path / "etc"))
+    table = CRI_IMAGES if base.major >= 2 and _version(document, base) >= 3 else CRI_V1
+    assert table in result.one("cri.key_model", "error")["fix"]
+
+
+def test_the_doctor_knows_every_encrypted_media_type() -> None:
+    from ctd_decoder.ocicrypt.layer import ENCRYPTED_MEDIA_TYPES
+    from ctd_decoder.tools.doctor.containerd import GZIP as DOCTOR_GZIP
+    from ctd_decoder.tools.doctor.containerd import TAR, ZSTD
+
+    assert {DOCTOR_GZIP, TAR, ZSTD} == ENCRYPTED_MEDIA_TYPES

@@ -1,0 +1,223 @@
+"""Whole-image pull benchmark: ours cold, ours warm and the Go decoder, through a real containerd.
+
+Images are built at run time from incompressible data (gzip layers), encrypted by skopeo to a fresh
+RSA-2048 JWE key and pushed to a private docker-registry on 127.0.0.1. Every pull runs CRI
+``PullImage`` against a fresh private containerd (a new root, so nothing is cached) with the key in
+its ``--decryption-keys-path`` directory (node key model); the decoders alternate, run after run:
+ours cold, ours warm (``ctd-decoder`` handing over to the warm server), ours warm through the small
+C client of packaging/warm-client (what the packaged install runs), and Go imgcrypt 1.1.7. Also
+measured: one 4 KiB layer through each decoder alone, the import floor of the same venv
+(``python -I -c "import cryptography...ciphers, ...serialization, ...asymmetric.padding"``), and the
+idle warm server's RSS. Medians and ratios are printed against the targets of the warm-start issue.
+
+The daemons and images come from the end-to-end helpers (tests/e2e), run as root like those tests.
+
+Usage: python bench/pull.py [--runs 5] [--containerd 1.6 2.3] [--with-1gib] [--go-decoder PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from e2e.daemons import CONTAINERD_VERSIONS, Registry, remove_tree, short_tempdir  # noqa: E402
+from e2e.node import push_encrypted, start_node  # noqa: E402
+from e2e.schemes import jwe  # noqa: E402
+from support.binaries import find_binary  # noqa: E402
+from support.layers import jwe_layer  # noqa: E402
+from support.warm import COLD_ENV, WarmServer, build_small_client  # noqa: E402
+
+from bench import run_through_pipes  # noqa: E402
+from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV  # noqa: E402
+
+KIB, MIB = 1 << 10, 1 << 20
+GO_DECODER = "ctd-decoder-imgcrypt-1.1.7"
+FLOOR_IMPORTS = (
+    "import cryptography.hazmat.primitives.ciphers, cryptography.hazmat.primitives.serialization, "
+    "cryptography.hazmat.primitives.asymmetric.padding"
+)
+# (name, layer sizes, warm target, cold target) as ours / Go
+IMAGES: list[tuple[str, list[int], float | None, float | None]] = [
+    ("8 layers of 0.2-4 KiB", [200, 512, 1 * KIB, 1536, 2 * KIB, 3 * KIB, 3584, 4 * KIB], 1.25, 2.5),
+    ("4 layers: 28 MiB, 3 MiB, 12 MiB, 250 B", [28 * MIB, 3 * MIB, 12 * MIB, 250], 1.0, None),
+]
+BIG_IMAGE = ("1 layer of 1 GiB", [1024 * MIB], 1.0, None)
+
+
+def _layers_files(sizes: list[int]) -> list[dict[str, bytes]]:
+    return [{f"data-{index}.bin": os.urandom(size)} for index, size in enumerate(sizes)]
+
+
+def _median_ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+def _ratio(value: float, reference: float, target: float | None) -> str:
+    text = f"{value / reference:.2f}x"
+    if target is not None:
+        text += f" (target <= {target:.2f}x: {'met' if value / reference <= target else 'NOT met'})"
+    return text
+
+
+def pull_once(
+    decoder: str, env: dict[str, str], registry: Registry, ref_and_keys: tuple[str, dict[str, bytes]], version: str
+) -> float:
+    """Start a fresh containerd, time one CRI pull of the image, stop it; return seconds."""
+    ref, key_files = ref_and_keys
+    node = start_node(decoder, registry, key_files, env, version=version)
+    try:
+        client = node.client("k8s.io")
+        started = time.perf_counter()
+        client.pull_image(ref)
+        elapsed = time.perf_counter() - started
+        calls = node.decoder_calls()
+        if not calls:
+            raise RuntimeError(f"{decoder} was never run by containerd")
+        return elapsed
+    finally:
+        node.close()
+
+
+def decoder_alone_ms(decoder: str, env: dict[str, str], runs: int, blob: Path, payload: bytes) -> float:
+    """Median wall time of one 4 KiB layer through ``decoder`` alone (pipes, fd 3)."""
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        times = []
+        for _ in range(runs):
+            seconds, received, _ = run_through_pipes([decoder], blob, payload)
+            assert received == 4096, f"{decoder} wrote {received} bytes"
+            times.append(seconds)
+        return _median_ms(times)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def floor_ms(runs: int) -> float:
+    """Median wall time of the import floor in this venv."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-I", "-c", FLOOR_IMPORTS], check=True)
+        times.append(time.perf_counter() - started)
+    return _median_ms(times)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of ``pid``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def main() -> int:
+    """Build, push and pull the images; print medians and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="pulls per decoder and image (default 5)")
+    parser.add_argument("--decoder-runs", type=int, default=21, help="runs of the decoder-alone figure")
+    parser.add_argument("--containerd", nargs="+", default=list(CONTAINERD_VERSIONS), choices=CONTAINERD_VERSIONS)
+    parser.add_argument("--with-1gib", action="store_true", help="also the 1 GiB single-layer image (slow)")
+    parser.add_argument("--go-decoder", default=None, help=f"default: ../shared/bin/{GO_DECODER}")
+    args = parser.parse_args()
+
+    ours = shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
+    go = args.go_decoder or (str(find_binary(GO_DECODER) or "") or None)
+    if not ours or not go:
+        parser.error(f"need ctd-decoder next to this interpreter and the Go decoder ({GO_DECODER})")
+    if os.geteuid() != 0:
+        parser.error("containerd needs root")
+
+    work = Path(tempfile.mkdtemp(prefix="ctd-pull-bench-"))
+    registry_base = short_tempdir("ctd-bench-reg-")
+    registry = Registry(registry_base)
+    registry.start()
+    warm = WarmServer(work / "warm")
+    small_client = str(build_small_client(work))
+    decoders: list[tuple[str, str, dict[str, str]]] = [
+        ("ours cold", ours, {SOCKET_ENV: DISABLED}),
+        ("ours warm", ours, warm.env),
+        ("ours warm, small client", small_client, {**warm.env, COLD_ENV: ours}),
+        ("Go 1.1.7", go, {}),
+    ]
+    try:
+        print(
+            f"ours: {ours}\nGo: {go}\nwarm server: pid {warm.process.pid}, idle RSS {rss_mib(warm.process.pid):.1f} "
+            "MiB (target <= 64 MiB)"
+        )
+        _decoder_alone(decoders, args.decoder_runs, work)
+        images = IMAGES + ([BIG_IMAGE] if args.with_1gib else [])
+        recipient = jwe("rsa2048")(work / "key")
+        for name, sizes, warm_target, cold_target in images:
+            image = push_encrypted(registry, work, [recipient], _layers_files(sizes))
+            for version in args.containerd:
+                times: dict[str, list[float]] = {label: [] for label, _, _ in decoders}
+                for run in range(args.runs):
+                    order = decoders[run % len(decoders) :] + decoders[: run % len(decoders)]  # alternate
+                    for label, decoder, env in order:
+                        times[label].append(
+                            pull_once(decoder, env, registry, (image.ref, recipient.key_files), version)
+                        )
+                _print_pulls(f"{name}, containerd {version}", times, warm_target, cold_target, args.runs)
+        print(
+            f"warm server after the run: RSS {rss_mib(warm.process.pid):.1f} MiB, "
+            f"{len(warm.layer_lines())} layers logged"
+        )
+    finally:
+        warm.stop()
+        registry.stop()
+        remove_tree(registry_base)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _decoder_alone(decoders: list[tuple[str, str, dict[str, str]]], runs: int, work: Path) -> None:
+    layer = jwe_layer(os.urandom(4096))
+    blob = work / "small.enc"
+    blob.write_bytes(layer.blob)
+    payload = layer.payload()
+    figures: dict[str, float] = {}
+    for _, decoder, env in decoders:  # page cache and server warmed up first
+        decoder_alone_ms(decoder, env, 3, blob, payload)
+    for label, decoder, env in decoders:
+        figures[label] = decoder_alone_ms(decoder, env, runs, blob, payload)
+    floor = floor_ms(runs)
+    go = figures["Go 1.1.7"]
+    print(f"decoder alone, one 4 KiB layer (RSA-2048 JWE key in the payload), median of {runs}:")
+    print(f"  import floor (python -I -c '{FLOOR_IMPORTS}'): {floor:.1f} ms")
+    print(f"  ours cold {figures['ours cold']:.1f} ms = {_ratio(figures['ours cold'], floor, 1.3)} the floor")
+    for label in ("ours warm", "ours warm, small client"):
+        print(f"  {label} {figures[label]:.1f} ms = {_ratio(figures[label], go, 2.0)} Go")
+    print(f"  Go 1.1.7  {go:.1f} ms; ours cold / Go {figures['ours cold'] / go:.2f}x")
+
+
+def _print_pulls(
+    title: str, times: dict[str, list[float]], warm_target: float | None, cold_target: float | None, runs: int
+) -> None:
+    go = statistics.median(times["Go 1.1.7"])
+    cold = statistics.median(times["ours cold"])
+    print(f"{title}: CRI PullImage, fresh containerd root, median of {runs}")
+    print(f"  Go 1.1.7  {go:.2f} s")
+    print(f"  ours cold {cold:.2f} s = {_ratio(cold, go, cold_target)} Go")
+    for label in ("ours warm", "ours warm, small client"):
+        warm = statistics.median(times[label])
+        print(f"  {label} {warm:.2f} s = {_ratio(warm, go, warm_target)} Go")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
