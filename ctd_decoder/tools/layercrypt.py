@@ -12,11 +12,12 @@ from typing import Any
 
 from ..ocicrypt.blockcipher import LayerDecryptor
 from ..ocicrypt.config import DecryptConfig, EncryptConfig
-from ..ocicrypt.errors import IntegrityError, LayerError
+from ..ocicrypt.errors import IntegrityError, LayerError, UnwrapError
 from ..ocicrypt.keywrap import ANNOTATION_PREFIX, PUBOPTS_ANNOTATION
 from ..ocicrypt.layer import ENCRYPTED_MEDIA_TYPES, add_recipients, decrypt_layer, encrypt_layer
 from ..ocicrypt.stream import decrypt_stream
 from .image.errors import ImageError
+from .image.hashing import BackgroundHash
 from .image.layout import Image, VerifiedBlob, to_descriptor
 from .image.ocijson import DOCKER_LAYER_TO_OCI
 from .image.writer import LayoutWriter
@@ -70,7 +71,7 @@ class _Checks:
         self._inner = inner
         self._layer = layer
         self._cipher_size = 0
-        self._plain_hash = hashlib.sha256()
+        self._plain_hash = BackgroundHash()
         self._progress = progress
         self._blob_path = blob_path
 
@@ -80,7 +81,7 @@ class _Checks:
 
     def decrypt_into(self, ciphertext: memoryview, out: bytearray) -> int:
         count = self._inner.decrypt_into(ciphertext, out)
-        self._plain_hash.update(memoryview(out)[:count])
+        self._plain_hash.update(bytes(memoryview(out)[:count]))  # ``out`` is reused: copy for the hash thread
         self._progress.advance(count)
         return count
 
@@ -166,7 +167,12 @@ def encrypt(ec: EncryptConfig, dc: DecryptConfig) -> Any:
 def _add_recipients(
     image: Image, writer: LayoutWriter, layer: dict[str, Any], ec: EncryptConfig, dc: DecryptConfig
 ) -> dict[str, Any]:
-    annotations = add_recipients(ec, dc, to_descriptor(layer))
+    try:
+        annotations = add_recipients(ec, dc, to_descriptor(layer))
+    except UnwrapError as err:
+        raise UnwrapError(
+            f"layer {layer['digest']} is already encrypted: adding recipients needs a --key that unwraps it; {err}"
+        ) from None
     with image.open_blob(to_descriptor(layer)) as blob:
         writer.copy_blob(blob)
     return dict(layer, annotations=annotations)

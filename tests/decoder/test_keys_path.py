@@ -157,13 +157,17 @@ def test_one_unreadable_key_file_is_a_note_not_the_end_of_every_pull(tmp_path: P
     layer = jwe_layer(b"readable key" * 100)
     keys = tmp_path / "keys"
     keys.mkdir(mode=0o700)
-    unreadable = keys / "a-not-mine.pem"
+    unreadable, closed = keys / "a-not-mine.pem", keys / "a-not-mine.d"
     unreadable.write_bytes(private_pem(new_key("p256")))
+    closed.mkdir()
+    (closed / "k.pem").write_bytes(private_pem(new_key("p256")))
     unreadable.chmod(0o000)
+    closed.chmod(0o000)
     command = decoder_command()
-    if os.geteuid() == 0:  # root reads everything: take away that privilege, as for a file of another owner
-        os.chown(unreadable, NOBODY, NOBODY)
-        unreadable.chmod(0o600)
+    if os.geteuid() == 0:  # root reads everything: take away that privilege, as for files of another owner
+        for path, mode in ((unreadable, 0o600), (closed, 0o700)):
+            os.chown(path, NOBODY, NOBODY)
+            path.chmod(mode)
         command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
     (keys / "b-layer.pem").write_bytes(layer.private_key_pem)
     result = _node_decode(layer, keys, command=command)
@@ -174,6 +178,7 @@ def test_one_unreadable_key_file_is_a_note_not_the_end_of_every_pull(tmp_path: P
     assert result.returncode == 1
     assert result.stderr.startswith("call to DecryptLayer failed: missing private key needed for decryption")
     assert f"skipping {unreadable}: cannot read it: Permission denied" in result.stderr
+    assert f"skipping {closed}: cannot list it: Permission denied" in result.stderr
 
 
 def test_exposed_keys_get_a_note(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from ...ocicrypt.layer import ENCRYPTED_MEDIA_TYPES
 from . import containerd_config as cc
 from .process import ContainerdProcess, Environment, containerd_environment, process_for_config
 from .report import Report
@@ -19,7 +18,6 @@ from .report import Report
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip+encrypted"
 TAR = "application/vnd.oci.image.layer.v1.tar+encrypted"
 ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd+encrypted"
-assert {GZIP, TAR, ZSTD} == ENCRYPTED_MEDIA_TYPES
 
 _VERSION = re.compile(r"(?<![\w.])v?(\d+)\.(\d+)\.(\d+)")
 
@@ -300,9 +298,7 @@ def _check_cri(report: Report, config: cc.ContainerdConfig, major: int) -> None:
         report.error(
             "cri.key_model",
             f"key_model = {images.key_model!r}: the CRI sends no decryption payload, every encrypted pull fails",
-            f'set key_model = "node" in [{images.table_name}.image_decryption]'
-            if major >= 2
-            else f'set key_model = "node" in [{images.table_name}]',
+            f'set key_model = "node" in [{images.decryption_table}]',
         )
     else:
         how = "set" if images.key_model_set else "containerd's default"

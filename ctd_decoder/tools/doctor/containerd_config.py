@@ -218,7 +218,8 @@ def default_config_path() -> str | None:
 class CriImages:
     """The CRI image settings that decide whether a payload reaches the processors."""
 
-    table_name: str  # where the operator sets them, for fixes
+    table_name: str  # where the operator sets use_local_image_pull, for fixes
+    decryption_table: str  # where the key_model in force is (or goes), for fixes
     key_model: str
     key_model_set: bool
     use_local_image_pull: bool | None  # None: containerd 1.x, no transfer service
@@ -256,6 +257,7 @@ def cri_images(config: ContainerdConfig, major: int) -> CriImages:
         decryption = _table(cri.get("image_decryption"))
         name = "plugins.cri" if config.version < 2 else f'plugins."{CRI_V1}"'
         return CriImages(
+            name,
             f"{name}.image_decryption",
             str(decryption.get("key_model", "node")),
             "key_model" in decryption,
@@ -264,8 +266,12 @@ def cri_images(config: ContainerdConfig, major: int) -> CriImages:
             None,
         )
     images = dict(config.plugin(CRI_IMAGES))
+    decryption_table = f"plugins.'{CRI_IMAGES}'.image_decryption"
     if config.version < 3:  # containerd 2.x migrates these keys of the old CRI plugin
         cri = _v1_cri(config)
+        if "image_decryption" in cri:
+            decryption_table = f'plugins."{CRI_V1}".image_decryption'
+
         for key in ("registry", "image_decryption", "max_concurrent_downloads", "image_pull_with_sync_fs"):
             if key in cri:
                 images[key] = cri[key]
@@ -277,6 +283,7 @@ def cri_images(config: ContainerdConfig, major: int) -> CriImages:
     local = images.get("use_local_image_pull", False) is True
     return CriImages(
         f"plugins.'{CRI_IMAGES}'",
+        decryption_table,
         str(decryption.get("key_model", "node")),
         "key_model" in decryption,
         local,

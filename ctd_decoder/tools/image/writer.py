@@ -36,12 +36,10 @@ class BlobSink:
         self._directory = directory
         handle, self.path = tempfile.mkstemp(prefix=".blob-", dir=directory)
         self.file: BinaryIO = os.fdopen(handle, "wb", buffering=0)
-        self._hash = BackgroundHash()
+        self._hash = BackgroundHash(then=self._write_all)
         self.size = 0
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        """Write ``data`` whole and hash it (on a helper thread; a bytes chunk is not copied)."""
-        self._hash.update(data if isinstance(data, bytes) else bytes(data))
+    def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             try:
@@ -49,6 +47,13 @@ class BlobSink:
             except OSError as err:
                 raise _os_error(err, "a blob of the destination image") from None
             view = view[written or 0 :]
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Queue ``data`` to be hashed and written by a helper thread (a bytes chunk is not copied).
+
+        A write error surfaces on a later call or at :meth:`finish`.
+        """
+        self._hash.update(data if isinstance(data, bytes) else bytes(data))
         self.size += len(data)
         return len(data)
 
@@ -58,8 +63,8 @@ class BlobSink:
         When the data was written to :attr:`file` directly (not through :meth:`write`), pass its
         ``digest`` and ``size``, which the caller computed.
         """
-        self.file.close()
         computed = "sha256:" + self._hash.hexdigest()
+        self.file.close()
         if digest is None:
             digest, size = computed, self.size
         assert size is not None
@@ -69,8 +74,8 @@ class BlobSink:
 
     def discard(self) -> None:
         """Close and remove the unfinished blob."""
-        self.file.close()
         self._hash.close()
+        self.file.close()
         if os.path.exists(self.path):
             os.unlink(self.path)
 

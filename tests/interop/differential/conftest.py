@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from .divergences import TALLY
 from .harness import Decoders
 from .seeds import Seed, make_seeds
 
@@ -15,10 +16,15 @@ SEED = int(os.environ.get("CTD_DIFFERENTIAL_SEED") or random.SystemRandom().rand
 EXAMPLES = int(os.environ.get("CTD_DIFFERENTIAL_EXAMPLES", "300"))
 
 
-def pytest_report_header() -> str:
-    return (
-        f"differential: hypothesis seed {SEED} (set CTD_DIFFERENTIAL_SEED to repeat a run), "
-        f"{EXAMPLES} inputs per family (CTD_DIFFERENTIAL_EXAMPLES)"
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the seed (also when nothing failed), the inputs run, their time and the divergences seen."""
+    if not TALLY.inputs:
+        return
+    seen = ", ".join(f"{name}: {count}" for name, count in sorted(TALLY.divergences.items())) or "none"
+    terminalreporter.write_line(
+        f"differential: hypothesis seed {SEED} (CTD_DIFFERENTIAL_SEED repeats it), up to {EXAMPLES} inputs per "
+        f"family (CTD_DIFFERENTIAL_EXAMPLES); {TALLY.inputs} inputs through 3 decoders in {TALLY.seconds:.0f} s; "
+        f"documented divergences seen: {seen}"
     )
 
 

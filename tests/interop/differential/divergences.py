@@ -7,8 +7,10 @@ fails the differential test with the hypothesis seed and the input.
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .harness import Decoders, Outcome, run_one
 from .mutations import Mutation, build
@@ -138,6 +140,16 @@ def documented(case: Case, outcome: Outcome, baseline: str) -> Divergence | None
     return next((d for d in DIVERGENCES if d.matches(case, outcome, baseline)), None)
 
 
+@dataclass
+class Tally:
+    """What the differential checks of this session ran (printed at the end of the pytest run)."""
+
+    inputs: int = 0
+    seconds: float = 0.0
+    divergences: Counter[str] = field(default_factory=Counter)
+
+
+TALLY = Tally()
 _BASELINES: dict[str, str] = {}
 
 
@@ -153,9 +165,14 @@ def _baseline(decoders: Decoders, seed: Seed) -> str:
 def check_agreement(seeds: dict[str, Seed], decoders: Decoders, case: Case, context: str) -> Divergence | None:
     """Run ``case`` through all three decoders; fail unless they agree or differ in a documented way."""
     name, mutations = case
+    start = time.monotonic()
     outcome = decoders.run(build(seeds[name], mutations))
+    TALLY.inputs += 1
+    TALLY.seconds += time.monotonic() - start
     if outcome.agree:
         return None
     divergence = documented(case, outcome, _baseline(decoders, seeds[name]))
+    if divergence is not None:
+        TALLY.divergences[divergence.name] += 1
     assert divergence is not None, f"decoders disagree ({context}) on {case!r}:\n{outcome.describe()}"
     return divergence

@@ -3,8 +3,9 @@
 Every input is a seed (a valid layer, ours or Go-written, with the payload that decrypts it) and up
 to three mutations of one family. The verdicts must agree (same output bytes, or both fail with
 the same text up to the first colon) unless the disagreement is one of the documented divergences
-in :mod:`.divergences`. Bounded by ``CTD_DIFFERENTIAL_EXAMPLES`` inputs per family; the seed is in
-the pytest header. A failing input is shrunk by hypothesis; keep it in ``test_regressions.py``.
+in :mod:`.divergences`. Bounded by ``CTD_DIFFERENTIAL_EXAMPLES`` inputs per family (300: about
+0.15 s of CPU per input for the three decoders); the seed, the inputs run and their time are printed
+at the end of the pytest run. A failing input is shrunk by hypothesis; keep it in ``test_regressions.py``.
 """
 
 from __future__ import annotations

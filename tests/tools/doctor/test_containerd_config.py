@@ -385,3 +385,22 @@ def test_text_output_is_one_line_per_check_with_the_fix(tmp_path: Path) -> None:
 def test_usage_error_of_the_command_exits_2(tmp_path: Path) -> None:
     result = run_doctor_command("--image", "docker://example.com/x:1")
     assert result.returncode == 2 and "oci:DIR" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", list(BASES))
+def test_key_model_fix_names_the_table_containerd_reads_it_from(name: str, tmp_path: Path) -> None:
+    """containerd 2.x migrates a version 2 file's old CRI table, so the fix must name that table there."""
+    base = BASES[name]()
+    document = prepared(base, tmp_path)
+    break_key_model(document, base, tmp_path)
+    result = doctor(base, write(base, document, tmp_path / "etc"))
+    table = CRI_IMAGES if base.major >= 2 and _version(document, base) >= 3 else CRI_V1
+    assert table in result.one("cri.key_model", "error")["fix"]
+
+
+def test_the_doctor_knows_every_encrypted_media_type() -> None:
+    from ctd_decoder.ocicrypt.layer import ENCRYPTED_MEDIA_TYPES
+    from ctd_decoder.tools.doctor.containerd import GZIP as DOCTOR_GZIP
+    from ctd_decoder.tools.doctor.containerd import TAR, ZSTD
+
+    assert {DOCTOR_GZIP, TAR, ZSTD} == ENCRYPTED_MEDIA_TYPES

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ... import config as params
+from ... import scope
 from ...config import DecryptConfig, EncryptConfig
 from ...errors import UnwrapError, WrapError
 from ..base import explain_attempts, private_keys
@@ -171,7 +172,7 @@ def parse_envelope(blob: bytes) -> _Envelope:
         fields = [fields[0], *fields[2:]]
     if len(fields) < 3:
         raise der.DerError("EnvelopedData has no encryptedContentInfo")
-    recipient_infos = der.expect(fields[1], der.SET, "recipientInfos").children()
+    recipient_infos = der.expect(fields[1], der.SET, "recipientInfos").children(limit=scope.MAX_RECIPIENTS)
     recipients = [recipient for item in recipient_infos if (recipient := _parse_recipient(item)) is not None]
     if not recipients:
         raise der.DerError("no recipient is identified by issuer and serial number")
@@ -263,13 +264,16 @@ def _open(envelope: _Envelope, key: PrivateKeyTypes, certificate: _Certificate) 
     if not isinstance(key, rsa.RSAPrivateKey):
         raise _NoFit("not an RSA key")
     mismatch = "" if _same_public_key(key, certificate) else "; the private key does not belong to the certificate"
+    scope.spend(scope.PRIVATE_KEY_OPERATION, "an RSA PKCS#1 v1.5 decryption")
+    # Implicit rejection, whatever the OpenSSL build does: bad padding continues with a random key,
+    # so that it fails exactly as a wrong key does, with the same text (no padding oracle).
     try:
         cek = key.decrypt(recipient.encrypted_key, padding.PKCS1v15())
     except ValueError:
-        raise _NoFit(f"RSA decryption of the content key failed{mismatch}") from None
+        cek = os.urandom(envelope.content.key_size)
     plaintext = _decrypt_content(envelope.content, cek)
     if plaintext is None:
-        raise _NoFit(f"content decryption failed (wrong key or corrupted data){mismatch}")
+        raise _NoFit(f"the content key or the content could not be decrypted (wrong key or corrupted data){mismatch}")
     return plaintext
 
 
@@ -287,7 +291,9 @@ def _certificates(values: list[bytes | None], attempts: list[str]) -> list[_Cert
 
 
 def _describe_recipients(envelope: _Envelope) -> str:
-    serials = ", ".join(f"serial 0x{r.serial:x}" for r in envelope.recipients)
+    serials = ", ".join(f"serial 0x{r.serial:x}"[:48] for r in envelope.recipients[:8])
+    if len(envelope.recipients) > 8:
+        serials += f" and {len(envelope.recipients) - 8} more"
     return f"{len(envelope.recipients)} recipient(s): {serials}"
 
 
