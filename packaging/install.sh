@@ -17,7 +17,8 @@
 #   --keys-dir DIR             default /etc/containerd/ocicrypt/keys: created (or fixed) with mode 0700
 #   --warm                     also install the warm-start server (PREFIX/bin/ctd-decoder-warm and the
 #                              systemd units ctd-decoder-warm.socket + .service in /etc/systemd/system)
-#                              and enable its socket; with --destdir the units are only staged
+#                              and enable its socket; PREFIX/bin/ctd-decoder becomes the bundle's small
+#                              client (if build.sh compiled one); with --destdir the units are only staged
 #                              (a package's postinst runs: systemctl enable --now ctd-decoder-warm.socket)
 #
 # Existing keys are never touched. What containerd needs then (measured on containerd 1.6.20 and 2.3.4):
@@ -107,6 +108,10 @@ fi
 if [ "$warm" = 1 ]; then
     # The bundle's executable is the warm server when it runs under that name.
     ln -sfn "../lib/ctd-decoder/ctd-decoder" "$bin/ctd-decoder-warm"
+    # What containerd runs becomes the small client, which execs the bundle when no server answers.
+    if [ -x "$lib/ctd-decoder-client" ]; then
+        ln -sfn "../lib/ctd-decoder/ctd-decoder-client" "$bin/ctd-decoder"
+    fi
     units="$destdir/etc/systemd/system"
     install -d -m 0755 "$units"
     install -m 0644 "$here/systemd/ctd-decoder-warm.socket" "$units/"

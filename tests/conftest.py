@@ -10,7 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support.warm import WarmServer
+from support import decoder as decoder_support
+from support.warm import COLD_ENV, WarmServer, build_small_client
 
 from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV
 
@@ -23,9 +24,16 @@ def warm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarmServer
     server.stop()
 
 
-@pytest.fixture(params=["cold", "warm"])
+@pytest.fixture(scope="session")
+def small_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The C client of packaging/warm-client, built for this session."""
+    return build_small_client(tmp_path_factory.mktemp("small-client"))
+
+
+@pytest.fixture(params=["cold", "warm", "warm-small-client"])
 def decoder_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Run the test's decoder in-process (cold) and through the warm server; warm must be used."""
+    """Run the test's decoder in-process (cold), through the warm server from ``ctd-decoder`` itself and
+    from the small C client; the warm server must have been used."""
     if request.param == "cold":
         monkeypatch.setenv(SOCKET_ENV, DISABLED)
         yield "cold"
@@ -33,5 +41,8 @@ def decoder_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     server: WarmServer = request.getfixturevalue("warm_server")
     before = len(server.layer_lines())
     monkeypatch.setenv(SOCKET_ENV, str(server.socket))
-    yield "warm"
+    if request.param == "warm-small-client":
+        monkeypatch.setenv(COLD_ENV, decoder_support.decoder_command()[0])
+        monkeypatch.setattr(decoder_support, "DECODER", str(request.getfixturevalue("small_client")))
+    yield request.param
     assert len(server.wait_for_layers(before + 1, timeout=10)) > before, "the warm server decoded nothing"

@@ -7,10 +7,16 @@ paragraph on stderr that starts with the Go decoder's prefix, and exit status 1.
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
 from .. import __version__
+from ..ocicrypt.diagnostics import bounded_message, printable
 from ..ocicrypt.errors import DecoderError, KeysDirError
 
 USAGE = """\
@@ -49,6 +55,8 @@ BY_HAND = (
 KEYS_PATH_FLAG = "decryption-keys-path"
 HELP_COMMANDS = ("help", "h")
 VERIFY_DIGEST_ENV = "CTD_DECODER_VERIFY_DIGEST"
+MAX_NOTES = 12
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Go's strconv.ParseBool, which its flag package uses for boolean flags.
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
@@ -142,9 +150,40 @@ def _interactive() -> bool:
 def _fail(message: str, notes: Sequence[str] = ()) -> int:
     text = message.rstrip("\n")
     if notes:
-        text += "\nkeys directory notes:" + "".join(f"\n- {note}" for note in notes)
-    sys.stderr.write(text + "\n")
+        shown = [printable(note, 300) for note in notes[:MAX_NOTES]]
+        if len(notes) > MAX_NOTES:
+            shown[-1] = f"and {len(notes) - MAX_NOTES + 1:,} more notes"
+        text += "\nkeys directory notes:" + "".join(f"\n- {note}" for note in shown)
+    sys.stderr.write(bounded_message(text) + "\n")
     return 1
+
+
+class _Stopped(BaseException):
+    """A stop signal arrived; unwinding runs every clean-up on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _stop_signals_unwind() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM/SIGHUP into an exception (no traceback, clean-ups run); later ones are ignored."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        raise _Stopped(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) -> int:
@@ -203,12 +242,17 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
 
 def decode_main(argv: Sequence[str], layer_seen: Callable[[str], None] | None = None) -> int:
     """Parse ``argv`` (without the program name) and decode one layer in this process."""
+    warnings.simplefilter("ignore")  # stderr is the error report: its first line must be the Go prefix
     try:
         keys_path = parse_args(argv)
     except UsageError as err:
         return _usage_error(err)
     try:
-        return run(keys_path, layer_seen)
+        with _stop_signals_unwind():
+            return run(keys_path, layer_seen)
+    except _Stopped as stop:
+        sys.stderr.write(f"ctd-decoder: stopped by {signal.Signals(stop.signum).name}\n")
+        return 128 + stop.signum
     except Exception as err:  # never a traceback: it could show key material held in locals
         if os.environ.get("CTD_DECODER_DEBUG"):
             raise

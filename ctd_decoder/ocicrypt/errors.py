@@ -42,3 +42,7 @@ class MissingBackendError(DecoderError):
 
 class WrapError(DecoderError):
     """A layer key could not be wrapped for a recipient (encryption side)."""
+
+
+class LimitError(UnwrapError):
+    """A layer asked for more work than any genuine image needs (too many wrapped keys or key trials)."""

@@ -76,10 +76,11 @@ def parse_private_key(data: bytes, password: bytes | None) -> PrivateKeyTypes:
 
     block = first_pem_block(data)
     if block is None:
-        try:
-            return serialization.load_der_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
-        except (ValueError, TypeError):
-            pass
+        for candidate in dict.fromkeys((data, _first_der_element(data))):
+            try:
+                return serialization.load_der_private_key(candidate, password=None, unsafe_skip_rsa_key_validation=True)
+            except (ValueError, TypeError):
+                pass
         return _parse_jwk_private_key(data)
     kind, text = block
     if kind.encode() not in _PRIVATE_KEY_PEM_TYPES:
@@ -99,6 +100,19 @@ def parse_private_key(data: bytes, password: bytes | None) -> PrivateKeyTypes:
         raise PrivateKeyError(f"Could not parse private key: {type(err).__name__}") from None
 
 
+def _first_der_element(data: bytes) -> bytes:
+    """Return the first DER element of ``data`` without what follows it (Go ignores trailing bytes)."""
+    if len(data) < 2 or data[0] != 0x30:
+        return data
+    first = data[1]
+    if first < 0x80:
+        return data[: 2 + first]
+    count = first & 0x7F
+    if not 1 <= count <= 4 or len(data) < 2 + count:
+        return data
+    return data[: 2 + count + int.from_bytes(data[2 : 2 + count], "big")]
+
+
 def _short(err: Exception) -> str:
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
@@ -116,7 +130,7 @@ def _b64url_int(value: Any) -> int:
 def _parse_jwk_private_key(data: bytes) -> PrivateKeyTypes:
     try:
         jwk = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise PrivateKeyError("Could not parse private key: not DER, PEM or JWK") from None
     if not isinstance(jwk, dict) or "kty" not in jwk:
         raise PrivateKeyError("Could not parse private key: not DER, PEM or JWK")
@@ -127,9 +141,11 @@ def _parse_jwk_private_key(data: bytes) -> PrivateKeyTypes:
             return _rsa_from_jwk(jwk)
         if jwk["kty"] == "EC":
             return _ec_from_jwk(jwk)
-    except (KeyError, ValueError) as err:
-        raise PrivateKeyError(f"Could not parse private key: invalid JWK ({_short(err)})") from None
-    raise PrivateKeyError(f"Could not parse private key: unsupported JWK key type {jwk['kty']!r}")
+    except (KeyError, ValueError, TypeError, ArithmeticError) as err:
+        # Invalid numbers (zero modulus, primes that do not fit) and members of the wrong JSON type.
+        raise PrivateKeyError(f"Could not parse private key: invalid JWK ({type(err).__name__})") from None
+    kty = jwk["kty"] if isinstance(jwk["kty"], str) else type(jwk["kty"]).__name__
+    raise PrivateKeyError(f"Could not parse private key: unsupported JWK key type {kty[:20]!r}")
 
 
 def _rsa_from_jwk(jwk: dict[str, Any]) -> PrivateKeyTypes:
@@ -153,7 +169,10 @@ _JWK_CURVES = {"P-256": "SECP256R1", "P-384": "SECP384R1", "P-521": "SECP521R1"}
 def _ec_from_jwk(jwk: dict[str, Any]) -> PrivateKeyTypes:
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    curve = getattr(ec, _JWK_CURVES[jwk["crv"]])()
+    crv = jwk["crv"]
+    if not isinstance(crv, str) or crv not in _JWK_CURVES:
+        raise ValueError("unsupported curve")
+    curve = getattr(ec, _JWK_CURVES[crv])()
     public = ec.EllipticCurvePublicNumbers(_b64url_int(jwk["x"]), _b64url_int(jwk["y"]), curve)
     return ec.EllipticCurvePrivateNumbers(_b64url_int(jwk["d"]), public).private_key()
 
@@ -190,12 +209,16 @@ def load_certificate(data: bytes) -> x509.Certificate | None:
     block = first_pem_block(data)
     if (block is None and not data.startswith(b"\x30")) or (block is not None and block[0] != "CERTIFICATE"):
         return None
+    import warnings
+
     from cryptography import x509
 
     try:
-        if block is not None:
-            return x509.load_pem_x509_certificate(block[1])
-        return x509.load_der_x509_certificate(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. a serial number of 0 (deprecated, still a certificate)
+            if block is not None:
+                return x509.load_pem_x509_certificate(block[1])
+            return x509.load_der_x509_certificate(data)
     except ValueError:
         return None
 
@@ -220,7 +243,7 @@ def public_key_kind(data: bytes) -> str | None:
     if data.startswith(b"{"):
         try:
             jwk = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None
         return "a JWK public key" if isinstance(jwk, dict) and "kty" in jwk and "d" not in jwk else None
     if not data.startswith(b"\x30"):
@@ -274,7 +297,7 @@ def is_pkcs11_keyfile(data: bytes) -> bool:
 
     try:
         document = yaml.safe_load(data)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return False
     if not isinstance(document, dict) or not isinstance(document.get("pkcs11"), dict):
         return False

@@ -6,6 +6,8 @@ Differences from the Go decoder, all in the operator's favour:
   files are refused, and a file reached twice is loaded once;
 - entries whose name starts with ``..`` (the Secret volume's own bookkeeping) are ignored;
 - a file that is no usable key, or cannot be read, is skipped with a note instead of failing every pull;
+- the walk is bounded (depth, directory entries, files, bytes read; files larger than any key are not
+  read), with a note saying what was left out;
 - ``--decryption-keys-path`` may name one key file (Go's ``filepath.Walk`` accepts that too);
 - key material that group or others can reach, or (running as root) not owned by root, gets a warning;
 - an encrypted private key takes its password from a sibling file ``<name>.password``
@@ -24,6 +26,12 @@ from .config import DecryptConfig
 from .errors import KeysDirError, PrivateKeyError
 
 MAX_KEY_FILE_SIZE = 4 * 1024 * 1024
+# The walk is bounded whatever the directory holds (a symlink into /usr, a huge tree): far above any
+# keys directory, far below what would slow every pull down.
+MAX_WALK_DEPTH = 8
+MAX_WALK_ENTRIES = 4096
+MAX_KEY_FILES = 512
+MAX_BYTES_READ = 32 * 1024 * 1024
 PASSWORD_SUFFIX = ".password"
 SECRET_VOLUME_DATA = "..data"  # the kubelet's atomic writer links every file through it
 
@@ -93,9 +101,15 @@ def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
     else:
         raise KeysDirError(f"{root_path} is neither a directory nor a key file")
     listed = set(files)
+    bytes_read = 0
     for path in files:
         if path.endswith(PASSWORD_SUFFIX) and path[: -len(PASSWORD_SUFFIX)] in listed:
             continue
+        if bytes_read > MAX_BYTES_READ:
+            result.notes.append(
+                f"stopped reading key files after {MAX_BYTES_READ} bytes; {path} and later files skipped"
+            )
+            break
         try:
             data, info = _read(path)
         except OSError as err:
@@ -104,11 +118,16 @@ def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
         if data is None:
             result.skip(path, SKIP_TOO_LARGE, f"larger than {MAX_KEY_FILE_SIZE} bytes, so not a key")
             continue
+        bytes_read += len(data)
         try:
             secret = _classify(path, data, result)
         except OSError as err:
             password_name = os.path.basename(path) + PASSWORD_SUFFIX
             result.skip(path, SKIP_UNREADABLE, f"cannot read {password_name}: {err.strerror}")
+            continue
+        except (ValueError, TypeError, ArithmeticError, RecursionError) as err:
+            # A parser's unforeseen complaint about one file must not end every pull.
+            result.skip(path, SKIP_NOT_A_KEY, f"could not be read as a key ({type(err).__name__})")
             continue
         if secret:
             result.warnings.extend(_exposure(path, info, "key file", _file_fix(result)))
@@ -134,22 +153,32 @@ def _walk(root: str, result: KeysDir) -> list[str]:
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
     found: list[str] = []
+    entries = 0
 
-    def visit(directory: str) -> None:
+    def visit(directory: str, depth: int) -> bool:
+        """Visit ``directory``; return False once a limit stops the whole walk."""
+        nonlocal entries
         info = os.stat(directory)
         if (info.st_dev, info.st_ino) in seen_dirs:
-            return
+            return True
         seen_dirs.add((info.st_dev, info.st_ino))
         try:
             names = sorted(os.listdir(directory))
         except OSError as err:
-            if directory == root:
+            if depth == 0:
                 raise KeysDirError(f"cannot list {directory}: {err.strerror}") from None
             result.skip(directory, SKIP_UNREADABLE, f"cannot list it: {err.strerror}")
-            return
+            return True
         for name in names:
             if name.startswith(".."):
                 continue
+            entries += 1
+            if entries > MAX_WALK_ENTRIES or len(found) >= MAX_KEY_FILES:
+                result.notes.append(
+                    f"stopped walking the keys directory after {MAX_WALK_ENTRIES} entries or {MAX_KEY_FILES} "
+                    f"files; {os.path.join(directory, name)} and the rest were not looked at"
+                )
+                return False
             path = os.path.join(directory, name)
             try:
                 info = os.stat(path)
@@ -157,22 +186,31 @@ def _walk(root: str, result: KeysDir) -> list[str]:
                 result.skip(path, SKIP_UNREADABLE, str(err.strerror))
                 continue
             if stat.S_ISDIR(info.st_mode):
-                visit(path)
+                if depth + 1 > MAX_WALK_DEPTH:
+                    result.skip(path, SKIP_NOT_REGULAR, f"a directory more than {MAX_WALK_DEPTH} levels deep")
+                elif not visit(path, depth + 1):
+                    return False
             elif not stat.S_ISREG(info.st_mode):
                 result.skip(path, SKIP_NOT_REGULAR, "not a regular file")
+            elif info.st_size > MAX_KEY_FILE_SIZE:
+                result.skip(path, SKIP_TOO_LARGE, f"larger than {MAX_KEY_FILE_SIZE} bytes, so not a key")
             elif (info.st_dev, info.st_ino) not in seen_files:
                 seen_files.add((info.st_dev, info.st_ino))
                 found.append(path)
+        return True
 
-    visit(root)
+    visit(root, 0)
     return found
 
 
 def _read(path: str) -> tuple[bytes | None, os.stat_result]:
     """Return the file's bytes (None if it is too large to be a key) and its status; raise OSError."""
-    with open(path, "rb") as handle:
-        data = handle.read(MAX_KEY_FILE_SIZE + 1)
+    # O_NONBLOCK: a file replaced by a FIFO after the walk must not hang the pull.
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as handle:
         info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(0, "not a regular file")
+        data = handle.read(MAX_KEY_FILE_SIZE + 1)
     return (data if len(data) <= MAX_KEY_FILE_SIZE else None), info
 
 

@@ -11,10 +11,12 @@ import base64
 import io
 from typing import BinaryIO
 
+from . import scope
 from .blockcipher import DEFAULT_CIPHER, LayerDecryptor, PrivateOptions, PublicOptions, get_cipher
 from .config import DecryptConfig, EncryptConfig
 from .descriptor import Descriptor
-from .errors import DecoderError, LayerError, UnwrapError, WrapError
+from .diagnostics import names, printable, summarize
+from .errors import DecoderError, LayerError, LimitError, UnwrapError, WrapError
 from .gojson import b64decode
 from .keywrap import (
     ANNOTATION_PREFIX,
@@ -43,55 +45,84 @@ class LayerDecryption:
         self.scheme = scheme
 
 
+def _count_elements(annotations: dict[str, str], schemes: list[str]) -> int:
+    return sum(annotations[ANNOTATION_PREFIX + scheme].count(",") + 1 for scheme in schemes)
+
+
 def unwrap_private_options(dc: DecryptConfig, descriptor: Descriptor) -> tuple[bytes, str]:
     """Return the private-options JSON of the layer and the scheme that unwrapped it.
 
-    Raises :class:`UnwrapError` whose text lists, per scheme, why it could not be used.
+    The work is bounded (see :mod:`ctd_decoder.ocicrypt.scope`). Raises :class:`UnwrapError` whose
+    text lists, per scheme, why it could not be used, repeated reasons summarized.
     """
     annotations = descriptor.annotations
     schemes = schemes_in(annotations)
-    reasons: list[str] = []
+    what = _describe_layer(descriptor, schemes)
+    elements = _count_elements(annotations, schemes)
+    if elements > scope.MAX_KEY_ELEMENTS:
+        raise LimitError(
+            f"{what}: {elements:,} wrapped keys, more than the {scope.MAX_KEY_ELEMENTS} any image needs; none was tried"
+        )
+    reasons: list[tuple[str, str]] = []
     tried_private_keys = False
-    for scheme in schemes:
-        wrapper = get_wrapper(scheme)
-        if wrapper is None:
-            reasons.append(f"{scheme}: no key wrapper for this scheme")
-            continue
-        if not wrapper.has_possible_keys(dc):
-            reasons.append(f"{scheme}: skipped, no {wrapper.private_key_parameter()} given")
-            continue
-        if wrapper.private_key_parameter() is not None:
-            tried_private_keys = True
-        failures: list[str] = []
-        for element in annotations[ANNOTATION_PREFIX + scheme].split(","):
-            try:
-                wrapped = b64decode(element, "a key annotation element")
-            except ValueError:
-                failures.append("could not base64 decode the annotation")
-                break
-            try:
-                result = wrapper.unwrap_key(dc, wrapped)
-            except DecoderError as err:
-                failures.append(str(err))
+    with scope.layer_scope():
+        for scheme in schemes:
+            wrapper = get_wrapper(scheme)
+            if wrapper is None:
+                reasons.append((scheme, "no key wrapper for this scheme"))
                 continue
+            if not wrapper.has_possible_keys(dc):
+                reasons.append((scheme, f"skipped, no {wrapper.private_key_parameter()} given"))
+                continue
+            if wrapper.private_key_parameter() is not None:
+                tried_private_keys = True
+            try:
+                result = _unwrap_scheme(dc, wrapper, annotations[ANNOTATION_PREFIX + scheme], scheme, reasons)
+            except LimitError as err:
+                reasons.append((scheme, str(err)))
+                raise UnwrapError(f"{err}: {what}{_details(reasons)}") from None
             if result is not None:
                 return result, scheme
-        reasons.extend(f"{scheme}: {failure}" for failure in failures)
-    what = _describe_layer(descriptor, schemes)
-    details = "".join(f"\n- {reason}" for reason in reasons)
     if not schemes:
         raise UnwrapError(f"missing private key needed for decryption: {what} has no key annotations")
     if not tried_private_keys:
-        raise UnwrapError(f"missing private key needed for decryption: {what}{details}")
+        raise UnwrapError(f"missing private key needed for decryption: {what}{_details(reasons)}")
     raise UnwrapError(
-        f"no suitable key unwrapper found or none of the private keys could be used for decryption: {what}{details}"
+        "no suitable key unwrapper found or none of the private keys could be used for decryption: "
+        f"{what}{_details(reasons)}"
     )
 
 
+def _unwrap_scheme(
+    dc: DecryptConfig, wrapper: KeyWrapper, annotation: str, scheme: str, reasons: list[tuple[str, str]]
+) -> bytes | None:
+    """Try each wrapped key of one scheme in order; note why each failed; LimitError stops it all."""
+    for element in annotation.split(","):
+        try:
+            wrapped = b64decode(element, "a key annotation element")
+        except ValueError:
+            reasons.append((scheme, "could not base64 decode the annotation"))
+            return None
+        try:
+            result = wrapper.unwrap_key(dc, wrapped)
+        except LimitError:
+            raise
+        except DecoderError as err:
+            reasons.append((scheme, str(err)))
+            continue
+        if result is not None:
+            return result
+    return None
+
+
+def _details(reasons: list[tuple[str, str]]) -> str:
+    return "".join(f"\n- {line}" for line in summarize(reasons))
+
+
 def _describe_layer(descriptor: Descriptor, schemes: list[str]) -> str:
-    digest = descriptor.digest or "(no digest)"
-    found = ", ".join(schemes) or "none"
-    return f"layer {digest} ({descriptor.media_type or 'no media type'}), key schemes in annotations: {found}"
+    digest = printable(descriptor.digest or "(no digest)", 80)
+    media_type = printable(descriptor.media_type or "no media type", 80)
+    return f"layer {digest} ({media_type}), key schemes in annotations: {names(schemes, 8) or 'none'}"
 
 
 def _public_options(annotations: dict[str, str]) -> PublicOptions:
@@ -113,7 +144,7 @@ def decrypt_layer(dc: DecryptConfig, descriptor: Descriptor) -> LayerDecryption:
     decryptor = get_cipher(public.cipher).decryptor(public, private)
     if descriptor.media_type not in ENCRYPTED_MEDIA_TYPES:
         raise LayerError(
-            f"unsupporter layer MediaType: {descriptor.media_type} (expected one of "
+            f"unsupporter layer MediaType: {printable(descriptor.media_type)} (expected one of "
             f"{', '.join(sorted(ENCRYPTED_MEDIA_TYPES))})"
         )
     return LayerDecryption(decryptor, private.digest, scheme)

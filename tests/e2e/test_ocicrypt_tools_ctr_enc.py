@@ -9,6 +9,7 @@ processors' environment names every scheme's configuration); each scheme costs a
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from .daemons import Containerd, decoder_processors, remove_tree, require_tool, 
 LAYERS = [{"etc/hello.txt": b"hello from ocicrypt\n"}, {"bin/tool": bytes(range(256)) * 1000}]
 SCHEMES = ["jwe", "pkcs7", "pgp", "pkcs11", "provider"]
 GPG_USER = "ctr-enc@example.com"
+INSPECTED_SCHEME = {"jwe": "jwe", "pkcs7": "pkcs7", "pgp": "pgp", "pkcs11": "pkcs11", "provider": "provider.toolkp"}
 
 
 @pytest.fixture(scope="module")
@@ -131,13 +133,7 @@ def _plain_digests(layout: Path) -> list[str]:
     return [layer.descriptor["digest"] for layer in read_layers(layout)]
 
 
-# Our PKCS#7 envelopes follow ocicrypt 1.2.1 (skopeo 1.9 and ctd-decoder-imgcrypt-2.0.2 read them); the
-# PKCS#7 code in imgcrypt 1.1.7's decoder answers "No suitable private key found" for them. Strict: the
-# day it passes, this marker must go.
-PKCS7_OLD_GO = pytest.mark.xfail(strict=True, reason="imgcrypt 1.1.7's decoder cannot open our ocicrypt-1.2.1 PKCS#7")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=PKCS7_OLD_GO) if n == "pkcs7" else n for n in SCHEMES])
+@pytest.mark.parametrize("name", SCHEMES)
 def test_our_encrypted_archive_imports_and_decrypts_with_ctr_enc(
     name: str, containerd: Containerd, schemes: dict[str, Scheme], tmp_path: Path
 ) -> None:
@@ -199,6 +195,10 @@ def test_ctr_enc_encrypted_image_decrypts_with_ours(
         containerd, namespace, scheme.env, "images", "export", str(tmp_path / "enc.tar"), "example.com/app:enc"
     )
     assert exported.returncode == 0, exported.stderr
+    report = json.loads(ocicrypt("inspect", "--json", f"oci-archive:{tmp_path / 'enc.tar'}:enc", env=scheme.env).stdout)
+    [layer] = {json.dumps(layer["schemes"]) for layer in report["platforms"][0]["layers"]}
+    assert list(json.loads(layer)) == [INSPECTED_SCHEME[name]]
+    assert all(json.loads(layer).values()), layer
     certificate = ["--dec-recipient", scheme.ctr_args[1]] if name == "pkcs7" else []  # ctr-enc's spelling
     source, target = f"oci-archive:{tmp_path / 'enc.tar'}:enc", f"oci:{tmp_path / 'dec'}:v1"
     ocicrypt("decrypt", *_key_args("--key", scheme), *certificate, source, target, env=scheme.env)

@@ -13,6 +13,18 @@ from pathlib import Path
 from ctd_decoder.decoder.warm.protocol import SOCKET_ENV
 
 OCICRYPT = shutil.which("ocicrypt", path=os.path.dirname(sys.executable))
+SMALL_CLIENT_SOURCE = Path(__file__).resolve().parents[2] / "packaging" / "warm-client" / "ctd-decoder-client.c"
+COLD_ENV = "CTD_DECODER_COLD"
+
+
+def build_small_client(directory: Path) -> Path:
+    """Compile packaging/warm-client's C client into ``directory`` (it needs a C compiler: gcc)."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise RuntimeError("no C compiler for the small warm client: apt-get install gcc")
+    output = directory / "ctd-decoder-client"
+    subprocess.run([compiler, "-O2", "-Wall", "-Werror", "-o", str(output), str(SMALL_CLIENT_SOURCE)], check=True)
+    return output
 
 
 class WarmServer:

@@ -14,6 +14,9 @@ def test_install_warm_stages_the_units_and_the_server_link(tmp_path: Path) -> No
     executable = bundle / "ctd-decoder"  # stands in for the PyInstaller bundle: install.sh only runs --help
     executable.write_text("#!/bin/sh\necho ctd-decoder usage\n")
     executable.chmod(0o755)
+    client = bundle / "ctd-decoder-client"  # as build.sh compiles it; it runs ctd-decoder when no server answers
+    client.write_text('#!/bin/sh\nexec "$(dirname "$(readlink -f "$0")")/ctd-decoder" "$@"\n')
+    client.chmod(0o755)
     root = tmp_path / "root"
     result = subprocess.run(
         ["bash", str(REPO / "packaging" / "install.sh"), "--from", str(bundle), "--destdir", str(root), "--warm"],
@@ -23,6 +26,7 @@ def test_install_warm_stages_the_units_and_the_server_link(tmp_path: Path) -> No
     )
     assert result.returncode == 0, result.stderr
     assert (root / "usr/local/bin/ctd-decoder-warm").readlink() == Path("../lib/ctd-decoder/ctd-decoder")
+    assert (root / "usr/local/bin/ctd-decoder").readlink() == Path("../lib/ctd-decoder/ctd-decoder-client")
     service = (root / "etc/systemd/system/ctd-decoder-warm.service").read_text()
     assert "ExecStart=/usr/local/bin/ctd-decoder-warm\n" in service
     assert "Restart=on-failure" in service

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from .. import config as params
-from .. import keys
+from .. import keys, scope
 from ..config import DecryptConfig, EncryptConfig
 from ..errors import UnwrapError, WrapError
 from .base import explain_attempts, private_keys
@@ -66,9 +66,9 @@ class _Recipient:
 
     def label(self) -> str:
         epk = self.header.get("epk")
-        if isinstance(epk, dict) and "crv" in epk:
-            return f"{self.alg}({epk['crv']})"
-        return self.alg
+        if isinstance(epk, dict) and isinstance(epk.get("crv"), str):
+            return f"{self.alg[:24]}({epk['crv'][:12]})"
+        return self.alg[:24]
 
 
 class _Jwe:
@@ -98,9 +98,19 @@ def _json_object(data: bytes, what: str) -> dict[str, Any]:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise _Malformed(f"{what} is not JSON") from None
+    except RecursionError:
+        raise _Malformed(f"{what} is nested too deeply") from None
     if not isinstance(obj, dict):
         raise _Malformed(f"{what} is not a JSON object")
     return obj
+
+
+def _optional_object(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Malformed(f"{what} is not a JSON object")
+    return value
 
 
 def _parse(wrapped: bytes) -> _Jwe:
@@ -108,11 +118,12 @@ def _parse(wrapped: bytes) -> _Jwe:
     if text.startswith(b"{"):
         document = _json_object(text, "the JWE")
         protected_b64 = document.get("protected", "")
-        shared = dict(document.get("unprotected") or {})
+        shared = dict(_optional_object(document.get("unprotected"), "unprotected header"))
         if "recipients" in document:
             entries = document["recipients"]
             if not isinstance(entries, list) or not entries:
                 raise _Malformed("recipients is not a non-empty list")
+            scope.check_recipients(len(entries), "the JWE")
         else:
             entries = [{"header": document.get("header"), "encrypted_key": document.get("encrypted_key", "")}]
         aad_b64 = document.get("aad")
@@ -133,7 +144,7 @@ def _parse(wrapped: bytes) -> _Jwe:
     for entry in entries:
         if not isinstance(entry, dict):
             raise _Malformed("a recipient is not a JSON object")
-        header = {**shared, **(entry.get("header") or {}), **protected}
+        header = {**shared, **_optional_object(entry.get("header"), "a recipient header"), **protected}
         recipients.append(_Recipient(header, _b64url_decode(entry.get("encrypted_key", ""), "encrypted_key")))
     enc = str(recipients[0].header.get("enc", ""))
     if enc not in CONTENT_ALGORITHMS:
@@ -143,11 +154,15 @@ def _parse(wrapped: bytes) -> _Jwe:
             raise _Malformed(f"key management algorithm {recipient.alg!r} is not allowed")
     aad = protected_b64.encode("ascii")
     if aad_b64:
-        aad += b"." + str(aad_b64).encode("ascii")
+        if not isinstance(aad_b64, str) or not aad_b64.isascii():
+            raise _Malformed("aad is not base64url")
+        aad += b"." + aad_b64.encode("ascii")
     iv, ciphertext, tag = (
         _b64url_decode(value, name) for value, name in zip(parts, ("iv", "ciphertext", "tag"), strict=False)
     )
     zip_alg = recipients[0].header.get("zip")
+    if zip_alg is not None and zip_alg != "DEF":
+        raise _Malformed(f"compression {str(zip_alg)[:20]!r} is not supported")
     return _Jwe(recipients, enc, zip_alg, aad, iv, ciphertext, tag)
 
 
@@ -166,7 +181,12 @@ def _concat_kdf(shared_secret: bytes, alg: str, size: int, header: dict[str, Any
 
 
 def _ec_public_from_jwk(jwk: Any) -> ec.EllipticCurvePublicKey:
-    if not isinstance(jwk, dict) or jwk.get("kty") != "EC" or jwk.get("crv") not in _CURVES:
+    if (
+        not isinstance(jwk, dict)
+        or jwk.get("kty") != "EC"
+        or not isinstance(jwk.get("crv"), str)
+        or jwk["crv"] not in _CURVES
+    ):
         raise _Malformed("epk is not an EC P-256/P-384/P-521 JWK")
     x = int.from_bytes(_b64url_decode(jwk.get("x"), "epk.x"), "big")
     y = int.from_bytes(_b64url_decode(jwk.get("y"), "epk.y"), "big")
@@ -188,6 +208,7 @@ def _unwrap_cek(key: Any, recipient: _Recipient) -> bytes | None:
     if alg.startswith("RSA-OAEP"):
         if not isinstance(key, rsa.RSAPrivateKey):
             return None
+        scope.spend(scope.PRIVATE_KEY_OPERATION, "an RSA-OAEP decryption")
         try:
             return key.decrypt(recipient.encrypted_key, _oaep(alg))
         except ValueError:
@@ -197,6 +218,7 @@ def _unwrap_cek(key: Any, recipient: _Recipient) -> bytes | None:
     epk = _ec_public_from_jwk(recipient.header.get("epk"))
     if epk.curve.name != key.curve.name:
         return None
+    scope.spend(scope.PRIVATE_KEY_OPERATION, "an ECDH key agreement")
     shared = key.exchange(ec.ECDH(), epk)
     kek = _concat_kdf(shared, alg, _kw_size(alg), recipient.header)
     try:
@@ -221,7 +243,10 @@ def _decrypt_content(jwe: _Jwe, cek: bytes) -> bytes | None:
         import zlib
 
         inflater = zlib.decompressobj(-15)
-        plaintext = inflater.decompress(plaintext, _MAX_INFLATED)
+        try:
+            plaintext = inflater.decompress(plaintext, _MAX_INFLATED)
+        except zlib.error:
+            raise _Malformed("compressed content is not valid deflate data") from None
         if inflater.unconsumed_tail:
             raise _Malformed("compressed content is too large")
     return plaintext

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ... import config as params
+from ... import scope
 from ...config import DecryptConfig, EncryptConfig
 from ...errors import DecoderError, MissingBackendError, UnwrapError, WrapError
 from ...gojson import member
@@ -224,14 +225,17 @@ def _parse_blob(wrapped: bytes) -> tuple[list[_Recipient], list[str]]:
         document = json.loads(wrapped)
     except (ValueError, UnicodeDecodeError) as err:
         raise UnwrapError(f"Could not parse Pkcs11Blob: {err}") from None
+    except RecursionError:
+        raise UnwrapError("Could not parse Pkcs11Blob: nested too deeply") from None
     if not isinstance(document, dict):
         raise UnwrapError("Could not parse Pkcs11Blob: not a JSON object")
     version = member(document, "version") or 0
     if version != 0:
-        raise UnwrapError(f"Found Pkcs11Blob with version {version} but maximum supported version is 0.")
+        raise UnwrapError(f"Found Pkcs11Blob with version {str(version)[:40]} but maximum supported version is 0.")
     entries = member(document, "recipients") or []
     if not isinstance(entries, list):
         raise UnwrapError("Could not parse Pkcs11Blob: recipients is not a list")
+    scope.check_recipients(len(entries), "the Pkcs11Blob")
     recipients: list[_Recipient] = []
     notes: list[str] = []
     for number, entry in enumerate(entries, start=1):
@@ -246,10 +250,10 @@ def _parse_recipient(number: int, entry: Any, notes: list[str]) -> _Recipient | 
         raise UnwrapError(f"Could not parse Pkcs11Blob: recipient #{number} is not a JSON object")
     version = member(entry, "version") or 0
     if version != 0:
-        raise UnwrapError(f"Found Pkcs11Recipient with version {version} but maximum supported version is 0.")
+        raise UnwrapError(f"Found Pkcs11Recipient with version {str(version)[:40]} but maximum supported version is 0.")
     hash_name = member(entry, "hash") or "sha1"
     if hash_name not in SUPPORTED_HASHES:
-        notes.append(f"recipient #{number}: Unsupported hash algorithm '{hash_name}' for decryption")
+        notes.append(f"recipient #{number}: Unsupported hash algorithm '{str(hash_name)[:40]}' for decryption")
         return None
     try:
         blob = base64.b64decode(str(member(entry, "blob") or ""), validate=True)
@@ -267,6 +271,7 @@ def _try_key(key: KeyFile, config: Pkcs11Config, recipients: list[_Recipient]) -
         private_key = _find_key(session, key.uri, private=True)
         reasons = []
         for recipient in recipients:
+            scope.spend(scope.TOKEN_OPERATION, "a PKCS#11 decryption")
             try:
                 return _hsm_decrypt(private_key, recipient.blob, recipient.hash_name)
             except Pkcs11Error as err:

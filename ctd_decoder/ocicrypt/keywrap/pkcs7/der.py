@@ -1,8 +1,9 @@
 """A small, bounded DER reader and writer for the PKCS#7 key wrapper.
 
 The reader only understands what PKCS#7 EnvelopedData and X.509 certificates need: single-octet
-tags, definite lengths, one nesting level per call (no recursion over untrusted input). Every
-malformed input raises :class:`DerError`; nothing else escapes it.
+tags, definite lengths, one nesting level per call (no recursion over untrusted input), at most
+:data:`MAX_CHILDREN` elements per level and :data:`MAX_DEPTH` levels. Elements are offsets into the
+one input buffer. Every malformed input raises :class:`DerError`; nothing else escapes it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ INTEGER = 0x02
 OCTET_STRING = 0x04
 OID = 0x06
 _MAX_LENGTH_OCTETS = 4
+MAX_CHILDREN = 1024
+MAX_DEPTH = 16
 
 
 class DerError(ValueError):
@@ -23,25 +26,44 @@ class DerError(ValueError):
 
 @dataclass(frozen=True)
 class Element:
-    """One tag-length-value element."""
+    """One tag-length-value element: offsets into the buffer it was read from, nothing copied.
+
+    ``content`` and ``encoded`` copy their bytes only when asked for; a reader walking millions of
+    tiny elements keeps one buffer and the elements it holds on to.
+    """
 
     tag: int
-    content: bytes
-    encoded: bytes
+    buffer: bytes
+    start: int
+    content_start: int
+    end: int
+    depth: int = 0
+
+    @property
+    def content(self) -> bytes:
+        """The value octets."""
+        return self.buffer[self.content_start : self.end]
+
+    @property
+    def encoded(self) -> bytes:
+        """The whole element: tag, length and value."""
+        return self.buffer[self.start : self.end]
 
     @property
     def constructed(self) -> bool:
         """Tell whether the constructed bit of the tag is set."""
         return bool(self.tag & 0x20)
 
-    def children(self) -> list[Element]:
-        """Parse the content as a sequence of elements (one level)."""
-        return parse_all(self.content)
+    def children(self, limit: int = MAX_CHILDREN) -> list[Element]:
+        """Parse the content as a sequence of at most ``limit`` elements (one level deeper)."""
+        if self.depth >= MAX_DEPTH:
+            raise DerError(f"elements nested more than {MAX_DEPTH} deep")
+        return _parse_range(self.buffer, self.content_start, self.end, limit, self.depth + 1)
 
 
-def _read(data: bytes, offset: int) -> tuple[Element, int]:
-    """Read the element starting at ``offset``; return it and the offset after it."""
-    if offset + 2 > len(data):
+def _read(data: bytes, offset: int, end_of_container: int, depth: int) -> Element:
+    """Read the element starting at ``offset``, which must end by ``end_of_container``."""
+    if offset + 2 > end_of_container:
         raise DerError("truncated element header")
     tag = data[offset]
     if tag & 0x1F == 0x1F:
@@ -56,31 +78,37 @@ def _read(data: bytes, offset: int) -> tuple[Element, int]:
         count = first & 0x7F
         if count > _MAX_LENGTH_OCTETS:
             raise DerError(f"length of {count} octets is too long")
-        if position + count > len(data):
+        if position + count > end_of_container:
             raise DerError("truncated length")
         length = int.from_bytes(data[position : position + count], "big")
         position += count
     end = position + length
-    if end > len(data):
+    if end > end_of_container:
         raise DerError(f"element of {length} bytes runs past the end of its container")
-    return Element(tag, data[position:end], data[offset:end]), end
+    return Element(tag, data, offset, position, end, depth)
 
 
-def parse_all(data: bytes) -> list[Element]:
-    """Parse ``data`` as consecutive elements that fill it exactly."""
-    elements = []
-    offset = 0
-    while offset < len(data):
-        element, offset = _read(data, offset)
+def _parse_range(data: bytes, offset: int, end: int, limit: int, depth: int) -> list[Element]:
+    elements: list[Element] = []
+    while offset < end:
+        if len(elements) >= limit:
+            raise DerError(f"more than {limit} elements in one structure")
+        element = _read(data, offset, end, depth)
         elements.append(element)
+        offset = element.end
     return elements
+
+
+def parse_all(data: bytes, limit: int = MAX_CHILDREN) -> list[Element]:
+    """Parse ``data`` as at most ``limit`` consecutive elements that fill it exactly."""
+    return _parse_range(data, 0, len(data), limit, 0)
 
 
 def parse_one(data: bytes) -> Element:
     """Parse ``data`` as exactly one element, with no trailing bytes."""
-    element, end = _read(data, 0)
-    if end != len(data):
-        raise DerError(f"{len(data) - end} bytes of trailing data")
+    element = _read(data, 0, len(data), 0)
+    if element.end != len(data):
+        raise DerError(f"{len(data) - element.end} bytes of trailing data")
     return element
 
 

@@ -6,7 +6,10 @@ with AES. The Go toolchain writes AES-128-GCM with non-standard parameters (a pr
 holding ``SEQUENCE { [4] IMPLICIT nonce, icvLen }``) and the 16-byte tag appended to the
 ciphertext; its ``encryptedContent`` is ``[0]`` constructed around OCTET STRINGs (ocicrypt up to
 1.2.0) or ``[0]`` primitive (1.2.1 on). Both are read, as are standard GCM parameters and AES-CBC
-content. Writing produces exactly what ocicrypt 1.2.1+ writes.
+content. Writing produces what ocicrypt up to 1.2.0 (and skopeo 1.9) writes, ``[0]`` constructed around
+one OCTET STRING: the pkcs7 library of ocicrypt 1.0.3 to 1.2.0 declares the field ``explicit``, so it
+reads a primitive ``[0]`` as absent (empty ciphertext, failed GCM open, "PKCS7: No suitable private key
+found"), while 1.2.1 on reads either form.
 
 ``cryptography``'s PKCS#7 functions reject these blobs, and asn1crypto 1.5's ``cms`` module refuses the
 constructed ``encryptedContent`` that skopeo 1.9 writes ("method should have been primitive"), so a
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ... import config as params
+from ... import scope
 from ...config import DecryptConfig, EncryptConfig
 from ...errors import UnwrapError, WrapError
 from ..base import explain_attempts, private_keys
@@ -171,7 +175,7 @@ def parse_envelope(blob: bytes) -> _Envelope:
         fields = [fields[0], *fields[2:]]
     if len(fields) < 3:
         raise der.DerError("EnvelopedData has no encryptedContentInfo")
-    recipient_infos = der.expect(fields[1], der.SET, "recipientInfos").children()
+    recipient_infos = der.expect(fields[1], der.SET, "recipientInfos").children(limit=scope.MAX_RECIPIENTS)
     recipients = [recipient for item in recipient_infos if (recipient := _parse_recipient(item)) is not None]
     if not recipients:
         raise der.DerError("no recipient is identified by issuer and serial number")
@@ -263,13 +267,16 @@ def _open(envelope: _Envelope, key: PrivateKeyTypes, certificate: _Certificate) 
     if not isinstance(key, rsa.RSAPrivateKey):
         raise _NoFit("not an RSA key")
     mismatch = "" if _same_public_key(key, certificate) else "; the private key does not belong to the certificate"
+    scope.spend(scope.PRIVATE_KEY_OPERATION, "an RSA PKCS#1 v1.5 decryption")
+    # Implicit rejection, whatever the OpenSSL build does: bad padding continues with a random key,
+    # so that it fails exactly as a wrong key does, with the same text (no padding oracle).
     try:
         cek = key.decrypt(recipient.encrypted_key, padding.PKCS1v15())
     except ValueError:
-        raise _NoFit(f"RSA decryption of the content key failed{mismatch}") from None
+        cek = os.urandom(envelope.content.key_size)
     plaintext = _decrypt_content(envelope.content, cek)
     if plaintext is None:
-        raise _NoFit(f"content decryption failed (wrong key or corrupted data){mismatch}")
+        raise _NoFit(f"the content key or the content could not be decrypted (wrong key or corrupted data){mismatch}")
     return plaintext
 
 
@@ -287,7 +294,9 @@ def _certificates(values: list[bytes | None], attempts: list[str]) -> list[_Cert
 
 
 def _describe_recipients(envelope: _Envelope) -> str:
-    serials = ", ".join(f"serial 0x{r.serial:x}" for r in envelope.recipients)
+    serials = ", ".join(f"serial 0x{r.serial:x}"[:48] for r in envelope.recipients[:8])
+    if len(envelope.recipients) > 8:
+        serials += f" and {len(envelope.recipients) - 8} more"
     return f"{len(envelope.recipients)} recipient(s): {serials}"
 
 
@@ -332,7 +341,7 @@ class Pkcs7KeyWrapper:
         raise UnwrapError(explain_attempts(summary, attempts))
 
     def wrap_keys(self, ec_config: EncryptConfig, opts: bytes) -> bytes | None:
-        """Encrypt ``opts`` to every certificate in ``x509s`` exactly as ocicrypt 1.2.1+ does."""
+        """Encrypt ``opts`` to every certificate in ``x509s`` in the form every ocicrypt since 1.0.3 reads."""
         values = ec_config.get(params.X509S)
         if not values:
             return None
@@ -373,7 +382,9 @@ def _envelope(recipients: list[bytes], nonce: bytes, sealed: bytes) -> bytes:
     content_info = der.sequence(
         der.oid(DATA),
         der.sequence(der.oid(AES_128_GCM), gcm_parameters),
-        der.encode(0x80, sealed),
+        # [0] constructed around one OCTET STRING: ocicrypt <= 1.2.0 reads this field as EXPLICIT [0], so a
+        # primitive [0] (what 1.2.1 writes) is an absent field to it; 1.2.1+ reads both.
+        der.encode(0xA0, der.encode(der.OCTET_STRING, sealed)),
     )
     enveloped = der.sequence(der.integer(0), der.set_of(*recipients), content_info)
     return der.sequence(der.oid(ENVELOPED_DATA), der.encode(0xA0, enveloped))

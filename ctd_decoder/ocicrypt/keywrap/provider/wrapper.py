@@ -29,7 +29,9 @@ import json
 import os
 from typing import Any
 
+from ... import scope
 from ...config import DecryptConfig, EncryptConfig, Parameters
+from ...diagnostics import printable
 from ...errors import DecoderError, UnwrapError, WrapError
 from ...gojson import b64decode, b64encode, member
 from .. import PROVIDER_PREFIX
@@ -39,6 +41,7 @@ from .transport import ProviderCallError, call_grpc, run_command
 TIMEOUT_ENV = "CTD_DECODER_PROVIDER_TIMEOUT"
 SEND_ALL_ENV = "CTD_DECODER_PROVIDER_SEND_ALL_KEYS"
 DEFAULT_TIMEOUT = 30.0
+STDERR_SHOWN = 400
 _UNSUPPORTED = "Unsupported keyprovider invocation. Supported invocation methods are grpc and cmd"
 
 
@@ -70,9 +73,9 @@ def _encode_parameters(parameters: Parameters) -> dict[str, list[str | None]]:
 def _decode_response(data: bytes, origin: str) -> dict[str, Any]:
     try:
         document = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise ProviderCallError(
-            f"Error while unmarshalling {origin} output: {err} ({len(data)} bytes, not shown)"
+            f"Error while unmarshalling {origin} output: {type(err).__name__} ({len(data)} bytes, not shown)"
         ) from None
     if document is None:
         return {}
@@ -98,6 +101,18 @@ def _result_bytes(document: dict[str, Any], section: str, name: str, origin: str
         raise ProviderCallError(f"Error while unmarshalling {origin} output: {err}") from None
 
 
+def _redacted(text: str, sent: Parameters) -> str:
+    """Replace every parameter value in ``text`` (as sent in base64, or as text) by ``[redacted]``."""
+    for values in sent.values():
+        for value in values:
+            if not value:
+                continue
+            for form in (b64encode(value), value.decode("utf-8", "replace").strip()):
+                if len(form) >= 3:
+                    text = text.replace(form, "[redacted]")
+    return text
+
+
 class KeyProviderWrapper:
     """The ``provider.<name>`` scheme for one configured provider."""
 
@@ -121,18 +136,25 @@ class KeyProviderWrapper:
     def _origin(self) -> str:
         return "binary executable command" if self.spec.command is not None else "grpc method"
 
-    def _call(self, method: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Send ``request`` to the provider and return its decoded JSON answer."""
+    def _call(self, method: str, request: dict[str, Any], sent: Parameters) -> dict[str, Any]:
+        """Send ``request`` to the provider and return its decoded JSON answer.
+
+        ``sent`` are the parameters the request carries: a provider's stderr could echo them, so it
+        is shown with their values redacted, and not at all if every parameter (private keys) was sent.
+        """
         data = json.dumps(request, separators=(",", ":")).encode()
         timeout = provider_timeout()
+        scope.spend(scope.PROCESS_RUN, f"calling key provider {self.spec.name}")
         command = self.spec.command
         if command is not None:
             result = run_command(command, data, timeout)
             if result.returncode != 0:
                 status = f"exit status {result.returncode}" if result.returncode > 0 else f"signal {-result.returncode}"
-                raise ProviderCallError(
-                    f"Error while running command: {command.path}. stderr: {result.stderr_text()}: {status}"
-                )
+                if send_all_keys():
+                    stderr = f"({len(result.stderr)} bytes not shown: the request carried every key)"
+                else:
+                    stderr = printable(_redacted(result.stderr_text(), sent), STDERR_SHOWN)
+                raise ProviderCallError(f"Error while running command: {command.path}. stderr: {stderr}: {status}")
             return _decode_response(result.stdout, self._origin())
         if self.spec.grpc:
             answer = call_grpc(self.spec.grpc, self.spec.grpc_tls, method, data, timeout)
@@ -141,16 +163,17 @@ class KeyProviderWrapper:
 
     def unwrap_key(self, dc: DecryptConfig, wrapped: bytes) -> bytes | None:
         """Ask the provider for the private options; None when it answers without any."""
+        parameters = self._parameters(dc.parameters)
         request = {
             "op": "keyunwrap",
             "keywrapparams": {"ec": None, "optsdata": None},
             "keyunwrapparams": {
-                "dc": {"Parameters": _encode_parameters(self._parameters(dc.parameters))},
+                "dc": {"Parameters": _encode_parameters(parameters)},
                 "annotation": b64encode(wrapped),
             },
         }
         try:
-            answer = self._call("UnWrapKey", request)
+            answer = self._call("UnWrapKey", request, parameters)
             return _result_bytes(answer, "keyunwrapresults", "optsdata", self._origin())
         except DecoderError as err:
             raise UnwrapError(str(err)) from None
@@ -172,7 +195,7 @@ class KeyProviderWrapper:
         }
         kind = "command" if self.spec.command is not None else "grpc"
         try:
-            answer = self._call("WrapKey", request)
+            answer = self._call("WrapKey", request, {**self._parameters(ec.parameters), "optsdata": [opts]})
             return _result_bytes(answer, "keywrapresults", "annotation", self._origin())
         except DecoderError as err:
             raise WrapError(f"error while retrieving keyprovider protocol {kind} output: {err}") from None
