@@ -12,7 +12,8 @@ fi
 
 # shellcheck source=packaging/debian-packages.sh
 source packaging/debian-packages.sh
-ensure_debian_packages skopeo containerd runc softhsm2 opensc gnupg docker-registry openssl python3-venv libpython3.11 busybox-static
+# gcc and libc6-dev build the small warm client (packaging/warm-client); systemd has systemd-socket-activate.
+ensure_debian_packages skopeo containerd runc softhsm2 opensc gnupg docker-registry openssl python3-venv libpython3.11 busybox-static gcc libc6-dev systemd
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}

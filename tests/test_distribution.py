@@ -42,6 +42,7 @@ def test_wheel_from_python_build_installs_in_a_fresh_venv_and_decodes(tmp_path: 
         capture_output=True,
         text=True,
         timeout=600,
+        cwd=tmp_path,  # not the checkout: its build/ directory (pip's, the bundle cache) shadows the build package
     )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     assert "SetuptoolsDeprecationWarning" not in built.stdout + built.stderr

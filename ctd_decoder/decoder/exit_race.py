@@ -34,15 +34,16 @@ def hold_stdout_until_reaped() -> None:
     """
     if MEDIA_TYPE_ENV not in os.environ or not _stdout_is_pipe():
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    decoder = os.getpid()
+    with contextlib.suppress(OSError, ValueError):  # a broken pipe must not turn into a traceback
+        sys.stdout.flush()
+        sys.stderr.flush()
+    decoder, stdout = os.getpid(), sys.stdout.fileno()
     try:
         child = os.fork()
     except OSError:
         return
     if child == 0:
-        _hold(decoder)
+        _hold(decoder, stdout)
 
 
 def _stdout_is_pipe() -> bool:
@@ -60,10 +61,12 @@ def _open_descriptors() -> list[int]:
         return list(range(3 + 64))
 
 
-def _hold(decoder: int) -> None:
-    """In the child: keep only fd 1, wait for ``decoder`` to be reaped, then exit at once."""
+def _hold(decoder: int, stdout: int) -> None:
+    """In the child: keep only ``stdout``, wait for ``decoder`` to be reaped, then exit at once.
+
+    Nothing here touches Python objects another thread of the parent may have held locked at the fork.
+    """
     try:
-        stdout = sys.stdout.fileno()
         # stdin, stderr and the payload pipe must close with the decoder: containerd waits for them.
         for fd in _open_descriptors():
             if fd != stdout:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..ocicrypt.blockcipher import LayerDecryptor
 from ..ocicrypt.config import DecryptConfig, EncryptConfig
-from ..ocicrypt.errors import IntegrityError, LayerError
+from ..ocicrypt.errors import IntegrityError, LayerError, UnwrapError
 from ..ocicrypt.keywrap import ANNOTATION_PREFIX, PUBOPTS_ANNOTATION
 from ..ocicrypt.layer import ENCRYPTED_MEDIA_TYPES, add_recipients, decrypt_layer, encrypt_layer
 from ..ocicrypt.stream import decrypt_stream
@@ -167,7 +167,12 @@ def encrypt(ec: EncryptConfig, dc: DecryptConfig) -> Any:
 def _add_recipients(
     image: Image, writer: LayoutWriter, layer: dict[str, Any], ec: EncryptConfig, dc: DecryptConfig
 ) -> dict[str, Any]:
-    annotations = add_recipients(ec, dc, to_descriptor(layer))
+    try:
+        annotations = add_recipients(ec, dc, to_descriptor(layer))
+    except UnwrapError as err:
+        raise UnwrapError(
+            f"layer {layer['digest']} is already encrypted: adding recipients needs a --key that unwraps it; {err}"
+        ) from None
     with image.open_blob(to_descriptor(layer)) as blob:
         writer.copy_blob(blob)
     return dict(layer, annotations=annotations)

@@ -296,3 +296,28 @@ def test_small_client_without_a_server_runs_the_decoder_in_process(
     missing_fd3 = run_decoder(layer.blob, None, env={SOCKET_ENV: "off", "CTD_DECODER_COLD": cold})
     assert missing_fd3.returncode == 1
     assert missing_fd3.stderr.startswith("read payload: read configFd: bad file descriptor")
+
+
+def test_socket_activation_serves_on_the_socket_systemd_passes(tmp_path: Path, layer: EncryptedLayer) -> None:
+    activate = shutil.which("systemd-socket-activate")
+    if activate is None:
+        pytest.fail("systemd-socket-activate is missing: apt-get install systemd")
+    from support.warm import OCICRYPT
+
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    path = run / "warm.sock"
+    server = subprocess.Popen(
+        [activate, "-l", str(path), str(OCICRYPT), "serve", "--socket", "/nonexistent/ignored.sock"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert _wait(path.exists)
+        result = run_decoder(layer.blob, layer.payload(), env={SOCKET_ENV: str(path)})
+        assert (result.returncode, result.stdout) == (0, layer.plaintext), result.stderr
+    finally:
+        server.terminate()
+        _, log = server.communicate(timeout=30)
+    assert "listening on the socket systemd passed" in log
+    assert f"layer {layer.descriptor.digest} ok" in log

@@ -30,6 +30,7 @@ BUILD_INPUTS = [
     "packaging/deb.sh",
     "packaging/install.sh",
     "packaging/NODE-README.md",
+    "packaging/warm-client/ctd-decoder-client.c",
 ]
 
 

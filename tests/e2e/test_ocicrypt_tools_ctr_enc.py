@@ -133,13 +133,7 @@ def _plain_digests(layout: Path) -> list[str]:
     return [layer.descriptor["digest"] for layer in read_layers(layout)]
 
 
-# Our PKCS#7 envelopes follow ocicrypt 1.2.1 (skopeo 1.9 and ctd-decoder-imgcrypt-2.0.2 read them); the
-# PKCS#7 code in imgcrypt 1.1.7's decoder answers "No suitable private key found" for them. Strict: the
-# day it passes, this marker must go.
-PKCS7_OLD_GO = pytest.mark.xfail(strict=True, reason="imgcrypt 1.1.7's decoder cannot open our ocicrypt-1.2.1 PKCS#7")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=PKCS7_OLD_GO) if n == "pkcs7" else n for n in SCHEMES])
+@pytest.mark.parametrize("name", SCHEMES)
 def test_our_encrypted_archive_imports_and_decrypts_with_ctr_enc(
     name: str, containerd: Containerd, schemes: dict[str, Scheme], tmp_path: Path
 ) -> None:

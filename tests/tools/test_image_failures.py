@@ -156,3 +156,12 @@ def test_layout_that_is_not_json_is_named(plain: Path, tmp_path: Path) -> None:
     (plain / "index.json").write_text("{not json")
     message = _fails("decrypt", f"oci:{plain}", f"oci:{tmp_path / 'out'}")
     assert "index.json is not valid JSON" in message
+
+
+def test_adding_recipients_to_an_encrypted_image_without_a_key_says_what_is_needed(plain: Path, tmp_path: Path) -> None:
+    _, public, _ = write_key_pair(tmp_path, "k", "p256")
+    _, other, _ = write_key_pair(tmp_path, "other", "p256")
+    ocicrypt("encrypt", "--recipient", f"jwe:{public}", f"oci:{plain}:v1", f"oci:{tmp_path / 'enc'}")
+    message = _fails("encrypt", "--recipient", f"jwe:{other}", f"oci:{tmp_path / 'enc'}", f"oci:{tmp_path / 'out'}")
+    assert "is already encrypted: adding recipients needs a --key that unwraps it" in message
+    assert not (tmp_path / "out").exists()

@@ -189,3 +189,16 @@ def test_inspect_names_the_recipients_of_a_skopeo_image_and_what_this_node_can_u
     text = ocicrypt("inspect", "--keys-dir", str(tmp_path / "plain"), f"oci:{tmp_path / 'enc'}:v1").stdout
     assert "linux/arm64  manifest sha256:" in text
     assert "this node cannot unwrap it: missing private key needed for decryption" in text
+
+
+def test_decrypt_with_the_nodes_keys_dir_opens_a_skopeo_pkcs7_image(tmp_path: Path) -> None:
+    make_layout(tmp_path / "plain", LAYERS)
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir()
+    _, cert = _pkcs7_pair(keys_dir, "node")
+    (keys_dir / "README").write_text("not a key: the node keeps notes here\n")
+    skopeo(
+        "copy", "-q", "--encryption-key", f"pkcs7:{cert}", f"oci:{tmp_path / 'plain'}:v1", f"oci:{tmp_path / 'enc'}:v1"
+    )
+    ocicrypt("decrypt", "--keys-dir", str(keys_dir), f"oci:{tmp_path / 'enc'}:v1", f"oci:{tmp_path / 'dec'}:v1")
+    assert _digests(tmp_path / "dec") == _digests(tmp_path / "plain")

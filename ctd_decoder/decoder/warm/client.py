@@ -1,17 +1,21 @@
 """The ``ctd-decoder`` side of the warm path: hand the layer to the fork server, or say it cannot.
 
 Imported before anything else the decoder needs, so it uses only built-in modules (``_socket``
-rather than ``socket``, whose import costs more than the whole hand-off).
+rather than ``socket``, whose import costs more than the whole hand-off, and only when the socket
+exists).
 """
 
 from __future__ import annotations
 
-import _socket
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from .protocol import ACCEPTED, DEFAULT_SOCKET, DISABLED, GO, PASSED_FDS, SOCKET_ENV, STATUS, STATUS_SIZE, Request
+
+if TYPE_CHECKING:
+    import _socket
 
 # How long a server may take to accept a request before the client decodes in-process.
 ANSWER_TIMEOUT = 1.0
@@ -52,6 +56,8 @@ def _receive(sock: _socket.socket, size: int) -> bytes:
 
 def _connect(path: str, request: bytes, timeout: float) -> _socket.socket | None:
     """Connect, send the request and wait for ``A``; None (nothing handed over) on any failure."""
+    import _socket  # only once a socket exists: no cost on nodes without the server
+
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
         sock.settimeout(timeout)
@@ -99,6 +105,8 @@ def hand_off(
     sock = _connect(path, request, timeout)
     if sock is None:
         return None
+    import _socket
+
     rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in present)
     try:
         sock.settimeout(None)

@@ -222,20 +222,41 @@ class WarmServer:
         self._fork(conn, request, fds)
 
     def _fork(self, conn: socket.socket, request: Request, fds: list[int]) -> None:
-        report_read, report_write = os.pipe2(os.O_CLOEXEC)
+        try:
+            report_read, report_write = os.pipe2(os.O_CLOEXEC)
+        except OSError as err:
+            self._fork_failed(conn, fds, err)
+            return
         sys.stderr.flush()
         server_pid = os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as err:
+            self._fork_failed(conn, [*fds, report_read, report_write], err)
+            return
         if pid == 0:
             self._run_child(request, fds, report_write, server_pid)  # never returns
             os._exit(1)
         _close_all([*fds, report_write])
         os.set_blocking(report_read, False)
-        layer = _Layer(conn, pid, os.pidfd_open(pid), report_read)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError as err:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            self._fork_failed(conn, [report_read], err)
+            return
+        layer = _Layer(conn, pid, pidfd, report_read)
         self._by_conn[conn.fileno()] = layer
         self._by_pidfd[layer.pidfd] = layer
         self._poll.register(conn.fileno(), select.POLLIN)
         self._poll.register(layer.pidfd, select.POLLIN)
+
+    def _fork_failed(self, conn: socket.socket, fds: list[int], err: OSError) -> None:
+        # The client is committed and cannot decode any more: closing tells it the layer failed.
+        _close_all(fds)
+        conn.close()
+        log(f"layer - failed (cannot start a child: {err.strerror})")
 
     def _client_gone(self, layer: _Layer) -> None:
         # The client sends nothing after its go-ahead: readable means it went away (containerd

@@ -37,9 +37,13 @@ def _check_directory(report: Report, root: str) -> bool:
     except OSError as err:
         report.error(CHECK_DIR, f"cannot stat {root}: {err.strerror}", f"make {root} readable by root")
         return False
-    if not stat.S_ISDIR(info.st_mode):
+    if stat.S_ISREG(info.st_mode):
+        report.ok(CHECK_DIR, f"{root} is one key file: the decoder loads that file alone, as the Go decoder does")
+    elif not stat.S_ISDIR(info.st_mode):
         report.error(
-            CHECK_DIR, f"{root} is not a directory", "point --decryption-keys-path at a directory of key files"
+            CHECK_DIR,
+            f"{root} is neither a directory nor a key file",
+            "point --decryption-keys-path at a directory of key files",
         )
         return False
     return True

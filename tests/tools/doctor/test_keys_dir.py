@@ -199,14 +199,20 @@ def test_directory_owned_by_another_user(tmp_path: Path) -> None:
     assert "uid 1000" in warning["message"] and "chown root" in warning["fix"]
 
 
-def test_missing_directory_and_file_instead_of_directory(tmp_path: Path) -> None:
+def test_missing_directory_one_key_file_and_neither(tmp_path: Path) -> None:
     missing = doctor_keys(tmp_path, tmp_path / "nowhere")
     assert "does not exist" in missing.one("keys.dir", "warning")["message"]
     assert missing.returncode == 0
-    (tmp_path / "a-file").write_bytes(b"x")
-    not_dir = doctor_keys(tmp_path, tmp_path / "a-file")
-    assert "not a directory" in not_dir.one("keys.dir", "error")["message"]
-    assert not_dir.returncode == 1
+    (tmp_path / "node.pem").write_bytes(private_pem(new_key("p256")))
+    (tmp_path / "node.pem").chmod(0o600)
+    one_file = doctor_keys(tmp_path, tmp_path / "node.pem")
+    assert any("is one key file" in f["message"] for f in one_file.of("keys.dir") if f["status"] == "ok")
+    assert one_file.returncode == 0
+    assert "loaded as" in file_finding(one_file, tmp_path / "node.pem")["message"]
+    os.mkfifo(tmp_path / "a-fifo")
+    neither = doctor_keys(tmp_path, tmp_path / "a-fifo")
+    assert "neither a directory nor a key file" in neither.one("keys.dir", "error")["message"]
+    assert neither.returncode == 1
 
 
 def test_directory_without_usable_keys(tmp_path: Path) -> None:

@@ -6,7 +6,10 @@ with AES. The Go toolchain writes AES-128-GCM with non-standard parameters (a pr
 holding ``SEQUENCE { [4] IMPLICIT nonce, icvLen }``) and the 16-byte tag appended to the
 ciphertext; its ``encryptedContent`` is ``[0]`` constructed around OCTET STRINGs (ocicrypt up to
 1.2.0) or ``[0]`` primitive (1.2.1 on). Both are read, as are standard GCM parameters and AES-CBC
-content. Writing produces exactly what ocicrypt 1.2.1+ writes.
+content. Writing produces what ocicrypt up to 1.2.0 (and skopeo 1.9) writes, ``[0]`` constructed around
+one OCTET STRING: the pkcs7 library of ocicrypt 1.0.3 to 1.2.0 declares the field ``explicit``, so it
+reads a primitive ``[0]`` as absent (empty ciphertext, failed GCM open, "PKCS7: No suitable private key
+found"), while 1.2.1 on reads either form.
 
 ``cryptography``'s PKCS#7 functions reject these blobs, and asn1crypto 1.5's ``cms`` module refuses the
 constructed ``encryptedContent`` that skopeo 1.9 writes ("method should have been primitive"), so a
@@ -338,7 +341,7 @@ class Pkcs7KeyWrapper:
         raise UnwrapError(explain_attempts(summary, attempts))
 
     def wrap_keys(self, ec_config: EncryptConfig, opts: bytes) -> bytes | None:
-        """Encrypt ``opts`` to every certificate in ``x509s`` exactly as ocicrypt 1.2.1+ does."""
+        """Encrypt ``opts`` to every certificate in ``x509s`` in the form every ocicrypt since 1.0.3 reads."""
         values = ec_config.get(params.X509S)
         if not values:
             return None
@@ -379,7 +382,9 @@ def _envelope(recipients: list[bytes], nonce: bytes, sealed: bytes) -> bytes:
     content_info = der.sequence(
         der.oid(DATA),
         der.sequence(der.oid(AES_128_GCM), gcm_parameters),
-        der.encode(0x80, sealed),
+        # [0] constructed around one OCTET STRING: ocicrypt <= 1.2.0 reads this field as EXPLICIT [0], so a
+        # primitive [0] (what 1.2.1 writes) is an absent field to it; 1.2.1+ reads both.
+        der.encode(0xA0, der.encode(der.OCTET_STRING, sealed)),
     )
     enveloped = der.sequence(der.integer(0), der.set_of(*recipients), content_info)
     return der.sequence(der.oid(ENVELOPED_DATA), der.encode(0xA0, enveloped))
