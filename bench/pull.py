@@ -12,7 +12,7 @@ idle warm server's RSS. Medians and ratios are printed against the targets of th
 
 The daemons and images come from the end-to-end helpers (tests/e2e), run as root like those tests.
 
-Usage: python bench/pull.py [--runs 5] [--containerd 1.6 2.3] [--with-1gib] [--go-decoder PATH]
+Usage: python bench/pull.py [--runs 5] [--containerd 1.6 2.3] [--with-1gib] [--decoder-only] [--go-decoder PATH]
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -89,17 +88,14 @@ def pull_once(
         node.close()
 
 
-def decoder_alone_ms(decoder: str, env: dict[str, str], runs: int, blob: Path, payload: bytes) -> float:
-    """Median wall time of one 4 KiB layer through ``decoder`` alone (pipes, fd 3)."""
+def decoder_alone_seconds(decoder: str, env: dict[str, str], blob: Path, payload: bytes) -> float:
+    """Wall time of one 4 KiB layer through ``decoder`` alone (pipes, fd 3)."""
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:
-        times = []
-        for _ in range(runs):
-            seconds, received, _ = run_through_pipes([decoder], blob, payload)
-            assert received == 4096, f"{decoder} wrote {received} bytes"
-            times.append(seconds)
-        return _median_ms(times)
+        seconds, received, _ = run_through_pipes([decoder], blob, payload)
+        assert received == 4096, f"{decoder} wrote {received} bytes"
+        return seconds
     finally:
         for name, value in saved.items():
             if value is None:
@@ -108,14 +104,10 @@ def decoder_alone_ms(decoder: str, env: dict[str, str], runs: int, blob: Path, p
                 os.environ[name] = value
 
 
-def floor_ms(runs: int) -> float:
-    """Median wall time of the import floor in this venv."""
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-I", "-c", FLOOR_IMPORTS], check=True)
-        times.append(time.perf_counter() - started)
-    return _median_ms(times)
+def floor_seconds(blob: Path, payload: bytes) -> float:
+    """Wall time of the import floor in this venv, started the same way as the decoders."""
+    seconds, _, _ = run_through_pipes([sys.executable, "-I", "-c", FLOOR_IMPORTS], blob, payload)
+    return seconds
 
 
 def rss_mib(pid: int) -> float:
@@ -133,6 +125,7 @@ def main() -> int:
     parser.add_argument("--decoder-runs", type=int, default=21, help="runs of the decoder-alone figure")
     parser.add_argument("--containerd", nargs="+", default=list(CONTAINERD_VERSIONS), choices=CONTAINERD_VERSIONS)
     parser.add_argument("--with-1gib", action="store_true", help="also the 1 GiB single-layer image (slow)")
+    parser.add_argument("--decoder-only", action="store_true", help="only the decoder-alone figures")
     parser.add_argument("--go-decoder", default=None, help=f"default: ../shared/bin/{GO_DECODER}")
     args = parser.parse_args()
 
@@ -161,7 +154,7 @@ def main() -> int:
             "MiB (target <= 64 MiB)"
         )
         _decoder_alone(decoders, args.decoder_runs, work)
-        images = IMAGES + ([BIG_IMAGE] if args.with_1gib else [])
+        images = [] if args.decoder_only else IMAGES + ([BIG_IMAGE] if args.with_1gib else [])
         recipient = jwe("rsa2048")(work / "key")
         for name, sizes, warm_target, cold_target in images:
             image = push_encrypted(registry, work, [recipient], _layers_files(sizes))
@@ -191,12 +184,16 @@ def _decoder_alone(decoders: list[tuple[str, str, dict[str, str]]], runs: int, w
     blob = work / "small.enc"
     blob.write_bytes(layer.blob)
     payload = layer.payload()
-    figures: dict[str, float] = {}
     for _, decoder, env in decoders:  # page cache and server warmed up first
-        decoder_alone_ms(decoder, env, 3, blob, payload)
-    for label, decoder, env in decoders:
-        figures[label] = decoder_alone_ms(decoder, env, runs, blob, payload)
-    floor = floor_ms(runs)
+        decoder_alone_seconds(decoder, env, blob, payload)
+    samples: dict[str, list[float]] = {label: [] for label, _, _ in decoders}
+    floors = []
+    for _ in range(runs):  # interleaved, so that load changes hit every figure alike
+        for label, decoder, env in decoders:
+            samples[label].append(decoder_alone_seconds(decoder, env, blob, payload))
+        floors.append(floor_seconds(blob, payload))
+    figures = {label: _median_ms(values) for label, values in samples.items()}
+    floor = _median_ms(floors)
     go = figures["Go 1.1.7"]
     print(f"decoder alone, one 4 KiB layer (RSA-2048 JWE key in the payload), median of {runs}:")
     print(f"  import floor (python -I -c '{FLOOR_IMPORTS}'): {floor:.1f} ms")

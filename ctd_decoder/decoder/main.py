@@ -233,7 +233,7 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
         from ..ocicrypt.digest import DigestVerifyingDecryptor
 
         try:
-            decryptor = DigestVerifyingDecryptor(decryptor, layer.digest)
+            decryptor = DigestVerifyingDecryptor(decryptor, layer.digest, payload.descriptor.media_type)
         except DecoderError as err:
             return _fail(f"call to DecryptLayer failed: {err}")
     try:

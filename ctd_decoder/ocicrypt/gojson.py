@@ -5,7 +5,8 @@ match their field exactly or else case-insensitively (Unicode simple folding), e
 a duplicate member is decoded in order into the same field (so the last wins, and objects merge
 into the struct or map decoded before), unknown members are ignored, ``null`` leaves strings,
 numbers and structs alone and clears byte strings, maps and slices, an ``int64`` takes only an
-integer literal in range, and ``[]byte`` is padded standard base64 in which CR and LF are ignored.
+integer literal in range, and ``[]byte`` is padded standard base64 in which CR and LF are ignored
+(or, as for any slice, an array of numbers 0-255).
 The text must be UTF-8 (invalid bytes read as U+FFFD, as Go does) without a byte-order mark, and
 ``NaN`` or ``Infinity`` are not JSON.
 """
@@ -128,6 +129,8 @@ def _decode(go_type: GoType, value: Any, current: Any, where: str) -> Any:
             raise ValueError(f"cannot unmarshal {_kind(value)} into {where or 'value'} of type int64")
         return value
     if go_type == BYTES:
+        if isinstance(value, list):  # a []byte is also a slice of uint8: [1, 2, 3]
+            return bytes(_uint8(item, where) for item in value)
         if not isinstance(value, str) or isinstance(value, _Number):
             raise ValueError(f"cannot unmarshal {_kind(value)} into {where or 'value'} of type []uint8")
         return b64decode(value, where or "value")
@@ -151,6 +154,14 @@ def _decode(go_type: GoType, value: Any, current: Any, where: str) -> Any:
         if field is not None:
             fields[field] = _decode(go_type.fields[field], item, fields[field], f"{where}.{field}".lstrip("."))
     return fields
+
+
+def _uint8(value: Any, where: str) -> int:
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 255:
+        raise ValueError(f"cannot unmarshal {_kind(value)} into {where or 'value'} of type uint8")
+    return value
 
 
 def _kind(value: Any) -> str:

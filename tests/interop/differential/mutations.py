@@ -299,6 +299,9 @@ def _index(container: Members, name: str | int) -> int:
 def _apply_tree_op(document: Any, op: Mutation) -> Any:
     kind, path = op[0], tuple(op[1])
     if not path:
+        if kind == "insert" and isinstance(document, Members):
+            position = op[2] if op[2] >= 0 else len(document) + 1 + op[2]
+            document.insert(max(0, min(position, len(document))), (op[3], _value(op[4])))
         return _value(op[2]) if kind == "set" else document
 
     def rename(container: Any, key: str | int) -> None:

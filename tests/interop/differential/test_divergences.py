@@ -25,8 +25,9 @@ def _divergence(name: str) -> object:
         ("ours-ec", (("key_extra", "before", "empty", "null"),)),
         ("ours-ec", (("key_format", "traditional-pem"),)),
         ("go-jwe-rsa", (("key_format", "encrypted-pkcs8-pem"),)),
+        ("go-pkcs7", (("key_format", "jwk"),)),
     ],
-    ids=["garbage-key-first", "empty-key-first", "sec1-ec-pem", "encrypted-pkcs8"],
+    ids=["garbage-key-first", "empty-key-first", "sec1-ec-pem", "encrypted-pkcs8", "jwk-for-pkcs7"],
 )
 def test_payload_key_go_cannot_parse_does_not_hide_the_right_key(
     case: Case, seeds: dict[str, Seed], decoders: Decoders
@@ -36,7 +37,8 @@ def test_payload_key_go_cannot_parse_does_not_hide_the_right_key(
     outcome = decoders.run(build(seeds[case[0]], case[1]))
     for go in (outcome.go1, outcome.go2):
         assert go.prefix == "call to DecryptLayer failed"
-        assert any(text in go.stderr for text in ("Could not parse private key", "pkcs11 keyfile", "Pkcs11URI"))
+        reasons = ("Could not parse private key", "pkcs11 keyfile", "Pkcs11URI", "PKCS7: No suitable private key")
+        assert any(text in go.stderr for text in reasons)
     assert outcome.ours.ok
     assert check_agreement(seeds, decoders, case, "divergence") is _divergence("payload keys Go cannot read")
 
@@ -73,6 +75,18 @@ def test_keys_directory_with_files_go_cannot_classify_still_decrypts(
         assert go.prefix == "unable to get decryption keys in provided key path"
     assert outcome.ours.ok
     divergence = _divergence("keys directory files Go cannot classify")
+    assert check_agreement(seeds, decoders, case, "divergence") is divergence
+
+
+def test_json_nested_a_thousand_levels_deep_is_refused_cleanly(seeds: dict[str, Seed], decoders: Decoders) -> None:
+    """An unknown member nested 1200 levels deep: Go ignores it, ours refuses the payload with an error
+    (no traceback, no crash) instead of raising the interpreter's recursion limit for it."""
+    case: Case = ("ours-ec", (("payload_json", (("insert", (), 0, "x", ("raw", "[" * 1200 + "]" * 1200)),)),))
+    outcome = decoders.run(build(seeds[case[0]], case[1]))
+    assert outcome.go1.ok and outcome.go2.ok
+    assert outcome.ours.returncode == 1 and outcome.ours.prefix == "could not UnmarshalAny() the decrypt data"
+    assert "Traceback" not in outcome.ours.stderr
+    divergence = _divergence("JSON nested deeper than the interpreter allows")
     assert check_agreement(seeds, decoders, case, "divergence") is divergence
 
 
