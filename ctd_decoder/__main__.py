@@ -2,6 +2,6 @@
 
 import sys
 
-from .decoder.main import main
+from .decoder import main
 
 sys.exit(main())

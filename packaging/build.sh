@@ -92,13 +92,13 @@ case "$tool" in
         ;;
     shiv)
         mkdir -p "$stage/ctd-decoder"
-        "$venv/bin/shiv" -q --compressed -p "/usr/bin/env python3" -e ctd_decoder.decoder.main:main \
+        "$venv/bin/shiv" -q --compressed -p "/usr/bin/env python3" -e ctd_decoder.decoder:main \
             -o "$stage/ctd-decoder/ctd-decoder" "$repo[all]"
         bundle="$stage/ctd-decoder"
         ;;
     pex)
         mkdir -p "$stage/ctd-decoder"
-        "$venv/bin/pex" --python-shebang "/usr/bin/env python3" -e ctd_decoder.decoder.main:main \
+        "$venv/bin/pex" --python-shebang "/usr/bin/env python3" -e ctd_decoder.decoder:main \
             -o "$stage/ctd-decoder/ctd-decoder" "ctd-decoder[pgp,pkcs11,grpc] @ file://$repo"
         bundle="$stage/ctd-decoder"
         ;;

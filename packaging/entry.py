@@ -11,6 +11,6 @@ if __name__ == "__main__":
         from ctd_decoder.decoder.warm.server import main as warm_main
 
         sys.exit(warm_main())
-    from ctd_decoder.decoder.main import main
+    from ctd_decoder.decoder import main
 
     sys.exit(main())

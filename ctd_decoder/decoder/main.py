@@ -191,6 +191,9 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
 
     ``layer_seen`` is told the layer's digest as soon as the payload is read (the warm server logs it).
     """
+    from ..ocicrypt.scratch import sweep
+
+    sweep()  # what an earlier, killed run left (a GnuPG home with private keys)
     from .payload import MISSING_PAYLOAD, MissingPayloadError, parse_payload, read_payload_bytes
 
     try:
@@ -230,7 +233,7 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
         from ..ocicrypt.digest import DigestVerifyingDecryptor
 
         try:
-            decryptor = DigestVerifyingDecryptor(decryptor, layer.digest)
+            decryptor = DigestVerifyingDecryptor(decryptor, layer.digest, payload.descriptor.media_type)
         except DecoderError as err:
             return _fail(f"call to DecryptLayer failed: {err}")
     try:

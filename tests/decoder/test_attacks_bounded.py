@@ -110,3 +110,14 @@ def test_provider_echoing_its_request_does_not_get_our_keys_into_the_error(corpu
 def test_der_pkcs8_key_with_trailing_bytes_is_accepted_as_go_does(corpus: Corpus) -> None:
     (case,) = adversarial.pkcs8_trailing_bytes(corpus)
     _run(case)
+
+
+def test_forged_openpgp_elements_start_gpg_only_for_our_key_ids_and_stop_at_the_budget(corpus: Corpus) -> None:
+    texts = {case.name: _run(case) for case in adversarial.pgp_amplification(corpus, forged=300, addressed=60)}
+    assert "300 wrapped keys, more than the 64 any image needs; none was tried" in texts["random-key-ids"]
+    under_cap = texts["random-key-ids-under-the-cap"]
+    assert under_cap.count("the message names none of its key IDs (gpg not run)") >= 15
+    assert "could not decrypt" not in under_cap and "secret key " not in under_cap
+    for name in ("our-key-id", "wildcard-key-id"):
+        assert "this layer already used its 256 key trials" in texts[name]
+        assert "(and 15 more with the same reason)" in texts[name]  # 16 gpg runs, then the budget

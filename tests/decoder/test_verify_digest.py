@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import os
 
@@ -62,3 +63,31 @@ def test_missing_recorded_digest_is_refused_when_verifying() -> None:
     result = run_decoder(blob, payload, env=VERIFY)
     assert result.returncode == 1
     assert result.stderr.startswith("call to DecryptLayer failed: cannot verify the plaintext digest")
+
+
+def test_gzip_layer_whose_recorded_digest_is_of_its_uncompressed_content_passes() -> None:
+    tar = os.urandom(3 * (1 << 20))
+    plaintext = gzip.compress(tar[: 1 << 20], mtime=0) + gzip.compress(tar[1 << 20 :], mtime=0)  # two members
+    blob, payload = _layer_with_recorded_digest(plaintext, "sha256:" + hashlib.sha256(tar).hexdigest())
+    result = run_decoder(blob, payload, env=VERIFY)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == plaintext
+
+
+def test_substituted_gzip_plaintext_is_caught_by_the_digest_of_either_form() -> None:
+    plaintext = gzip.compress(os.urandom(2 * (1 << 20)), mtime=0)
+    blob, payload = _layer_with_recorded_digest(plaintext, "sha256:" + hashlib.sha256(b"other").hexdigest())
+    result = run_decoder(blob, payload, env=VERIFY)
+    assert result.returncode == 1
+    assert result.stderr.startswith("could not copy data: the decrypted layer's digest sha256:")
+    assert "and so does the digest of its uncompressed content (sha256:" in result.stderr
+    assert len(result.stdout) <= len(plaintext) - MIN_HOLD_BACK
+
+
+def test_truncated_gzip_plaintext_is_not_taken_for_its_uncompressed_content() -> None:
+    tar = os.urandom(1 << 20)
+    plaintext = gzip.compress(tar, mtime=0)[:-8]  # no gzip trailer: the content cannot be vouched for
+    blob, payload = _layer_with_recorded_digest(plaintext, "sha256:" + hashlib.sha256(tar).hexdigest())
+    result = run_decoder(blob, payload, env=VERIFY)
+    assert result.returncode == 1
+    assert "uncompressed content (unavailable: not a complete gzip stream)" in result.stderr

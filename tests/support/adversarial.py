@@ -140,6 +140,7 @@ def pgp_amplification(corpus: Corpus, forged: int, addressed: int) -> list[Case]
     cases = []
     for name, count, key_id in (
         ("random-key-ids", forged, None),
+        ("random-key-ids-under-the-cap", 60, None),
         ("our-key-id", addressed, ours),
         ("wildcard-key-id", addressed, bytes(8)),
     ):
@@ -488,7 +489,7 @@ Builder = Callable[[Corpus], list[Case]]
 
 def small_corpus(corpus: Corpus) -> Iterator[Case]:
     """Every class at a size that crosses every limit but keeps a test run short."""
-    yield from pgp_amplification(corpus, forged=300, addressed=40)
+    yield from pgp_amplification(corpus, forged=300, addressed=60)
     yield from trial_caps(corpus, elements=2000, recipients=2000)
     yield from pkcs7_memory(corpus, tiny=300_000)
     yield from error_text(corpus, annotations=5000, value_size=200_000)
@@ -502,7 +503,7 @@ def small_corpus(corpus: Corpus) -> Iterator[Case]:
 
 def full_corpus(corpus: Corpus) -> Iterator[Case]:
     """Every class at the sizes the adversarial review used."""
-    yield from pgp_amplification(corpus, forged=1300, addressed=300)
+    yield from pgp_amplification(corpus, forged=1300, addressed=60)
     yield from trial_caps(corpus, elements=20_000, recipients=25_000)
     yield from pkcs7_memory(corpus, tiny=4_000_000)
     yield from error_text(corpus, annotations=50_000, value_size=1_000_000)

@@ -292,6 +292,10 @@ class WarmServer:
         else:
             verdict = f"failed (signal {-status})"
         log(f"layer {layer.digest or '-'} {verdict} {elapsed_ms:.0f} ms")
+        if status < 0:
+            from ...ocicrypt.scratch import sweep
+
+            sweep()  # a child killed mid-unwrap may have left a GnuPG home with private keys
 
 
 def main(argv: list[str] | None = None) -> int:

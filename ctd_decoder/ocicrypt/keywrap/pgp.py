@@ -24,12 +24,12 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import functools
+import hashlib
 import logging
 import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,7 +38,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from .. import config as params
-from .. import keys
+from .. import keys, scope, scratch
 from ..config import DecryptConfig, EncryptConfig
 from ..errors import MissingBackendError, UnwrapError, WrapError
 from ..pgp_packets import PacketError, packet_header
@@ -51,7 +51,7 @@ _PKESK, _SKESK, _SED, _SEIPD, _AEAD = 1, 3, 9, 18, 20
 _ENCRYPTED_DATA = {_SED, _SEIPD, _AEAD}
 _GPG_ERR_BAD_PASSPHRASE = 11
 _GPG_ERR_NO_SECKEY = 17
-_GPG_CONF = "no-auto-key-locate\nno-auto-key-retrieve\ntrust-model always\nno-greeting\n"
+_GPG_CONF = "no-auto-key-locate\nno-auto-key-retrieve\ntrust-model always\nno-greeting\nno-autostart\n"
 # max-cache-ttl 0: a passphrase must not outlive the one decryption that needed it. s2k-count: on first
 # use the agent re-protects an imported key with a count calibrated to its CPU (about 1 s here); that
 # buys nothing for a copy in a home deleted moments later.
@@ -130,24 +130,29 @@ def _programs() -> tuple[str, str]:
     return gpg, gpgconf
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1
+_LISTEN_FDS_START = 3
+
+
 @contextlib.contextmanager
 def _exit_cleanly_on_signals() -> Iterator[None]:
-    """Turn SIGTERM/SIGHUP into SystemExit while a GNUPGHOME exists, so it is always cleaned up.
+    """Turn SIGINT/SIGTERM/SIGHUP into SystemExit while a GNUPGHOME exists, so it is always cleaned up.
 
-    Only the main thread can set handlers; elsewhere this does nothing. After the first signal the
-    others are ignored so that a second one cannot interrupt the clean-up.
+    Only where nobody handles them yet (the decoder turns them into its own exception already) and
+    only in the main thread. After the first signal the others are ignored.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signals = (signal.SIGTERM, signal.SIGHUP)
+    unhandled = [sig for sig in _STOP_SIGNALS if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler)]
 
     def handler(signum: int, _frame: FrameType | None) -> None:
-        for sig in signals:
+        for sig in _STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         raise SystemExit(128 + signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    previous = {sig: signal.signal(sig, handler) for sig in unhandled}
     try:
         yield
     finally:
@@ -155,8 +160,35 @@ def _exit_cleanly_on_signals() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold stop signals back while a home is set up or torn down; one that came in is handled after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _agent_child_setup(parent: int, prctl: Any) -> None:
+    """In the gpg-agent child before exec: die with us (SIGKILL included), take signals again."""
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # we were killed before the line above
+        os._exit(1)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 class GpgHome:
-    """A private, temporary GNUPGHOME with its own gpg-agent, torn down on exit."""
+    """A private, temporary GNUPGHOME with its own gpg-agent, torn down on exit.
+
+    The agent is our child, not a daemon (``--supervised`` on a socket we bind): we reap it, and it
+    dies with us even on SIGKILL (``PR_SET_PDEATHSIG``). The home is named after this process
+    (:mod:`ctd_decoder.ocicrypt.scratch`), so a later run removes it if we are killed; setting up
+    and tearing down run with stop signals held back, so a signal cannot cut them short.
+    """
 
     def __init__(self) -> None:
         self._gpg_class = _gpg_class()
@@ -164,27 +196,84 @@ class GpgHome:
         self.path: Path | None = None
         self._signals = _exit_cleanly_on_signals()
         self.gpg: Any = None
+        self.agent: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> GpgHome:
         self._signals.__enter__()
         try:
-            self.path = Path(tempfile.mkdtemp(prefix="ctd-gpg-", dir=GNUPGHOME_PARENT))
-            (self.path / "gpg.conf").write_text(_GPG_CONF)
-            (self.path / "gpg-agent.conf").write_text(_AGENT_CONF)
-            self.gpg = self._gpg_class(gpgbinary=self._gpg_path, gnupghome=str(self.path))
+            with _signals_deferred():
+                self._set_up()
         except BaseException as err:
-            self._teardown()
+            with _signals_deferred():
+                self._teardown()
             self._signals.__exit__(type(err), err, err.__traceback__)
-            if isinstance(err, (OSError, ValueError)):
+            if isinstance(err, (OSError, ValueError, subprocess.SubprocessError)):
                 raise UnwrapError(f"could not set up a temporary GnuPG home: {type(err).__name__}") from None
             raise
         return self
+
+    def _set_up(self) -> None:
+        self.path = Path(scratch.make_private_dir(scratch.GPG_HOME_PREFIX, GNUPGHOME_PARENT))
+        (self.path / "gpg.conf").write_text(_GPG_CONF)
+        (self.path / "gpg-agent.conf").write_text(_AGENT_CONF)
+        self.agent = self._start_agent()
+        self.gpg = self._gpg_class(gpgbinary=self._gpg_path, gnupghome=str(self.path))
+
+    def _agent_socket_path(self) -> str:
+        assert self.path is not None
+        if not Path(f"/run/user/{os.getuid()}").is_dir():
+            return str(self.path / "S.gpg-agent")
+        # gpg then looks for the agent under /run/user/<uid>/gnupg/d.<hash of the home>.
+        self._gpgconf("--create-socketdir")
+        listed = subprocess.run(
+            [self._gpgconf_path, "--homedir", str(self.path), "--list-dirs", "agent-socket"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=_GPGCONF_TIMEOUT,
+            check=True,
+        )
+        return listed.stdout.decode("utf-8", "replace").strip()
+
+    def _start_agent(self) -> subprocess.Popen[bytes]:
+        """Start gpg-agent in supervised mode on a socket we bind: our child, never a daemon."""
+        import ctypes
+        import socket
+
+        assert self.path is not None
+        agent = shutil.which("gpg-agent") or os.path.join(os.path.dirname(self._gpg_path), "gpg-agent")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(self._agent_socket_path())
+            listener.listen(16)
+            fd = listener.fileno()
+
+            parent, prctl = os.getpid(), ctypes.CDLL(None, use_errno=True).prctl
+
+            def child_setup() -> None:
+                _agent_child_setup(parent, prctl)
+                os.dup2(fd, _LISTEN_FDS_START)
+                # systemd's socket-passing protocol, which gpg-agent --supervised reads.
+                os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1", LISTEN_FDNAMES="std")
+
+            return subprocess.Popen(
+                [agent, "--homedir", str(self.path), "--supervised", "--quiet"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                # Not close_fds: it would run after child_setup and close fd 3 again. Our own descriptors
+                # are close-on-exec (the listener too: only its fd 3 copy reaches the agent).
+                close_fds=False,
+                preexec_fn=child_setup,
+            )
+        finally:
+            listener.close()
 
     def __exit__(
         self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
     ) -> None:
         try:
-            self._teardown()
+            with _signals_deferred():
+                self._teardown()
         finally:
             self._signals.__exit__(kind, value, traceback)
 
@@ -196,10 +285,17 @@ class GpgHome:
             if child.poll() is None:  # only after an interruption (a signal) mid-call
                 child.kill()
                 child.wait()
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            self._gpgconf("--kill", "all")
-            if Path(f"/run/user/{os.getuid()}").is_dir():
-                # gpg then keeps the agent's sockets under /run/user/<uid>/gnupg/d.<hash>.
+        if self.agent is not None:
+            self.agent.terminate()
+            try:
+                self.agent.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.agent.kill()
+                self.agent.wait()
+            self.agent = None
+        if Path(f"/run/user/{os.getuid()}").is_dir():
+            # gpg then keeps the agent's sockets under /run/user/<uid>/gnupg/d.<hash>.
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
                 self._gpgconf("--remove-socketdir")
         shutil.rmtree(home, ignore_errors=True)
         self.path = None
@@ -287,17 +383,66 @@ def secret_key_fingerprints(ring: bytes) -> list[str]:
         return _secret_fingerprints(home.import_keys(ring))
 
 
-def _try_ring(ring: bytes, password: bytes | None, message: bytes) -> tuple[bytes | None, str]:
-    """Decrypt ``message`` with one key ring in its own GNUPGHOME; return (plaintext or None, why not)."""
-    with GpgHome() as home:
-        fingerprints = _secret_fingerprints(home.import_keys(ring))
-        if not fingerprints:
-            return None, "gpg imported no secret key from it"
-        result = home.decrypt(message, password)
+class _RingHome:
+    """One key ring imported into its own GNUPGHOME, for every wrapped key of a layer."""
+
+    def __init__(self, ring: bytes) -> None:
+        self._ring = ring
+        self._stack = contextlib.ExitStack()
+        self.home: GpgHome | None = None
+        self.fingerprints: list[str] = []
+        self.key_ids: set[int] = set()
+
+    def __enter__(self) -> _RingHome:
+        with self._stack:
+            self.home = self._stack.enter_context(GpgHome())
+            self.fingerprints = _secret_fingerprints(self.home.import_keys(self._ring))
+            if self.fingerprints:
+                self.key_ids = _secret_key_ids(self.home.gpg.list_keys(secret=True))
+            self._stack = self._stack.pop_all()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def addressed(self, recipients: list[int]) -> bool:
+        """Tell whether the message may be for one of our keys (an anonymous recipient may be anyone)."""
+        return 0 in recipients or not self.key_ids or any(key_id in self.key_ids for key_id in recipients)
+
+    def decrypt(self, message: bytes, password: bytes | None) -> tuple[bytes | None, str]:
+        """Decrypt ``message``; return (plaintext or None, why not)."""
+        assert self.home is not None
+        scope.spend(scope.PROCESS_RUN, "a gpg decryption")
+        result = self.home.decrypt(message, password)
         outcome = _Outcome.of(result.stderr or "")
         if outcome.succeeded() and result.data:
             return bytes(result.data), ""
-        return None, f"secret key {', '.join(fingerprints)}: {outcome.reason(bool(password))}"
+        return None, f"secret key {', '.join(self.fingerprints)}: {outcome.reason(bool(password))}"
+
+
+def _secret_key_ids(listing: list[dict[str, Any]]) -> set[int]:
+    """The 64-bit key IDs of the primary keys and subkeys in a python-gnupg key listing."""
+    found: set[int] = set()
+    for key in listing:
+        for key_id in [key.get("keyid"), *(sub[0] for sub in key.get("subkeys", []) if sub)]:
+            if isinstance(key_id, str):
+                with contextlib.suppress(ValueError):
+                    found.add(int(key_id, 16))
+    return found
+
+
+def _try_ring(
+    ring: bytes, number: int, password: bytes | None, message: bytes, recipients: list[int]
+) -> tuple[bytes | None, str]:
+    """Decrypt ``message`` with one key ring; the ring's home is shared by all wrapped keys of the layer."""
+    with contextlib.ExitStack() as own:
+        shared = scope.shared(("pgp", number, hashlib.sha256(ring).digest()), lambda: _RingHome(ring))
+        ring_home = shared if shared is not None else own.enter_context(_RingHome(ring))
+        if not ring_home.fingerprints:
+            return None, "gpg imported no secret key from it"
+        if not ring_home.addressed(recipients):
+            return None, "the message names none of its key IDs (gpg not run)"
+        return ring_home.decrypt(message, password)
 
 
 def _ring_problem(ring: bytes | None, password: bytes | None) -> str | None:
@@ -381,9 +526,11 @@ class PgpKeyWrapper:
             raise UnwrapError("GPG: Missing private key parameter")
         passwords = dc.get(params.GPG_PRIVATEKEYS_PASSWORDS)
         try:
-            recipients = ", ".join(_key_id(key_id) for key_id in message_recipients(wrapped))
+            key_ids = message_recipients(wrapped)
         except PacketError as err:
             raise UnwrapError(f"PGP: not an encrypted OpenPGP message: {err}") from None
+        scope.check_recipients(len(key_ids), "the OpenPGP message")
+        recipients = ", ".join(_key_id(key_id) for key_id in key_ids)
         attempts: list[str] = []
         for number, ring in enumerate(rings, start=1):
             password = passwords[number - 1] if number <= len(passwords) else None
@@ -391,7 +538,7 @@ class PgpKeyWrapper:
             if problem is not None:
                 attempts.append(f"key ring #{number} {problem}")
                 continue
-            plaintext, reason = _try_ring(ring or b"", password, wrapped)
+            plaintext, reason = _try_ring(ring or b"", number, password, wrapped, key_ids)
             if plaintext is not None:
                 return plaintext
             attempts.append(f"key ring #{number}: {reason}")

@@ -1,0 +1,88 @@
+"""Private scratch directories (temporary GnuPG homes) that a killed process cannot leave behind for long.
+
+containerd cancels a pull with SIGKILL, which no clean-up sees. So each directory is named after its
+owner, ``<prefix><pid>.<start time>-<random>``, and every decoder run (and the warm server after each
+layer) calls :func:`sweep`: a directory whose owner is gone is removed, after killing any process that
+still names it on its command line (a gpg-agent normally dies with its owner; this is the fallback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+
+GPG_HOME_PREFIX = "ctd-gpg-"
+DEFAULT_PARENT = "/tmp"  # short: a gpg-agent socket path must fit in sun_path (108 bytes)
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot, base 36; None if it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = int(fields[19])
+    digits = ""
+    while True:
+        ticks, digit = divmod(ticks, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
+        if not ticks:
+            return digits
+
+
+def make_private_dir(prefix: str = GPG_HOME_PREFIX, parent: str = DEFAULT_PARENT) -> str:
+    """Create a mode-0700 directory under ``parent`` that names this process as its owner."""
+    import tempfile
+
+    owner = f"{os.getpid()}.{_start_time(os.getpid()) or '0'}-"
+    return tempfile.mkdtemp(prefix=prefix + owner, dir=parent)
+
+
+def _owner_alive(name: str, prefix: str) -> bool:
+    owner = name[len(prefix) :].partition("-")[0]
+    pid_text, _, started = owner.partition(".")
+    if not pid_text.isdigit():
+        return True  # not one of ours (an older layout, or someone else's): leave it
+    return _start_time(int(pid_text)) == started
+
+
+def _kill_processes_naming(path: str) -> None:
+    needle = path.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read()
+        except OSError:
+            continue
+        if needle in cmdline.split(b"\0"):
+            with contextlib.suppress(OSError):
+                os.kill(int(entry), signal.SIGKILL)
+
+
+def sweep(prefix: str = GPG_HOME_PREFIX, parent: str = DEFAULT_PARENT) -> list[str]:
+    """Remove this user's directories under ``parent`` whose owner process is gone; return their paths."""
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    uid = os.getuid()
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if info.st_uid != uid or not entry.is_dir(follow_symlinks=False) or _owner_alive(entry.name, prefix):
+            continue
+        import shutil
+
+        _kill_processes_naming(entry.path)
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.path)
+    return removed
