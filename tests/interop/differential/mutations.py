@@ -399,7 +399,7 @@ def stream(draft: Draft, op: str, amount: int) -> None:
         draft.layer = layer[: max(0, len(layer) - 1 - amount % max(1, len(layer)))]
     elif op == "extend":
         draft.layer = layer + bytes([amount % 256]) * (1 + amount % 7)
-    elif op == "flip":
+    elif op == "flip" and layer:
         position = amount // 8 % max(1, len(layer))
         draft.layer = layer[:position] + bytes([layer[position] ^ (1 << amount % 8)]) + layer[position + 1 :]
     elif op == "empty":
