@@ -22,7 +22,7 @@ from support.binaries import CTR_ENC, GO_DECODER_1, require_binary
 from support.oci import encrypt_layout, make_layout, skopeo
 
 from ctd_decoder.ocicrypt import config as params
-from ctd_decoder.ocicrypt.config import EncryptConfig
+from ctd_decoder.tools.recipients import encrypt_config
 
 from .daemons import CONTAINERD_1, Containerd, require_tool
 from .node import Image, Node
@@ -31,9 +31,7 @@ from .schemes import PROVIDER_NAME, Recipient
 BUSYBOX = Path("/bin/busybox")
 GREETING = b"decrypted by ctd-decoder, run by ctr-enc\n"
 SCHEMES = ["jwe-rsa2048", "jwe-p256", "pkcs7-rsa", "pgp-rsa", "pkcs11-softhsm", "provider-cmd"]
-# Not pkcs7: our library writes PKCS#7 as ocicrypt 1.2.1+ does, which ocicrypt 1.1.6 (imgcrypt 1.1.7's
-# decoder and ctr-enc) cannot read ("PKCS7: No suitable private key found"); imgcrypt 2.0.2 reads it.
-OUR_ENCRYPTOR_SCHEMES = ["jwe-rsa2048", "jwe-p384"]
+OUR_ENCRYPTOR_SCHEMES = ["jwe-rsa2048", "jwe-p384", "pkcs7-rsa"]
 PKCS11_NOTE = "Note: pkcs11 support is currently experimental\n"  # ctr-enc prints it on stdout
 
 pytestmark = pytest.mark.parametrize("containerd_version", [CONTAINERD_1], ids=lambda v: f"containerd-{v}")
@@ -172,8 +170,7 @@ def test_our_encrypted_image_runs_through_ctr_enc_and_the_go_decoder(
     _, decrypt_with = ctr_enc_arguments(recipient, tmp_path / "keys")
     plain, encrypted = tmp_path / "plain", tmp_path / "enc"
     make_layout(plain, busybox_layers(), executables=EXECUTABLES)
-    public = [Path(key.split(":", 1)[1]).read_bytes() for key in recipient.encryption_keys]
-    encrypt_layout(plain, encrypted, EncryptConfig({params.PUBKEYS: public}))
+    encrypt_layout(plain, encrypted, encrypt_config(recipient.encryption_keys))
     node = nodes(go_decoder, None)  # the Go decoder rejects unknown files: its keys directory stays empty
     ctr = CtrEnc(ctr_enc_exe, node.containerd, ctr_enc_env(recipient))
     ctr("images", "import", *decrypt_with, str(archive(encrypted, tmp_path / "enc.tar", "example.test/ours:v1")))
