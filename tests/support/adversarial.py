@@ -524,7 +524,21 @@ def _is_open(fd: int) -> bool:
 
 
 def run_measured(command: list[str], case: Case, timeout: float = 600) -> tuple[int, bytes, bytes, float, int]:
-    """Run ``command`` on ``case``; return (status, stdout, stderr, seconds, peak RSS in KiB)."""
+    """Run ``command`` on ``case``; return (status, stdout, stderr, seconds, peak RSS in KiB).
+
+    The peak RSS is GNU time's (``/usr/bin/time``, the process's own high-water mark) when installed;
+    otherwise wait4's, which on Linux may also count memory the child had before exec.
+    """
+    import shutil
+
+    gnu_time = shutil.which("time", path="/usr/bin")
+    rss_file: str | None = None
+    if gnu_time:
+        import tempfile as _tempfile
+
+        handle, rss_file = _tempfile.mkstemp(prefix="adv-rss-")
+        os.close(handle)
+        command = [gnu_time, "-f", "%M", "-o", rss_file, *command]
     import tempfile
     import time
 
@@ -569,4 +583,9 @@ def run_measured(command: list[str], case: Case, timeout: float = 600) -> tuple[
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return process.returncode, out.read(), err.read(), elapsed, usage.ru_maxrss
+        peak = usage.ru_maxrss
+        if rss_file is not None:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                peak = int(open(rss_file).read().split()[-1])  # noqa: SIM115
+            os.unlink(rss_file)
+        return process.returncode, out.read(), err.read(), elapsed, peak
