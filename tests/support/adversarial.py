@@ -515,8 +515,30 @@ def full_corpus(corpus: Corpus) -> Iterator[Case]:
     yield from pkcs8_trailing_bytes(corpus)
 
 
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def run_measured(command: list[str], case: Case, timeout: float = 600) -> tuple[int, bytes, bytes, float, int]:
-    """Run ``command`` on ``case``; return (status, stdout, stderr, seconds, peak RSS in KiB)."""
+    """Run ``command`` on ``case``; return (status, stdout, stderr, seconds, peak RSS in KiB).
+
+    The peak RSS is GNU time's (``/usr/bin/time``, the process's own high-water mark) when installed;
+    otherwise wait4's, which on Linux may also count memory the child had before exec.
+    """
+    import shutil
+
+    gnu_time = shutil.which("time", path="/usr/bin")
+    rss_file: str | None = None
+    if gnu_time:
+        import tempfile as _tempfile
+
+        handle, rss_file = _tempfile.mkstemp(prefix="adv-rss-")
+        os.close(handle)
+        command = [gnu_time, "-f", "%M", "-o", rss_file, *command]
     import tempfile
     import time
 
@@ -525,15 +547,25 @@ def run_measured(command: list[str], case: Case, timeout: float = 600) -> tuple[
         stdin.write(case.blob)
         stdin.seek(0)
         started = time.monotonic()
-        process = subprocess.Popen(
-            command + case.args,
-            stdin=stdin,
-            stdout=out,
-            stderr=err,
-            env={**os.environ, **case.env},
-            pass_fds=(3,),
-            preexec_fn=lambda: os.dup2(read_end, 3),
-        )
+        # fd 3 set up here rather than in a preexec_fn: without one, subprocess uses vfork, so the
+        # child's peak RSS does not start with a copy of this (large) process.
+        saved = os.dup(3) if _is_open(3) else None
+        os.dup2(read_end, 3)
+        try:
+            process = subprocess.Popen(
+                command + case.args,
+                stdin=stdin,
+                stdout=out,
+                stderr=err,
+                env={**os.environ, **case.env},
+                pass_fds=(3,),
+            )
+        finally:
+            if saved is None:
+                os.close(3)
+            else:
+                os.dup2(saved, 3)
+                os.close(saved)
         os.close(read_end)
         with os.fdopen(write_end, "wb") as pipe, contextlib.suppress(BrokenPipeError):
             pipe.write(case.payload)
@@ -551,4 +583,9 @@ def run_measured(command: list[str], case: Case, timeout: float = 600) -> tuple[
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return process.returncode, out.read(), err.read(), elapsed, usage.ru_maxrss
+        peak = usage.ru_maxrss
+        if rss_file is not None:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                peak = int(open(rss_file).read().split()[-1])  # noqa: SIM115
+            os.unlink(rss_file)
+        return process.returncode, out.read(), err.read(), elapsed, peak
