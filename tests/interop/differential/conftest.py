@@ -12,7 +12,13 @@ from .divergences import TALLY
 from .harness import Decoders
 from .seeds import Seed, make_seeds
 
-SEED = int(os.environ.get("CTD_DIFFERENTIAL_SEED") or random.SystemRandom().randrange(2**32))
+# CI replays one explored seed so that a verdict depends on the change, not on the draw; elsewhere every
+# run explores a fresh seed, and what it finds is kept in test_regressions.py.
+CI_SEED = 20261201
+SEED = int(
+    os.environ.get("CTD_DIFFERENTIAL_SEED")
+    or (CI_SEED if os.environ.get("CI") == "true" else random.SystemRandom().randrange(2**32))
+)
 EXAMPLES = int(os.environ.get("CTD_DIFFERENTIAL_EXAMPLES", "300"))
 
 
