@@ -251,7 +251,11 @@ class GpgHome:
 
             def child_setup() -> None:
                 _agent_child_setup(parent, prctl)
-                os.dup2(fd, _LISTEN_FDS_START)
+                if fd == _LISTEN_FDS_START:
+                    # dup2 onto itself keeps close-on-exec: the agent would start without its socket.
+                    os.set_inheritable(fd, True)
+                else:
+                    os.dup2(fd, _LISTEN_FDS_START)
                 # systemd's socket-passing protocol, which gpg-agent --supervised reads.
                 os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1", LISTEN_FDNAMES="std")
 
