@@ -32,12 +32,12 @@ def _start_time(pid: int) -> str | None:
             return digits
 
 
-def make_private_dir(prefix: str = GPG_HOME_PREFIX, parent: str = DEFAULT_PARENT) -> str:
-    """Create a mode-0700 directory under ``parent`` that names this process as its owner."""
+def make_private_dir(prefix: str = GPG_HOME_PREFIX, parent: str | None = None) -> str:
+    """Create a mode-0700 directory under ``parent`` (default :data:`DEFAULT_PARENT`) naming this process as owner."""
     import tempfile
 
     owner = f"{os.getpid()}.{_start_time(os.getpid()) or '0'}-"
-    return tempfile.mkdtemp(prefix=prefix + owner, dir=parent)
+    return tempfile.mkdtemp(prefix=prefix + owner, dir=parent or DEFAULT_PARENT)
 
 
 def _owner_alive(name: str, prefix: str) -> bool:
@@ -63,11 +63,11 @@ def _kill_processes_naming(path: str) -> None:
                 os.kill(int(entry), signal.SIGKILL)
 
 
-def sweep(prefix: str = GPG_HOME_PREFIX, parent: str = DEFAULT_PARENT) -> list[str]:
+def sweep(prefix: str = GPG_HOME_PREFIX, parent: str | None = None) -> list[str]:
     """Remove this user's directories under ``parent`` whose owner process is gone; return their paths."""
     removed: list[str] = []
     try:
-        entries = list(os.scandir(parent))
+        entries = list(os.scandir(parent or DEFAULT_PARENT))
     except OSError:
         return removed
     uid = os.getuid()

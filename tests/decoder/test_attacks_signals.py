@@ -1,6 +1,6 @@
 """Real signals at many points of an OpenPGP unwrap: no GnuPG home, no gpg-agent, no traceback is left.
 
-The decoder names its homes ``/tmp/ctd-gpg-<pid>.<start>-*``, so each run's leftovers are found by
+The decoder names its homes ``<scratch.DEFAULT_PARENT>/ctd-gpg-<pid>.<start>-*``, so each run's leftovers are found by
 its pid. SIGTERM, SIGHUP and SIGINT are sent at spread-out delays after the home appeared (agent
 start, key import, gpg run, clean-up); SIGKILL, which no handler sees, at several delays, after
 which the agent must die with the decoder and the next decoder run must remove the home.

@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.tempdirs import short_tempdir
 
-from .daemons import CONTAINERD_2_LINE, CONTAINERD_VERSIONS, Registry, remove_tree, require_tool, short_tempdir
+from .daemons import CONTAINERD_2_LINE, CONTAINERD_VERSIONS, Registry, remove_tree, require_tool
 from .node import Node, start_node
 from .packaged import packaged_decoder_path
 from .schemes import SCHEMES, Recipient

@@ -12,7 +12,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -69,11 +68,6 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGKILL)
         process.wait(grace)
-
-
-def short_tempdir(prefix: str) -> Path:
-    """A temp dir with a short path: unix socket paths are limited to 107 bytes."""
-    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
 def _log_tail(path: Path, lines: int = 40) -> str:

@@ -12,7 +12,9 @@ import shutil
 import sys
 import time
 
-from .daemons import Registry, remove_tree, require_tool, short_tempdir
+from support.tempdirs import short_tempdir
+
+from .daemons import Registry, remove_tree, require_tool
 from .node import LayerReport, Node, push_encrypted, start_node, verify_pulled
 from .schemes import SCHEMES
 

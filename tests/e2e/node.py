@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 from support.oci import Layer, diff_ids, encrypt_layout, make_layout, skopeo
+from support.tempdirs import short_tempdir
 
 from ctd_decoder.decoder.payload import Payload, encode_payload
 from ctd_decoder.ocicrypt.config import DecryptConfig, EncryptConfig
@@ -30,7 +31,6 @@ from .daemons import (
     Registry,
     decoder_processors,
     remove_tree,
-    short_tempdir,
 )
 from .schemes import Recipient
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from support.doctor import Doctor, run_doctor
+from support.tempdirs import short_tempdir
 
 from .daemons import (
     CONTAINERD_2_LINE,
@@ -21,7 +22,6 @@ from .daemons import (
     Registry,
     decoder_processors,
     remove_tree,
-    short_tempdir,
 )
 from .node import DEFAULT_LAYERS, Image, Node, encrypt_image, push_layout
 from .schemes import Recipient

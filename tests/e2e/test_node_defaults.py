@@ -10,9 +10,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from support.tempdirs import short_tempdir
 
 from .client import ContainerdClient
-from .daemons import Containerd, Registry, remove_tree, short_tempdir
+from .daemons import Containerd, Registry, remove_tree
 from .node import DEFAULT_LAYERS, Image, Node, encrypt_image, push_layout, verify_snapshots
 from .schemes import Recipient
 

@@ -22,8 +22,9 @@ from support.gpgkeys import GpgHome
 from support.keygen import new_key, private_pem, write_key_pair
 from support.oci import make_layout, ocicrypt, read_layers, skopeo
 from support.pki import certificate, certificate_pem
+from support.tempdirs import short_tempdir
 
-from .daemons import Containerd, decoder_processors, remove_tree, require_tool, short_tempdir
+from .daemons import Containerd, decoder_processors, remove_tree, require_tool
 
 LAYERS = [{"etc/hello.txt": b"hello from ocicrypt\n"}, {"bin/tool": bytes(range(256)) * 1000}]
 SCHEMES = ["jwe", "pkcs7", "pgp", "pkcs11", "provider"]

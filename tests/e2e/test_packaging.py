@@ -24,9 +24,10 @@ from support.snippets import (
     load_snippet,
     snippet_for_node,
 )
+from support.tempdirs import short_tempdir
 
 from .client import ContainerdClient
-from .daemons import Containerd, Registry, remove_tree, short_tempdir
+from .daemons import Containerd, Registry, remove_tree
 from .node import ZSTD, push_encrypted, verify_pulled
 from .packaged import packaged_release
 from .schemes import Recipient

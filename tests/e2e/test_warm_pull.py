@@ -9,9 +9,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from support.tempdirs import short_tempdir
 from support.warm import WarmServer
 
-from .daemons import Registry, remove_tree, short_tempdir
+from .daemons import Registry, remove_tree
 from .node import Node, push_encrypted, verify_pulled
 from .schemes import Recipient
 

@@ -15,12 +15,13 @@ import pytest
 from support.keygen import new_key, private_pem, public_pem
 from support.oci import encrypt_layout, make_layout
 from support.snippets import snippet_for_node
+from support.tempdirs import short_tempdir
 
 from ctd_decoder.ocicrypt import config as params
 from ctd_decoder.ocicrypt.config import EncryptConfig
 
 from .client import ContainerdClient
-from .daemons import Containerd, Registry, remove_tree, short_tempdir
+from .daemons import Containerd, Registry, remove_tree
 from .node import DEFAULT_LAYERS, ZSTD, Image, push_encrypted, push_layout, verify_pulled
 from .schemes import Recipient
 

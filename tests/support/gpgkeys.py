@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
-from pathlib import Path
+
+from .tempdirs import short_tempdir
 
 GPG = shutil.which("gpg")
 GPGCONF = shutil.which("gpgconf")
@@ -18,11 +18,11 @@ def require_gpg() -> tuple[str, str]:
 
 
 class GpgHome:
-    """A GNUPGHOME under /tmp (short: the agent socket path is limited) that is removed on close."""
+    """A GNUPGHOME with a short path (the agent socket path is limited) that is removed on close."""
 
     def __init__(self, cheap_s2k: bool = False) -> None:
         require_gpg()
-        self.path = Path(tempfile.mkdtemp(prefix="tg-", dir="/tmp"))
+        self.path = short_tempdir("tg-")
         if cheap_s2k:  # else the agent spends about a second protecting every passphrase-protected export
             (self.path / "gpg-agent.conf").write_text("s2k-count 65536\n")
 

@@ -44,7 +44,6 @@ from ..errors import MissingBackendError, UnwrapError, WrapError
 from ..pgp_packets import PacketError, packet_header
 from .base import explain_attempts
 
-GNUPGHOME_PARENT = "/tmp"
 MAX_PLAINTEXT = 1 << 20
 _GPGCONF_TIMEOUT = 10
 _PKESK, _SKESK, _SED, _SEIPD, _AEAD = 1, 3, 9, 18, 20
@@ -213,7 +212,7 @@ class GpgHome:
         return self
 
     def _set_up(self) -> None:
-        self.path = Path(scratch.make_private_dir(scratch.GPG_HOME_PREFIX, GNUPGHOME_PARENT))
+        self.path = Path(scratch.make_private_dir())
         (self.path / "gpg.conf").write_text(_GPG_CONF)
         (self.path / "gpg-agent.conf").write_text(_AGENT_CONF)
         self.agent = self._start_agent()

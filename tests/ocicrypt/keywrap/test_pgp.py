@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +25,11 @@ from support.gpgkeys import GpgHome, require_gpg
 from support.keygen import new_key, private_pem
 from support.layers import jwe_layer
 from support.pki import certificate, certificate_pem
+from support.tempdirs import short_tempdir
 
 from ctd_decoder.decoder.payload import Payload, encode_payload, parse_payload
 from ctd_decoder.ocicrypt import config as params
+from ctd_decoder.ocicrypt import scratch
 from ctd_decoder.ocicrypt.config import DecryptConfig, EncryptConfig
 from ctd_decoder.ocicrypt.descriptor import Descriptor
 from ctd_decoder.ocicrypt.errors import MissingBackendError, UnwrapError, WrapError
@@ -103,8 +104,8 @@ def home() -> Iterator[GpgHome]:
 @pytest.fixture
 def gnupghome_parent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Make the wrapper create its homes in a fresh short directory of this test's own."""
-    parent = Path(tempfile.mkdtemp(prefix="pgpt-", dir="/tmp"))
-    monkeypatch.setattr(pgp, "GNUPGHOME_PARENT", str(parent))
+    parent = short_tempdir("pgpt-")
+    monkeypatch.setattr(scratch, "DEFAULT_PARENT", str(parent))
     yield parent
     assert not list(parent.iterdir()), "a temporary GNUPGHOME was left behind"
     _wait_until_no_process_mentions(str(parent))
@@ -380,7 +381,10 @@ def test_no_passphrase_in_any_childs_argv_or_environment(tmp_path: Path) -> None
     homes = {call["argv"][call["argv"].index("--homedir") + 1] for call in calls}
     assert len(homes) == 1
     (gnupghome,) = homes
-    assert str(gnupghome).startswith(os.path.join(pgp.GNUPGHOME_PARENT, "ctd-gpg-")) and len(str(gnupghome)) < 40
+    assert (
+        str(gnupghome).startswith(os.path.join(scratch.DEFAULT_PARENT, scratch.GPG_HOME_PREFIX))
+        and len(str(gnupghome)) < 40
+    )
     assert not Path(str(gnupghome)).exists()
     _wait_until_no_process_mentions(str(gnupghome))
 
