@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, PrivateKeyTypes
 from cryptography.x509.oid import NameOID
+
+from .keygen import new_key, private_pem
 
 
 def certificate(
@@ -40,3 +43,12 @@ def certificate_pem(cert: x509.Certificate) -> bytes:
 def certificate_der(cert: x509.Certificate) -> bytes:
     """Serialize a certificate as DER."""
     return cert.public_bytes(serialization.Encoding.DER)
+
+
+def write_pkcs7_pair(directory: Path, name: str) -> tuple[Path, Path]:
+    """Write ``<name>.key.pem`` (a new RSA-2048 key) and ``<name>.crt.pem`` (its self-signed certificate)."""
+    key = new_key("rsa2048")
+    key_path, cert_path = directory / f"{name}.key.pem", directory / f"{name}.crt.pem"
+    key_path.write_bytes(private_pem(key))
+    cert_path.write_bytes(certificate_pem(certificate(key, name)))
+    return key_path, cert_path

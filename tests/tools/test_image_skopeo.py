@@ -11,7 +11,7 @@ import pytest
 from support.gpgkeys import GpgHome
 from support.keygen import new_key, private_pem, write_key_pair
 from support.oci import image_layers, make_index_layout, make_layout, ocicrypt, read_layers, skopeo
-from support.pki import certificate, certificate_pem
+from support.pki import certificate, certificate_pem, write_pkcs7_pair
 
 LAYERS = [{"etc/hello.txt": b"hello from layer one\n"}, {"bin/tool": bytes(range(256)) * 3000}]
 GPG_USER = "tools@example.com"
@@ -27,14 +27,6 @@ def gpg_home() -> Iterator[GpgHome]:
         home.close()
 
 
-def _pkcs7_pair(directory: Path, name: str) -> tuple[Path, Path]:
-    key = new_key("rsa2048")
-    key_path, cert_path = directory / f"{name}.key.pem", directory / f"{name}.crt.pem"
-    key_path.write_bytes(private_pem(key))
-    cert_path.write_bytes(certificate_pem(certificate(key, name)))
-    return key_path, cert_path
-
-
 def _scheme(scheme: str, tmp_path: Path, gpg_home: GpgHome) -> tuple[str, list[str], dict[str, str]]:
     """Return (recipient, decryption key arguments, environment) for one scheme."""
     env = dict(os.environ)
@@ -42,7 +34,7 @@ def _scheme(scheme: str, tmp_path: Path, gpg_home: GpgHome) -> tuple[str, list[s
         private, public, _ = write_key_pair(tmp_path, "jwe", "rsa2048")
         return f"jwe:{public}", [str(private)], env
     if scheme == "pkcs7":
-        key, cert = _pkcs7_pair(tmp_path, "p7")
+        key, cert = write_pkcs7_pair(tmp_path, "p7")
         return f"pkcs7:{cert}", [str(key), str(cert)], env
     ring = tmp_path / "secret.gpg"
     ring.write_bytes(gpg_home.export_secret(GPG_USER))
@@ -195,7 +187,7 @@ def test_decrypt_with_the_nodes_keys_dir_opens_a_skopeo_pkcs7_image(tmp_path: Pa
     make_layout(tmp_path / "plain", LAYERS)
     keys_dir = tmp_path / "keys"
     keys_dir.mkdir()
-    _, cert = _pkcs7_pair(keys_dir, "node")
+    _, cert = write_pkcs7_pair(keys_dir, "node")
     (keys_dir / "README").write_text("not a key: the node keeps notes here\n")
     skopeo(
         "copy", "-q", "--encryption-key", f"pkcs7:{cert}", f"oci:{tmp_path / 'plain'}:v1", f"oci:{tmp_path / 'enc'}:v1"

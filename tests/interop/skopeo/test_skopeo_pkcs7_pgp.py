@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from support.decoder import run_decoder
 from support.gpgkeys import GpgHome
-from support.keygen import new_key, private_pem
 from support.oci import Layer, encrypt_layout, make_layout, read_layers, skopeo
-from support.pki import certificate, certificate_pem
+from support.pki import write_pkcs7_pair
 
 from ctd_decoder.decoder.payload import Payload, encode_payload
 from ctd_decoder.ocicrypt import config as params
@@ -33,14 +32,6 @@ def gpg_home() -> Iterator[GpgHome]:
         home.close()
 
 
-def _pkcs7_pair(directory: Path, name: str) -> tuple[Path, Path]:
-    key = new_key("rsa2048")
-    key_path, cert_path = directory / f"{name}.key.pem", directory / f"{name}.crt.pem"
-    key_path.write_bytes(private_pem(key))
-    cert_path.write_bytes(certificate_pem(certificate(key, name)))
-    return key_path, cert_path
-
-
 def _assert_decrypts(originals: list[Layer], encrypted: list[Layer], dc: DecryptConfig, args: list[str]) -> None:
     assert len(encrypted) == len(originals)
     for original, layer in zip(originals, encrypted, strict=True):
@@ -51,7 +42,7 @@ def _assert_decrypts(originals: list[Layer], encrypted: list[Layer], dc: Decrypt
 
 def test_skopeo_pkcs7_image_decrypts_with_our_decoder_from_the_payload(tmp_path: Path) -> None:
     make_layout(tmp_path / "plain", LAYERS)
-    key, cert = _pkcs7_pair(tmp_path, "p7")
+    key, cert = write_pkcs7_pair(tmp_path, "p7")
     skopeo(
         "copy", "-q", "--encryption-key", f"pkcs7:{cert}", f"oci:{tmp_path / 'plain'}:v1", f"oci:{tmp_path / 'enc'}:v1"
     )
@@ -67,7 +58,7 @@ def test_skopeo_pkcs7_image_decrypts_with_our_decoder_from_the_keys_dir(tmp_path
     make_layout(tmp_path / "plain", LAYERS[:1])
     keys_dir = tmp_path / "keys"
     keys_dir.mkdir()
-    _, cert = _pkcs7_pair(keys_dir, "node")
+    _, cert = write_pkcs7_pair(keys_dir, "node")
     skopeo(
         "copy", "-q", "--encryption-key", f"pkcs7:{cert}", f"oci:{tmp_path / 'plain'}:v1", f"oci:{tmp_path / 'enc'}:v1"
     )
@@ -96,7 +87,7 @@ def test_skopeo_pgp_image_decrypts_with_our_decoder(gpg_home: GpgHome, tmp_path:
 
 def test_skopeo_pgp_and_pkcs7_image_decrypts_with_either_scheme(gpg_home: GpgHome, tmp_path: Path) -> None:
     make_layout(tmp_path / "plain", LAYERS[:1])
-    key, cert = _pkcs7_pair(tmp_path, "both")
+    key, cert = write_pkcs7_pair(tmp_path, "both")
     skopeo(
         "copy",
         "-q",
@@ -119,7 +110,7 @@ def test_skopeo_pgp_and_pkcs7_image_decrypts_with_either_scheme(gpg_home: GpgHom
 
 def test_our_pkcs7_encryption_decrypts_with_skopeo(tmp_path: Path) -> None:
     make_layout(tmp_path / "plain", LAYERS)
-    pairs = [_pkcs7_pair(tmp_path, f"r{i}") for i in range(2)]
+    pairs = [write_pkcs7_pair(tmp_path, f"r{i}") for i in range(2)]
     ec = EncryptConfig({params.X509S: [cert.read_bytes() for _, cert in pairs]})
     encrypt_layout(tmp_path / "plain", tmp_path / "enc", ec)
     expected = [layer.descriptor["digest"] for layer in read_layers(tmp_path / "plain")]
