@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from support import decoder as decoder_support
+from support.providers import GrpcServer, make_pki, start_grpc_server
 from support.warm import COLD_ENV, WarmServer, build_small_client
 
 from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV
@@ -46,3 +47,24 @@ def decoder_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         monkeypatch.setattr(decoder_support, "DECODER", str(request.getfixturevalue("small_client")))
     yield request.param
     assert len(server.wait_for_layers(before + 1, timeout=10)) > before, "the warm server decoded nothing"
+
+
+@pytest.fixture
+def grpc_server(tmp_path: Path) -> Iterator[GrpcServer]:
+    """A real key-provider gRPC server on 127.0.0.1 (plaintext)."""
+    directory = tmp_path / "grpc"
+    directory.mkdir()
+    server = start_grpc_server(directory)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[GrpcServer, Path]]:
+    """A real key-provider gRPC server with TLS and client certificates; also its PKI directory."""
+    directory = tmp_path / "tls"
+    directory.mkdir()
+    pki = make_pki(directory)
+    server = start_grpc_server(directory, tls=(pki.server_key, pki.server_cert, pki.ca))
+    yield server, directory
+    server.stop()

@@ -5,7 +5,6 @@ Nothing is wrapped or unwrapped: the providers record no request."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from support.providers import (
     free_port,
     make_pki,
     requests,
-    start_grpc_server,
     write_cmd_provider,
     write_grpc_config,
 )
@@ -81,25 +79,6 @@ def test_provider_config_named_but_missing(tmp_path: Path) -> None:
     result = doctor_env(tmp_path, provider_env(tmp_path / "nowhere.conf"))
     finding = result.one("providers.config", "warning")
     assert "does not exist" in finding["message"] and "OCICRYPT_KEYPROVIDER_CONFIG" in finding["fix"]
-
-
-@pytest.fixture
-def grpc_server(tmp_path: Path) -> Iterator[GrpcServer]:
-    directory = tmp_path / "grpc"
-    directory.mkdir()
-    server = start_grpc_server(directory)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[GrpcServer, Path]]:
-    directory = tmp_path / "tls"
-    directory.mkdir()
-    pki = make_pki(directory)
-    server = start_grpc_server(directory, tls=(pki.server_key, pki.server_cert, pki.ca))
-    yield server, directory
-    server.stop()
 
 
 def test_grpc_provider_accepts_a_connection(tmp_path: Path, grpc_server: GrpcServer) -> None:

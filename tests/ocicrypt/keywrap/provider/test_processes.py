@@ -8,7 +8,6 @@ import io
 import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,15 +230,6 @@ def test_unconfigured_and_unreadable_configurations(layer: Layer, tmp_path: Path
 # --- gRPC providers ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def grpc_server(tmp_path: Path) -> Iterator[GrpcServer]:
-    directory = tmp_path / "grpc"
-    directory.mkdir()
-    server = start_grpc_server(directory)
-    yield server
-    server.stop()
-
-
 def test_grpc_provider_success(layer: Layer, tmp_path: Path, grpc_server: GrpcServer) -> None:
     config = write_grpc_config(tmp_path, NAME, grpc_server.target)
     result = _decode(layer, config)
@@ -279,16 +269,6 @@ def test_grpc_hanging_server_hits_the_deadline(layer: Layer, tmp_path: Path) -> 
         assert time.monotonic() - started < 20
     finally:
         server.stop()
-
-
-@pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[GrpcServer, Path]]:
-    directory = tmp_path / "tls"
-    directory.mkdir()
-    pki = make_pki(directory)
-    server = start_grpc_server(directory, tls=(pki.server_key, pki.server_cert, pki.ca))
-    yield server, directory
-    server.stop()
 
 
 def test_grpc_tls_with_client_certificate(layer: Layer, tmp_path: Path, tls_server: tuple[GrpcServer, Path]) -> None:
