@@ -30,11 +30,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from e2e.daemons import CONTAINERD_VERSIONS, Registry, remove_tree, short_tempdir  # noqa: E402
+from e2e.daemons import CONTAINERD_VERSIONS, Registry, remove_tree  # noqa: E402
 from e2e.node import push_encrypted, start_node  # noqa: E402
 from e2e.schemes import jwe  # noqa: E402
 from support.binaries import find_binary  # noqa: E402
 from support.layers import jwe_layer  # noqa: E402
+from support.tempdirs import short_tempdir  # noqa: E402
 from support.warm import COLD_ENV, WarmServer, build_small_client  # noqa: E402
 
 from bench import run_through_pipes  # noqa: E402
