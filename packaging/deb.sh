@@ -4,10 +4,13 @@
 #   packaging/deb.sh BUNDLE VERSION WORKDIR OUTDIR
 #
 # Writes OUTDIR/ctd-decoder_VERSION_ARCH.deb: the bundle in /usr/lib/ctd-decoder (installed by
-# install.sh with --prefix /usr), /usr/bin/ctd-decoder, /etc/containerd/ocicrypt/keys (0700), and
-# /usr/share/doc/ctd-decoder (README.md, copyright, the containerd and k3s snippets with the path
-# /usr/bin/ctd-decoder). The Maintainer
-# field is $DEB_MAINTAINER (default: ctd-decoder developers <root@localhost>).
+# install.sh --warm with --prefix /usr), /usr/bin/ctd-decoder (the small warm client, which runs the
+# bundle when no warm server answers), /usr/bin/ctd-decoder-warm (the server), the units
+# ctd-decoder-warm.socket + .service in /lib/systemd/system (Debian 12's systemdsystemunitdir),
+# /etc/containerd/ocicrypt/keys (0700), /usr/share/doc/ctd-decoder (README.md, copyright, the
+# containerd and k3s snippets with the path /usr/bin/ctd-decoder), and debian/{postinst,prerm,postrm}
+# (enable and start the socket; stop and disable it on removal). The Maintainer field is
+# $DEB_MAINTAINER (default: ctd-decoder developers <root@localhost>).
 set -euo pipefail
 
 [ $# -eq 4 ] || { echo "usage: deb.sh BUNDLE VERSION WORKDIR OUTDIR" >&2; exit 2; }
@@ -21,10 +24,12 @@ glibc="$(getconf GNU_LIBC_VERSION | cut -d' ' -f2)"  # the bundle needs the buil
 deb_file="$outdir/ctd-decoder_${version}_${arch}.deb"
 
 rm -rf "$root"
-DESTDIR="" bash "$here/install.sh" --from "$bundle" --prefix /usr --destdir "$root" >/dev/null
+DESTDIR="" bash "$here/install.sh" --from "$bundle" --prefix /usr --destdir "$root" \
+    --warm --unit-dir /lib/systemd/system >/dev/null
 doc="$root/usr/share/doc/ctd-decoder"
 install -d -m 0755 "$doc/examples/containerd" "$doc/examples/k3s" "$root/DEBIAN"
 install -m 0644 "$here/NODE-README.md" "$doc/README.md"
+install -m 0755 "$here/debian/postinst" "$here/debian/prerm" "$here/debian/postrm" "$root/DEBIAN/"
 # The snippets name /usr/local/bin/ctd-decoder (install.sh's default); the package's command is /usr/bin.
 examples=("$repo/config.toml.example" "$here"/containerd/*.toml "$here"/k3s/*.tmpl)
 for source in "${examples[@]}"; do
@@ -60,6 +65,11 @@ Description: containerd stream processor that decrypts encrypted image layers
  runtime in /usr/lib/ctd-decoder). It decrypts layers whose keys are wrapped with JWE, PKCS#7,
  OpenPGP, PKCS#11 or a key provider. Private keys go in /etc/containerd/ocicrypt/keys;
  /usr/share/doc/ctd-decoder has the containerd and k3s configuration snippets.
+ .
+ The package enables ctd-decoder-warm.socket: a resident server, started by its socket on the
+ first layer, spares each layer the decoder's start-up. Without it (systemd not running, or
+ after systemctl disable --now ctd-decoder-warm.socket ctd-decoder-warm.service) layers
+ decode in-process as before.
 END_CONTROL
 dpkg-deb --root-owner-group -Zgzip --build "$root" "$deb_file" >/dev/null
 rm -rf "$root"

@@ -2,7 +2,7 @@
 # Install the self-contained ctd-decoder on a containerd / k3s node (run as root).
 #
 #   packaging/install.sh [--from DIR] [--prefix PREFIX] [--destdir DESTDIR]
-#                        [--keyprovider-config FILE] [--keys-dir DIR] [--warm]
+#                        [--keyprovider-config FILE] [--keys-dir DIR] [--warm [--unit-dir DIR]]
 #
 #   --from DIR                 the bundle built by packaging/build.sh (default: ctd-decoder/ beside
 #                              this script in a release tarball, else dist/ctd-decoder of the
@@ -16,10 +16,12 @@
 #                              OCICRYPT_KEYPROVIDER_CONFIG)
 #   --keys-dir DIR             default /etc/containerd/ocicrypt/keys: created (or fixed) with mode 0700
 #   --warm                     also install the warm-start server (PREFIX/bin/ctd-decoder-warm and the
-#                              systemd units ctd-decoder-warm.socket + .service in /etc/systemd/system)
+#                              systemd units ctd-decoder-warm.socket + .service in the unit directory)
 #                              and enable its socket; PREFIX/bin/ctd-decoder becomes the bundle's small
 #                              client (if build.sh compiled one); with --destdir the units are only staged
-#                              (a package's postinst runs: systemctl enable --now ctd-decoder-warm.socket)
+#                              (the Debian package's postinst enables them, see debian/postinst)
+#   --unit-dir DIR             where --warm puts the units: default /etc/systemd/system (the
+#                              administrator's); deb.sh passes /lib/systemd/system (a package's)
 #
 # Existing keys are never touched. What containerd needs then (measured on containerd 1.6.20 and 2.3.4):
 #   containerd 1.x: nothing for gzip and uncompressed layers when PREFIX/bin is on containerd's PATH
@@ -38,6 +40,7 @@ destdir="${DESTDIR:-}"
 keyprovider_config=""
 keys_dir="/etc/containerd/ocicrypt/keys"
 warm=0
+unit_dir="/etc/systemd/system"
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -52,7 +55,9 @@ while [ $# -gt 0 ]; do
         --keys-dir) keys_dir="$2"; shift 2 ;;
         --keys-dir=*) keys_dir="${1#--keys-dir=}"; shift ;;
         --warm) warm=1; shift ;;
-        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+        --unit-dir) unit_dir="$2"; shift 2 ;;
+        --unit-dir=*) unit_dir="${1#--unit-dir=}"; shift ;;
+        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -61,6 +66,7 @@ fail() { echo "install.sh: $*" >&2; exit 1; }
 
 case "$prefix" in /*) ;; *) fail "--prefix must be absolute" ;; esac
 case "$keys_dir" in /*) ;; *) fail "--keys-dir must be absolute" ;; esac
+case "$unit_dir" in /*) ;; *) fail "--unit-dir must be absolute" ;; esac
 if [ -z "$destdir" ] && [ "$(id -u)" -ne 0 ]; then
     fail "installing into / needs root (or use --destdir)"
 fi
@@ -112,7 +118,7 @@ if [ "$warm" = 1 ]; then
     if [ -x "$lib/ctd-decoder-client" ]; then
         ln -sfn "../lib/ctd-decoder/ctd-decoder-client" "$bin/ctd-decoder"
     fi
-    units="$destdir/etc/systemd/system"
+    units="$destdir$unit_dir"
     install -d -m 0755 "$units"
     install -m 0644 "$here/systemd/ctd-decoder-warm.socket" "$units/"
     sed "s|@BINDIR@|$prefix/bin|g" "$here/systemd/ctd-decoder-warm.service" > "$units/ctd-decoder-warm.service"

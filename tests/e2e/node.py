@@ -43,6 +43,11 @@ DEFAULT_LAYERS: list[dict[str, bytes]] = [
 ZSTD = ("--dest-compress", "--dest-compress-format", "zstd")
 
 
+def small_layers(count: int = 6) -> list[dict[str, bytes]]:
+    """``count`` small layers of fresh random data (no two images share a layer)."""
+    return [{f"layer-{n}/data.bin": os.urandom(512 * (n + 1))} for n in range(count)]
+
+
 def next_chain_id(parent: str, diff_id: str) -> str:
     """OCI chain IDs: ChainID(1) = DiffID(1), ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n))."""
     return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest() if parent else diff_id

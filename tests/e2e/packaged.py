@@ -37,7 +37,7 @@ BUILD_INPUTS = [
 def build_key() -> str:
     digest = hashlib.sha256()
     files = [REPO / name for name in BUILD_INPUTS]
-    for tree in ("ctd_decoder", "packaging/containerd", "packaging/k3s"):
+    for tree in ("ctd_decoder", "packaging/containerd", "packaging/k3s", "packaging/systemd", "packaging/debian"):
         files += sorted(p for p in (REPO / tree).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     for path in files:
         digest.update(str(path.relative_to(REPO)).encode() + b"\0")

@@ -1,7 +1,8 @@
 """The node-ready package: install.sh stages the packaged executable, and the shipped containerd
-config snippet, pointed at that staged tree, decrypts a CRI pull; the release tarball holds what a node
-needs; the Debian package installs with apt-get, decrypts through containerd's built-in entries and
-removes cleanly."""
+config snippet, pointed at that staged tree, decrypts a CRI pull; with --warm the staged bundle serves as
+the warm server its small client hands layers to; the release tarball holds what a node needs; the
+Debian package installs with apt-get, enables the warm socket, decrypts through containerd's built-in
+entries (with and without the warm server) and removes cleanly."""
 
 from __future__ import annotations
 
@@ -25,12 +26,17 @@ from support.snippets import (
     snippet_for_node,
 )
 from support.tempdirs import short_tempdir
+from support.warm import WarmServer
+
+from ctd_decoder.decoder.warm.protocol import DEFAULT_SOCKET, SOCKET_ENV
 
 from .client import ContainerdClient
 from .daemons import Containerd, Registry, remove_tree
-from .node import ZSTD, push_encrypted, verify_pulled
+from .node import ZSTD, push_encrypted, small_layers, verify_pulled
 from .packaged import packaged_release
 from .schemes import Recipient
+
+WARM_UNITS = ("ctd-decoder-warm.socket", "ctd-decoder-warm.service")
 
 
 def run_install(
@@ -106,6 +112,82 @@ def test_install_script_then_shipped_config_decrypts_a_cri_pull(
         remove_tree(stage)
 
 
+def unit_exec_start(unit: Path) -> list[str]:
+    """The command line of a unit's ``ExecStart=``."""
+    lines = [line for line in unit.read_text().splitlines() if line.startswith("ExecStart=")]
+    assert len(lines) == 1, lines
+    return lines[0].removeprefix("ExecStart=").split()
+
+
+def pull_through_the_warm_server_then_without_it(
+    client: ContainerdClient,
+    server_command: list[str],
+    run_dir: Path,
+    registry: Registry,
+    recipient: Recipient,
+    workdir: Path,
+) -> None:
+    """``client``'s containerd runs the small client with ``CTD_DECODER_WARM_SOCKET=run_dir/warm.sock``:
+    with ``server_command`` socket-activated there, each layer of a pull is logged by the server; once it
+    is stopped, the next pull decodes in-process (the client runs the bundle) and the server logs nothing."""
+    warm_image = push_encrypted(registry, workdir / "warm", [recipient], small_layers(3))
+    cold_image = push_encrypted(registry, workdir / "cold", [recipient], small_layers(3))
+    server = WarmServer(run_dir, command=server_command)
+    try:
+        assert f"ctd-decoder-warm: listening on the socket systemd passed (pid {server.process.pid})" in server.lines
+        client.pull_image(warm_image.ref)
+        verify_pulled(client, warm_image)
+        layers = server.wait_for_layers(len(warm_image.diff_ids))
+        assert len(layers) == len(warm_image.diff_ids), server.lines
+        assert all(" ok " in line for line in layers), layers
+    finally:
+        server.stop()
+    assert server.process.returncode == 0, server.lines
+    client.pull_image(cold_image.ref)
+    verify_pulled(client, cold_image)
+    assert server.layer_lines() == layers
+
+
+def test_install_warm_bundle_is_the_server_its_small_client_hands_over_to_or_falls_back_from(
+    packaged_decoder: str, registry: Registry, recipients: Callable[[str], Recipient], tmp_path: Path
+) -> None:
+    """``install.sh --warm`` stages the bundle as ``ctd-decoder-warm`` and the small client as
+    ``ctd-decoder``; a CRI pull through the shipped snippet goes through the staged server, started as
+    its staged unit says, and with the server stopped the client's fallback to the bundle decrypts."""
+    recipient = recipients("jwe-rsa2048")
+    stage = short_tempdir("ctd-stage-")
+    containerd: Containerd | None = None
+    try:
+        result = run_install("--from", str(Path(packaged_decoder).parent), "--destdir", str(stage), "--warm")
+        assert result.returncode == 0, result.stderr
+        bin_dir = stage / "usr/local/bin"
+        assert os.readlink(bin_dir / "ctd-decoder") == "../lib/ctd-decoder/ctd-decoder-client"
+        assert os.readlink(bin_dir / "ctd-decoder-warm") == "../lib/ctd-decoder/ctd-decoder"
+        exec_start = unit_exec_start(stage / "etc/systemd/system/ctd-decoder-warm.service")
+        assert exec_start == ["/usr/local/bin/ctd-decoder-warm"]
+        etc = stage / "etc/containerd/ocicrypt"
+        (etc / "keys/node.pem").write_bytes(recipient.key_files["jwe-rsa2048.pem"])
+        snippet = snippet_for_node("containerd-v2", str(bin_dir / "ctd-decoder"), etc)
+        run_dir = stage / "run/ctd-decoder"
+        containerd = Containerd(
+            stage / "containerd",
+            [],
+            [registry.host],
+            extra_toml="\n" + snippet,
+            image_decryption=False,
+            env={SOCKET_ENV: str(run_dir / "warm.sock")},
+        )
+        containerd.start()
+        with ContainerdClient(containerd.socket, "k8s.io") as client:
+            server = [f"{stage}{exec_start[0]}", *exec_start[1:]]
+            pull_through_the_warm_server_then_without_it(client, server, run_dir, registry, recipient, tmp_path)
+    finally:
+        if containerd is not None:
+            print(containerd.log_tail())
+            containerd.stop()
+        remove_tree(stage)
+
+
 def test_install_script_refuses_a_missing_bundle(tmp_path: Path) -> None:
     result = run_install("--from", str(tmp_path / "nothing"), "--destdir", str(tmp_path / "stage"))
     assert result.returncode == 1
@@ -127,6 +209,9 @@ LICENSED = [
     "debian-libstdc++6",
 ]
 KEYS_DIR = Path("/etc/containerd/ocicrypt/keys")
+UNIT_DIR = Path("/lib/systemd/system")  # Debian 12's systemdsystemunitdir (pkg-config systemd)
+SOCKET_WANTS = Path("/etc/systemd/system/sockets.target.wants/ctd-decoder-warm.socket")
+DSH_STATE = Path("/var/lib/systemd/deb-systemd-helper-enabled")  # what deb-systemd-helper enabled
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # systemd's default
 
 
@@ -171,29 +256,39 @@ def apt_get(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["apt-get", "-y", *args], capture_output=True, text=True, env=env, timeout=600)
 
 
+def dpkg_status() -> str:
+    """dpkg's status of the ctd-decoder package ("" if dpkg does not know it)."""
+    query = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "ctd-decoder"], capture_output=True, text=True)
+    return query.stdout if query.returncode == 0 else ""
+
+
 def test_deb_installs_with_apt_get_decrypts_with_containerd_defaults_and_removes_cleanly(
     registry: Registry, recipients: Callable[[str], Recipient], tmp_path: Path
 ) -> None:
     """On the machine itself: containerd 1.6.20 with its built-in stream processors (no configuration),
     started before the package is installed, decrypts a CRI pull once ``apt-get install`` has put
-    ``/usr/bin/ctd-decoder`` on its PATH; the package's containerd snippet, as installed, decrypts a zstd
-    image; ``apt-get remove`` then leaves only the keys still in use."""
+    ``/usr/bin/ctd-decoder`` on its PATH: the small warm client, which runs the bundle since no warm
+    server runs here (no systemd); the package's containerd snippet, as installed, decrypts a zstd
+    image; the installed server, started as its unit starts it, decodes a pull's layers, and with it
+    stopped the next pull decodes in-process; a reinstall keeps the socket disabled if the administrator
+    disabled it; ``apt-get remove`` then leaves only the keys still in use, and ``apt-get purge``
+    nothing of the warm socket's state."""
     deb = packaged_release("*.deb")
-    installed_before = subprocess.run(["dpkg-query", "-W", "ctd-decoder"], capture_output=True, text=True)
-    if installed_before.returncode == 0 or Path("/usr/bin/ctd-decoder").exists() or KEYS_DIR.exists():
+    if dpkg_status() or Path("/usr/bin/ctd-decoder").exists() or KEYS_DIR.exists():
         pytest.fail("ctd-decoder or /etc/containerd/ocicrypt/keys is already on this machine: this test installs it")
+    if Path("/run/systemd/system").is_dir():
+        pytest.fail("systemd runs this machine: the package would start its real warm socket; this test needs none")
     recipient = recipients("jwe-rsa2048")
     image = push_encrypted(registry, tmp_path, [recipient])
     base = short_tempdir("ctd-deb-")
     containerd = Containerd(base / "cd", [], [registry.host], env={"PATH": SYSTEM_PATH})
     key = KEYS_DIR / f"e2e-{uuid.uuid4().hex[:8]}.pem"
-    installed = False
     try:
         containerd.start()
         result = apt_get("install", str(deb))
-        installed = result.returncode == 0
-        assert installed, result.stdout + result.stderr
-        assert os.readlink("/usr/bin/ctd-decoder") == "../lib/ctd-decoder/ctd-decoder"
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert os.readlink("/usr/bin/ctd-decoder") == "../lib/ctd-decoder/ctd-decoder-client"
+        assert os.readlink("/usr/bin/ctd-decoder-warm") == "../lib/ctd-decoder/ctd-decoder"
         assert stat.S_IMODE(KEYS_DIR.stat().st_mode) == 0o700
         docs = Path("/usr/share/doc/ctd-decoder")
         assert (docs / "copyright").is_file() and (docs / "README.md").is_file()
@@ -201,9 +296,21 @@ def test_deb_installs_with_apt_get_decrypts_with_containerd_defaults_and_removes
             example = (docs / "examples" / path.relative_to(PACKAGING)).read_text()
             assert example == path.read_text().replace(INSTALLED_DECODER, "/usr/bin/ctd-decoder"), path
         check_licences(Path("/usr/lib/ctd-decoder/licenses"))
+        # The units where a package puts them, the socket enabled by postinst (without a running systemd).
+        listed = subprocess.run(["dpkg", "-L", "ctd-decoder"], capture_output=True, text=True).stdout.splitlines()
+        for unit in WARM_UNITS:
+            assert str(UNIT_DIR / unit) in listed and (UNIT_DIR / unit).is_file(), unit
+            assert not (Path("/etc/systemd/system") / unit).exists(), unit
+        assert os.readlink(SOCKET_WANTS) == str(UNIT_DIR / "ctd-decoder-warm.socket")
+        enabled = subprocess.run(["systemctl", "is-enabled", *WARM_UNITS], capture_output=True, text=True)
+        assert enabled.stdout.split() == ["enabled", "disabled"], enabled  # the service starts with its socket
+        assert (DSH_STATE / "ctd-decoder-warm.socket.dsh-also").is_file()
+        exec_start = unit_exec_start(UNIT_DIR / "ctd-decoder-warm.service")
+        assert exec_start == ["/usr/bin/ctd-decoder-warm"]
 
         key.write_bytes(recipient.key_files["jwe-rsa2048.pem"])
         key.chmod(0o600)
+        assert not os.path.lexists(DEFAULT_SOCKET), "no warm server runs here: the client must run the bundle"
         with ContainerdClient(containerd.socket, "k8s.io") as client:
             client.pull_image(image.ref)
             verify_pulled(client, image)
@@ -218,19 +325,43 @@ def test_deb_installs_with_apt_get_decrypts_with_containerd_defaults_and_removes
                 verify_pulled(client, zstd_image)
         finally:
             zstd_node.stop()
+        # The installed server, as its unit runs it, on a private socket that a third containerd's
+        # built-in entries are sent to (the unit's own path is left alone on this shared machine).
+        run_dir = base / "warm"
+        warm_node = Containerd(
+            base / "cd-warm", [], [registry.host], env={"PATH": SYSTEM_PATH, SOCKET_ENV: str(run_dir / "warm.sock")}
+        )
+        warm_node.start()
+        try:
+            with ContainerdClient(warm_node.socket, "k8s.io") as client:
+                pull_through_the_warm_server_then_without_it(client, exec_start, run_dir, registry, recipient, tmp_path)
+        finally:
+            warm_node.stop()
+
+        # An upgrade keeps an administrator's choice: a disabled socket stays disabled.
+        systemctl = ["systemctl", "--quiet", "--no-reload"]
+        subprocess.run([*systemctl, "disable", "ctd-decoder-warm.socket"], check=True, capture_output=True)
+        again = apt_get("install", "--reinstall", str(deb))
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert not os.path.lexists(SOCKET_WANTS), "the upgrade enabled a socket the administrator had disabled"
+        subprocess.run([*systemctl, "enable", "ctd-decoder-warm.socket"], check=True, capture_output=True)
 
         removed = apt_get("remove", "ctd-decoder")
-        installed = removed.returncode != 0
-        assert not installed, removed.stdout + removed.stderr
-        assert f"directory '{KEYS_DIR}' not empty so not removed" in removed.stdout + removed.stderr
+        assert removed.returncode == 0, removed.stdout + removed.stderr
         assert key.is_file(), "removing the package must keep the node's keys"
-        for path in ("/usr/bin/ctd-decoder", "/usr/lib/ctd-decoder", "/usr/share/doc/ctd-decoder"):
+        gone = [Path("/usr/bin/ctd-decoder"), Path("/usr/bin/ctd-decoder-warm"), Path("/usr/lib/ctd-decoder"), docs]
+        for path in [*gone, *(UNIT_DIR / unit for unit in WARM_UNITS), SOCKET_WANTS]:
             assert not os.path.lexists(path), path
-        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "ctd-decoder"], capture_output=True, text=True)
-        assert "installed" not in status.stdout.replace("not-installed", ""), status.stdout
+        assert not list(DSH_STATE.rglob("ctd-decoder-warm*")), "deb-systemd-helper still records the socket"
+        assert dpkg_status() == "deinstall ok config-files", dpkg_status()  # its postrm waits for a purge
+        purged = apt_get("purge", "ctd-decoder")
+        assert purged.returncode == 0, purged.stdout + purged.stderr
+        assert f"directory '{KEYS_DIR}' not empty so not removed" in purged.stdout + purged.stderr
+        assert key.is_file(), "purging the package must keep the node's keys"
+        assert "installed" not in dpkg_status().replace("not-installed", ""), dpkg_status()
     finally:
-        if installed:
-            apt_get("remove", "ctd-decoder")
+        if dpkg_status():
+            apt_get("purge", "ctd-decoder")
         key.unlink(missing_ok=True)
         for directory in (KEYS_DIR, KEYS_DIR.parent):  # what the package created, if it is empty now
             if directory.is_dir() and not any(directory.iterdir()):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,13 +12,8 @@ from support.tempdirs import short_tempdir
 from support.warm import WarmServer
 
 from .daemons import Registry, remove_tree
-from .node import Node, push_encrypted, verify_pulled
+from .node import Node, push_encrypted, small_layers, verify_pulled
 from .schemes import Recipient
-
-
-def small_layers() -> list[dict[str, bytes]]:
-    """Six small layers of fresh random data (no two images share a layer)."""
-    return [{f"layer-{n}/data.bin": os.urandom(512 * (n + 1))} for n in range(6)]
 
 
 @pytest.fixture

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -28,28 +30,50 @@ def build_small_client(directory: Path) -> Path:
 
 
 class WarmServer:
-    """An ``ocicrypt serve`` child listening on ``socket``; its stderr lines are collected in ``lines``."""
+    """A warm server child listening on ``socket``; its stderr lines are collected in ``lines``.
 
-    def __init__(self, directory: Path, extra_env: dict[str, str] | None = None) -> None:
-        if not OCICRYPT:
-            raise RuntimeError("ocicrypt is not installed next to the test interpreter")
+    By default ``ocicrypt serve``. With ``command`` (an installed ``ctd-decoder-warm``, as a unit's
+    ``ExecStart`` names it) the server is started the way its systemd socket unit starts it:
+    ``systemd-socket-activate`` listens on ``socket`` and execs ``command`` with the listening socket
+    on the first connection (one connection is made here, so that the first layer finds it running).
+    """
+
+    def __init__(
+        self, directory: Path, extra_env: dict[str, str] | None = None, command: list[str] | None = None
+    ) -> None:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.socket = directory / "warm.sock"
         self.lines: list[str] = []
         self._ready = threading.Event()
+        if command is None:
+            if not OCICRYPT:
+                raise RuntimeError("ocicrypt is not installed next to the test interpreter")
+            argv, env = [OCICRYPT, "serve", "--socket", str(self.socket)], {**os.environ, **(extra_env or {})}
+        else:
+            activate = shutil.which("systemd-socket-activate")
+            if activate is None:
+                raise RuntimeError("systemd-socket-activate is needed (Debian: systemd)")
+            settings = [f"--setenv={name}={value}" for name, value in (extra_env or {}).items()]
+            # Like a systemd service, the server gets a near-empty environment (PATH, HOME, TERM).
+            argv, env = [activate, f"--listen={self.socket}", *settings, *command], dict(os.environ)
         self.process = subprocess.Popen(
-            [OCICRYPT, "serve", "--socket", str(self.socket)],
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            env={**os.environ, **(extra_env or {})},
-            text=True,
+            argv, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, text=True
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        if command is not None:
+            self._activate()
         if not self._ready.wait(60):
             self.stop()
-            raise RuntimeError(f"ocicrypt serve did not start: {self.lines}")
+            raise RuntimeError(f"the warm server did not start: {self.lines}")
+
+    def _activate(self) -> None:
+        """Connect once, as the first client would, so that the socket's listener execs the server."""
+        deadline = time.monotonic() + 30
+        while not self.socket.exists() and self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as probe:
+            probe.connect(str(self.socket))  # the server logs it as a client that closed mid-request
 
     def _read(self) -> None:
         assert self.process.stderr is not None

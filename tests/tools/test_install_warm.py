@@ -8,7 +8,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_install_warm_stages_the_units_and_the_server_link(tmp_path: Path) -> None:
+def fake_bundle(tmp_path: Path) -> Path:
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     executable = bundle / "ctd-decoder"  # stands in for the PyInstaller bundle: install.sh only runs --help
@@ -17,13 +17,21 @@ def test_install_warm_stages_the_units_and_the_server_link(tmp_path: Path) -> No
     client = bundle / "ctd-decoder-client"  # as build.sh compiles it; it runs ctd-decoder when no server answers
     client.write_text('#!/bin/sh\nexec "$(dirname "$(readlink -f "$0")")/ctd-decoder" "$@"\n')
     client.chmod(0o755)
-    root = tmp_path / "root"
-    result = subprocess.run(
-        ["bash", str(REPO / "packaging" / "install.sh"), "--from", str(bundle), "--destdir", str(root), "--warm"],
+    return bundle
+
+
+def install_warm(bundle: Path, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(REPO / "packaging/install.sh"), "--from", str(bundle), "--destdir", str(root), "--warm", *args],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_install_warm_stages_the_units_and_the_server_link(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    result = install_warm(fake_bundle(tmp_path), root)
     assert result.returncode == 0, result.stderr
     assert (root / "usr/local/bin/ctd-decoder-warm").readlink() == Path("../lib/ctd-decoder/ctd-decoder")
     assert (root / "usr/local/bin/ctd-decoder").readlink() == Path("../lib/ctd-decoder/ctd-decoder-client")
@@ -34,3 +42,14 @@ def test_install_warm_stages_the_units_and_the_server_link(tmp_path: Path) -> No
     assert "ListenStream=/run/ctd-decoder/warm.sock" in socket_unit
     assert "SocketMode=0600" in socket_unit and "DirectoryMode=0700" in socket_unit
     assert "staged" in result.stdout
+
+
+def test_install_warm_unit_dir_puts_the_units_where_a_package_ships_them(tmp_path: Path) -> None:
+    root, bundle = tmp_path / "root", fake_bundle(tmp_path)
+    result = install_warm(bundle, root, "--prefix", "/usr", "--unit-dir", "/lib/systemd/system")
+    assert result.returncode == 0, result.stderr
+    assert "ExecStart=/usr/bin/ctd-decoder-warm\n" in (root / "lib/systemd/system/ctd-decoder-warm.service").read_text()
+    assert (root / "lib/systemd/system/ctd-decoder-warm.socket").is_file()
+    assert not (root / "etc/systemd").exists()
+    relative = install_warm(bundle, tmp_path / "other", "--unit-dir", "lib/systemd/system")
+    assert relative.returncode == 1 and "--unit-dir must be absolute" in relative.stderr
