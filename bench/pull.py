@@ -8,11 +8,20 @@ ours cold, ours warm (``ctd-decoder`` handing over to the warm server), ours war
 C client of packaging/warm-client (what the packaged install runs), and Go imgcrypt 1.1.7. Also
 measured: one 4 KiB layer through each decoder alone, the import floor of the same venv
 (``python -I -c "import cryptography...ciphers, ...serialization, ...asymmetric.padding"``), and the
-idle warm server's RSS. Medians and ratios are printed against the targets of the warm-start issue.
+idle warm server's RSS and, for each decoder, the memory of the process that decodes one 4 KiB layer
+(for the warm ones the server's child; bench/layer_memory.py). Medians and ratios are printed against the
+targets of the warm-start issue.
+
+``--packaged`` measures the PyInstaller bundle instead (built once and cached by tests/e2e/packaged.py,
+or ``CTD_DECODER_PACKAGED_EXE``): ours cold is the bundle, the warm server is the bundle run as
+``ctd-decoder-warm`` under ``systemd-socket-activate`` (as its unit starts it), "ours warm" is the bundle
+handing over to it and "small client" the bundle's own ``ctd-decoder-client`` (what install.sh --warm and
+the .deb make ``ctd-decoder``).
 
 The daemons and images come from the end-to-end helpers (tests/e2e), run as root like those tests.
 
-Usage: python bench/pull.py [--runs 5] [--containerd 1.6 2.3] [--with-1gib] [--decoder-only] [--go-decoder PATH]
+Usage: python bench/pull.py [--runs 5] [--containerd 1.6 2.3] [--with-1gib] [--decoder-only] [--packaged]
+                            [--go-decoder PATH]
 """
 
 from __future__ import annotations
@@ -32,7 +41,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from e2e.daemons import CONTAINERD_VERSIONS, Registry, remove_tree  # noqa: E402
 from e2e.node import push_encrypted, start_node  # noqa: E402
+from e2e.packaged import packaged_decoder_path  # noqa: E402
 from e2e.schemes import jwe  # noqa: E402
+from layer_memory import layer_memory  # noqa: E402
 from support.binaries import find_binary  # noqa: E402
 from support.layers import jwe_layer  # noqa: E402
 from support.tempdirs import short_tempdir  # noqa: E402
@@ -128,9 +139,11 @@ def main() -> int:
     parser.add_argument("--with-1gib", action="store_true", help="also the 1 GiB single-layer image (slow)")
     parser.add_argument("--decoder-only", action="store_true", help="only the decoder-alone figures")
     parser.add_argument("--go-decoder", default=None, help=f"default: ../shared/bin/{GO_DECODER}")
+    parser.add_argument("--packaged", action="store_true", help="ours = the PyInstaller bundle (see above)")
     args = parser.parse_args()
 
-    ours = shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
+    venv_decoder = shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
+    ours = str(packaged_decoder_path()) if args.packaged else venv_decoder
     go = args.go_decoder or (str(find_binary(GO_DECODER) or "") or None)
     if not ours or not go:
         parser.error(f"need ctd-decoder next to this interpreter and the Go decoder ({GO_DECODER})")
@@ -141,12 +154,19 @@ def main() -> int:
     registry_base = short_tempdir("ctd-bench-reg-")
     registry = Registry(registry_base)
     registry.start()
-    warm = WarmServer(work / "warm")
-    small_client = str(build_small_client(work))
+    if args.packaged:
+        server = work / "bin" / "ctd-decoder-warm"  # the bundle is the server under this name
+        server.parent.mkdir()
+        server.symlink_to(ours)
+        warm = WarmServer(work / "warm", command=[str(server)])
+        small_client, small_env = str(Path(ours).parent / "ctd-decoder-client"), warm.env  # it runs its sibling
+    else:
+        warm = WarmServer(work / "warm")
+        small_client, small_env = str(build_small_client(work)), {**warm.env, COLD_ENV: ours}
     decoders: list[tuple[str, str, dict[str, str]]] = [
         ("ours cold", ours, {SOCKET_ENV: DISABLED}),
         ("ours warm", ours, warm.env),
-        ("ours warm, small client", small_client, {**warm.env, COLD_ENV: ours}),
+        ("ours warm, small client", small_client, small_env),
         ("Go 1.1.7", go, {}),
     ]
     try:
@@ -154,7 +174,9 @@ def main() -> int:
             f"ours: {ours}\nGo: {go}\nwarm server: pid {warm.process.pid}, idle RSS {rss_mib(warm.process.pid):.1f} "
             "MiB (target <= 64 MiB)"
         )
-        _decoder_alone(decoders, args.decoder_runs, work)
+        # The cold-path target is about the venv's decoder against the same venv's import floor.
+        _decoder_alone(decoders, args.decoder_runs, work, None if args.packaged else 1.3)
+        _memory(decoders, warm)
         images = [] if args.decoder_only else IMAGES + ([BIG_IMAGE] if args.with_1gib else [])
         recipient = jwe("rsa2048")(work / "key")
         for name, sizes, warm_target, cold_target in images:
@@ -180,7 +202,9 @@ def main() -> int:
     return 0
 
 
-def _decoder_alone(decoders: list[tuple[str, str, dict[str, str]]], runs: int, work: Path) -> None:
+def _decoder_alone(
+    decoders: list[tuple[str, str, dict[str, str]]], runs: int, work: Path, cold_target: float | None
+) -> None:
     layer = jwe_layer(os.urandom(4096))
     blob = work / "small.enc"
     blob.write_bytes(layer.blob)
@@ -198,10 +222,25 @@ def _decoder_alone(decoders: list[tuple[str, str, dict[str, str]]], runs: int, w
     go = figures["Go 1.1.7"]
     print(f"decoder alone, one 4 KiB layer (RSA-2048 JWE key in the payload), median of {runs}:")
     print(f"  import floor (python -I -c '{FLOOR_IMPORTS}'): {floor:.1f} ms")
-    print(f"  ours cold {figures['ours cold']:.1f} ms = {_ratio(figures['ours cold'], floor, 1.3)} the floor")
+    print(f"  ours cold {figures['ours cold']:.1f} ms = {_ratio(figures['ours cold'], floor, cold_target)} the floor")
     for label in ("ours warm", "ours warm, small client"):
         print(f"  {label} {figures[label]:.1f} ms = {_ratio(figures[label], go, 2.0)} Go")
     print(f"  Go 1.1.7  {go:.1f} ms; ours cold / Go {figures['ours cold'] / go:.2f}x")
+
+
+def _memory(decoders: list[tuple[str, str, dict[str, str]]], warm: WarmServer) -> None:
+    layer = jwe_layer(os.urandom(4096))
+    print("memory, one 4 KiB layer: the decoding process's peak RSS / PSS / private, MiB (bench/layer_memory.py)")
+    print(f"  warm server idle: RSS {rss_mib(warm.process.pid):.1f}")
+    for label, decoder, env in decoders:
+        handed_over = label.startswith("ours warm")
+
+        def decoding(pid: int, handed_over: bool = handed_over) -> int | None:
+            return next(iter(warm.children()), None) if handed_over else pid
+
+        figures = layer_memory([decoder], env, (layer.blob, layer.payload(), 4096), decoding)
+        client = f" the server's child (the client itself: peak RSS {figures.launched_peak_rss:.1f})"
+        print(f"  {label}: {figures.peak_rss:.1f} / {figures.pss:.1f} / {figures.private:.1f}" + client * handed_over)
 
 
 def _print_pulls(

@@ -1,0 +1,103 @@
+"""Memory of the process that decodes one layer, read from /proc while it waits for the end of its input.
+
+``wait4``'s peak RSS is no use here: it counts the interpreter that forked the decoder (its RSS before the
+exec), and a warm server's child is the server's to reap, not ours. So the whole layer is written, stdin
+is kept open, and once the decoding process has read all of it and sleeps in the next read, its peak RSS
+(``VmHWM``, since its exec or fork), PSS (pages shared with the server or other processes divided among
+them) and private memory are read; then stdin is closed and the decoder finishes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import subprocess
+import termios
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class LayerMemory:
+    """MiB: the decoding process's peak RSS, PSS, private memory, and the peak RSS of the one started."""
+
+    peak_rss: float
+    pss: float
+    private: float
+    launched_peak_rss: float
+
+
+def _status_mib(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for {pid}")
+
+
+def _rollup_mib(pid: int) -> dict[str, float]:
+    lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+    return {name: int(value.split()[0]) / 1024 for name, value in (line.split(":", 1) for line in lines)}
+
+
+def _sleeping(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "S"
+
+
+def _unread(fd: int) -> int:
+    count: int = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
+    return count
+
+
+def layer_memory(
+    argv: list[str],
+    env: dict[str, str],
+    layer: tuple[bytes, bytes, int],
+    decoding: Callable[[int], int | None],
+) -> LayerMemory:
+    """Run ``argv`` on one layer (blob on stdin, payload on fd 3, the plaintext size it must write) and
+    measure the process that decodes it: ``decoding(pid of argv)`` (the pid itself, or the warm server's
+    child; None until it exists). The blob must fit in a pipe (64 KiB)."""
+    blob, payload, plaintext_size = layer
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    payload_r, payload_w = os.pipe()
+    os.write(payload_w, payload)
+    os.close(payload_w)
+    process = subprocess.Popen(
+        argv,
+        stdin=stdin_r,
+        stdout=stdout_w,
+        pass_fds=(3,),
+        preexec_fn=lambda: os.dup2(payload_r, 3),
+        env={**os.environ, **env},
+    )
+    for fd in (stdin_r, stdout_w, payload_r):
+        os.close(fd)
+    os.write(stdin_w, blob)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            pid = decoding(process.pid)
+            if pid is not None and _unread(stdin_w) == 0 and _sleeping(pid):
+                rollup = _rollup_mib(pid)
+                figures = LayerMemory(
+                    _status_mib(pid, "VmHWM"),
+                    rollup["Pss"],
+                    rollup["Private_Clean"] + rollup["Private_Dirty"],
+                    _status_mib(process.pid, "VmHWM"),
+                )
+                break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"{argv[0]} never waited for the end of its layer")
+            time.sleep(0.002)
+    finally:
+        os.close(stdin_w)
+        with os.fdopen(stdout_r, "rb") as output:
+            received = len(output.read())
+        process.wait(30)
+    if process.returncode != 0 or received != plaintext_size:
+        raise RuntimeError(f"{argv[0]} failed with status {process.returncode} ({received} bytes out)")
+    return figures
