@@ -260,27 +260,3 @@ def decode_main(argv: Sequence[str], layer_seen: Callable[[str], None] | None = 
         if os.environ.get("CTD_DECODER_DEBUG"):
             raise
         return _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ctd-decoder`` console script: the warm server's child if one answers, else here.
-
-    ``argv`` given (tests, tools) means in-process, without trying the warm server.
-    """
-    if argv is not None:
-        status = decode_main(argv)
-    else:
-        from .warm.client import hand_off
-
-        handed = hand_off(sys.argv)
-        status = decode_main(sys.argv[1:]) if handed is None else handed
-    if status != 0:
-        # Here, in the process containerd runs and reaps, whether it decoded or its warm child did.
-        from .exit_race import hold_stdout_until_reaped
-
-        hold_stdout_until_reaped()
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())
