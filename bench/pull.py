@@ -89,14 +89,14 @@ def pull_once(
         node.close()
 
 
-def decoder_alone_seconds(decoder: str, env: dict[str, str], blob: Path, payload: bytes) -> float:
-    """Wall time of one 4 KiB layer through ``decoder`` alone (pipes, fd 3)."""
+def decoder_alone(decoder: str, env: dict[str, str], blob: Path, payload: bytes) -> tuple[float, int]:
+    """Wall time and peak RSS (bytes) of one 4 KiB layer through ``decoder`` alone (pipes, fd 3)."""
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:
-        seconds, received, _ = run_through_pipes([decoder], blob, payload)
+        seconds, received, peak_bytes = run_through_pipes([decoder], blob, payload)
         assert received == 4096, f"{decoder} wrote {received} bytes"
-        return seconds
+        return seconds, peak_bytes
     finally:
         for name, value in saved.items():
             if value is None:
@@ -154,7 +154,7 @@ def main() -> int:
             f"ours: {ours}\nGo: {go}\nwarm server: pid {warm.process.pid}, idle RSS {rss_mib(warm.process.pid):.1f} "
             "MiB (target <= 64 MiB)"
         )
-        _decoder_alone(decoders, args.decoder_runs, work)
+        _decoder_alone(decoders, args.decoder_runs, work, warm)
         images = [] if args.decoder_only else IMAGES + ([BIG_IMAGE] if args.with_1gib else [])
         recipient = jwe("rsa2048")(work / "key")
         for name, sizes, warm_target, cold_target in images:
@@ -180,19 +180,30 @@ def main() -> int:
     return 0
 
 
-def _decoder_alone(decoders: list[tuple[str, str, dict[str, str]]], runs: int, work: Path) -> None:
+def _child_peaks_mib(lines: list[str]) -> list[float]:
+    """The children's peak RSS from the server's layer lines (``... ok 18 ms 31.2 MiB``)."""
+    return [float(line.split()[-2]) for line in lines if line.endswith(" MiB")]
+
+
+def _decoder_alone(decoders: list[tuple[str, str, dict[str, str]]], runs: int, work: Path, warm: WarmServer) -> None:
     layer = jwe_layer(os.urandom(4096))
     blob = work / "small.enc"
     blob.write_bytes(layer.blob)
     payload = layer.payload()
     for _, decoder, env in decoders:  # page cache and server warmed up first
-        decoder_alone_seconds(decoder, env, blob, payload)
+        decoder_alone(decoder, env, blob, payload)
     samples: dict[str, list[float]] = {label: [] for label, _, _ in decoders}
+    cold_peaks_mib = []
     floors = []
+    logged_before = len(warm.layer_lines())
     for _ in range(runs):  # interleaved, so that load changes hit every figure alike
         for label, decoder, env in decoders:
-            samples[label].append(decoder_alone_seconds(decoder, env, blob, payload))
+            seconds, peak_bytes = decoder_alone(decoder, env, blob, payload)
+            samples[label].append(seconds)
+            if label == "ours cold":
+                cold_peaks_mib.append(peak_bytes / MIB)
         floors.append(floor_seconds(blob, payload))
+    child_peaks_mib = _child_peaks_mib(warm.layer_lines()[logged_before:])
     figures = {label: _median_ms(values) for label, values in samples.items()}
     floor = _median_ms(floors)
     go = figures["Go 1.1.7"]
@@ -202,6 +213,12 @@ def _decoder_alone(decoders: list[tuple[str, str, dict[str, str]]], runs: int, w
     for label in ("ours warm", "ours warm, small client"):
         print(f"  {label} {figures[label]:.1f} ms = {_ratio(figures[label], go, 2.0)} Go")
     print(f"  Go 1.1.7  {go:.1f} ms; ours cold / Go {figures['ours cold'] / go:.2f}x")
+    cold_peak, child_peak = statistics.median(cold_peaks_mib), statistics.median(child_peaks_mib)
+    verdict = "met" if child_peak <= cold_peak else "NOT met"
+    print(
+        f"  peak RSS: a warm child {child_peak:.1f} MiB (median of {len(child_peaks_mib)}, counting the pages it "
+        f"shares with the server), ours cold {cold_peak:.1f} MiB (target: child <= cold: {verdict})"
+    )
 
 
 def _print_pulls(

@@ -82,7 +82,9 @@ def test_warm_layer_is_decoded_by_the_server_and_logged_without_secrets(
     assert result.stdout == layer.plaintext
     (line,) = server.wait_for_layers(1)
     assert line.startswith(f"ctd-decoder-warm: layer {layer.descriptor.digest} ok ")
-    assert line.endswith(" ms")
+    *_, milliseconds, ms, peak, mib = line.split()
+    assert (ms, mib) == ("ms", "MiB") and int(milliseconds) >= 0
+    assert 1 < float(peak) < 1024, "the child's peak RSS"
     key_body = layer.private_key_pem.splitlines()[1].decode()
     assert all(key_body not in logged for logged in server.lines)
 
