@@ -355,17 +355,24 @@ def _changed_manifests(layout: Path, ref: str) -> list[dict[str, Any]]:
     return [documents[p] for p in documents if shape[p]["manifest"] == OCI_MANIFEST]
 
 
+@pytest.mark.parametrize("kind", ["manifest", "list"])
 def test_our_encrypted_docker_image_imports_and_decrypts_with_ctr_enc(
-    containerd: Containerd, schemes: dict[str, Scheme], docker_images: dict[str, DockerImage], tmp_path: Path
+    kind: str,
+    containerd: Containerd,
+    schemes: dict[str, Scheme],
+    docker_images: dict[str, DockerImage],
+    tmp_path: Path,
 ) -> None:
-    image, scheme = docker_images["manifest"], schemes["jwe"]
+    image, scheme = docker_images[kind], schemes["jwe"]
     ours = tmp_path / "ours.tar"
     ocicrypt("encrypt", "--recipient", scheme.recipient, f"oci-archive:{image.archive}:v1", f"oci-archive:{ours}:v1")
-    namespace, plain = "docker-ours", f"{image.ref.rsplit(':', 1)[0]}:plain"
+    namespace, plain = f"docker-ours-{kind}", f"{image.ref.rsplit(':', 1)[0]}:plain"
     # The archive keeps the source's io.containerd.image.name, so ctr-enc imports it as image.ref.
-    _ctr_enc_ok(containerd, namespace, scheme.env, "images", "import", *_key_args("--key", scheme), str(ours))
-    _ctr_enc_ok(containerd, namespace, scheme.env, "images", "decrypt", *_key_args("--key", scheme), image.ref, plain)
-    _ctr_enc_ok(containerd, namespace, scheme.env, "images", "export", str(tmp_path / "dec.tar"), plain)
+    keys = _key_args("--key", scheme)
+    _ctr_enc_ok(containerd, namespace, scheme.env, "images", "import", "--all-platforms", *keys, str(ours))
+    _ctr_enc_ok(containerd, namespace, scheme.env, "images", "decrypt", *keys, image.ref, plain)
+    export = ["images", "export", "--all-platforms", str(tmp_path / "dec.tar"), plain]
+    _ctr_enc_ok(containerd, namespace, scheme.env, *export)
     assert _digests_per_platform(_unpacked(tmp_path / "dec.tar"), "plain") == _digests_per_platform(image.plain, "v1")
 
 
