@@ -254,6 +254,9 @@ def decode_main(argv: Sequence[str], layer_seen: Callable[[str], None] | None = 
         with _stop_signals_unwind():
             return run(keys_path, layer_seen)
     except _Stopped as stop:
+        from ..ocicrypt.scratch import remove_live_dirs
+
+        remove_live_dirs()  # the signal may have landed where no clean-up of a GnuPG home ran
         sys.stderr.write(f"ctd-decoder: stopped by {signal.Signals(stop.signum).name}\n")
         return 128 + stop.signum
     except Exception as err:  # never a traceback: it could show key material held in locals

@@ -300,7 +300,7 @@ class GpgHome:
             # gpg then keeps the agent's sockets under /run/user/<uid>/gnupg/d.<hash>.
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 self._gpgconf("--remove-socketdir")
-        shutil.rmtree(home, ignore_errors=True)
+        scratch.remove_private_dir(home)
         self.path = None
 
     def _gpgconf(self, *args: str) -> None:
