@@ -9,15 +9,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from types import FrameType
+from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..ocicrypt.diagnostics import bounded_message, printable
 from ..ocicrypt.errors import DecoderError, KeysDirError
+from ..ocicrypt.stopsignals import raising_on_stop
 
 USAGE = """\
 NAME:
@@ -56,7 +54,6 @@ KEYS_PATH_FLAG = "decryption-keys-path"
 HELP_COMMANDS = ("help", "h")
 VERIFY_DIGEST_ENV = "CTD_DECODER_VERIFY_DIGEST"
 MAX_NOTES = 12
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Go's strconv.ParseBool, which its flag package uses for boolean flags.
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
@@ -166,26 +163,6 @@ class _Stopped(BaseException):
         self.signum = signum
 
 
-@contextmanager
-def _stop_signals_unwind() -> Iterator[None]:
-    """Turn SIGINT/SIGTERM/SIGHUP into an exception (no traceback, clean-ups run); later ones are ignored."""
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
-        raise _Stopped(signum)
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) -> int:
     """Decrypt one layer from stdin to stdout the way containerd expects.
 
@@ -251,7 +228,7 @@ def decode_main(argv: Sequence[str], layer_seen: Callable[[str], None] | None = 
     except UsageError as err:
         return _usage_error(err)
     try:
-        with _stop_signals_unwind():
+        with raising_on_stop(_Stopped):
             return run(keys_path, layer_seen)
     except _Stopped as stop:
         from ..ocicrypt.scratch import remove_live_dirs
