@@ -194,7 +194,7 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
             except KeysDirError as err:
                 return _fail(f"unable to get decryption keys in provided key path: {err}")
             dc = keys_dir.config.combined_with(dc)
-            notes = keys_dir.notes + keys_dir.warnings
+            notes = keys_dir.notes + [str(warning) for warning in keys_dir.warnings]
         else:
             notes.append(f"{keys_path} does not exist; using the keys in the payload only")
 
