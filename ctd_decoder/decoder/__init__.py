@@ -2,14 +2,28 @@
 
 
 def main() -> int:
-    """Console entry point: before anything else is imported, a SIGINT ends the process without a traceback.
+    """Console entry point: hand the layer to the warm server if one answers, else decode it here.
 
-    The decoder sets its own handlers (clean-up, then exit status 128+signal) as soon as it runs;
-    this closes the window of its start-up imports, where Python would print KeyboardInterrupt.
+    Nothing of the decoder is imported before the hand-off: on the warm path this process only
+    passes its descriptors on and waits, so every import here is start-up the server already paid.
+    ``_signal`` rather than ``signal`` (which imports ``enum``): a SIGINT during the start-up
+    imports ends the process without a traceback; the decoder sets its own handlers (clean-up,
+    then exit status 128+signal) as soon as it runs.
     """
-    import signal
+    import _signal  # type: ignore[import-not-found]  # no stub; it is what signal wraps
+    import sys
 
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    from .main import main as decoder_main
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+    from .warm.client import hand_off
 
-    return decoder_main()
+    status = hand_off(sys.argv)
+    if status is None:
+        from .main import decode_main
+
+        status = decode_main(sys.argv[1:])
+    if status != 0:
+        # Here, in the process containerd runs and reaps, whether it decoded or its warm child did.
+        from .exit_race import hold_stdout_until_reaped
+
+        hold_stdout_until_reaped()
+    return status

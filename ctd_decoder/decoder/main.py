@@ -9,15 +9,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from types import FrameType
+from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..ocicrypt.diagnostics import bounded_message, printable
 from ..ocicrypt.errors import DecoderError, KeysDirError
+from ..ocicrypt.stopsignals import raising_on_stop
 
 USAGE = """\
 NAME:
@@ -56,7 +54,6 @@ KEYS_PATH_FLAG = "decryption-keys-path"
 HELP_COMMANDS = ("help", "h")
 VERIFY_DIGEST_ENV = "CTD_DECODER_VERIFY_DIGEST"
 MAX_NOTES = 12
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Go's strconv.ParseBool, which its flag package uses for boolean flags.
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
@@ -166,26 +163,6 @@ class _Stopped(BaseException):
         self.signum = signum
 
 
-@contextmanager
-def _stop_signals_unwind() -> Iterator[None]:
-    """Turn SIGINT/SIGTERM/SIGHUP into an exception (no traceback, clean-ups run); later ones are ignored."""
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
-        raise _Stopped(signum)
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) -> int:
     """Decrypt one layer from stdin to stdout the way containerd expects.
 
@@ -217,7 +194,7 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
             except KeysDirError as err:
                 return _fail(f"unable to get decryption keys in provided key path: {err}")
             dc = keys_dir.config.combined_with(dc)
-            notes = keys_dir.notes + keys_dir.warnings
+            notes = keys_dir.notes + [str(warning) for warning in keys_dir.warnings]
         else:
             notes.append(f"{keys_path} does not exist; using the keys in the payload only")
 
@@ -251,36 +228,15 @@ def decode_main(argv: Sequence[str], layer_seen: Callable[[str], None] | None = 
     except UsageError as err:
         return _usage_error(err)
     try:
-        with _stop_signals_unwind():
+        with raising_on_stop(_Stopped):
             return run(keys_path, layer_seen)
     except _Stopped as stop:
+        from ..ocicrypt.scratch import remove_live_dirs
+
+        remove_live_dirs()  # the signal may have landed where no clean-up of a GnuPG home ran
         sys.stderr.write(f"ctd-decoder: stopped by {signal.Signals(stop.signum).name}\n")
         return 128 + stop.signum
     except Exception as err:  # never a traceback: it could show key material held in locals
         if os.environ.get("CTD_DECODER_DEBUG"):
             raise
         return _fail(f"ctd-decoder: internal error ({type(err).__name__}); set CTD_DECODER_DEBUG=1 for details")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ctd-decoder`` console script: the warm server's child if one answers, else here.
-
-    ``argv`` given (tests, tools) means in-process, without trying the warm server.
-    """
-    if argv is not None:
-        status = decode_main(argv)
-    else:
-        from .warm.client import hand_off
-
-        handed = hand_off(sys.argv)
-        status = decode_main(sys.argv[1:]) if handed is None else handed
-    if status != 0:
-        # Here, in the process containerd runs and reaps, whether it decoded or its warm child did.
-        from .exit_race import hold_stdout_until_reaped
-
-        hold_stdout_until_reaped()
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -72,13 +72,13 @@ def parse_private_key(data: bytes, password: bytes | None) -> PrivateKeyTypes:
     are skipped: they cost ~30 ms per key (most of a small layer's run time) and guard signing
     against fault attacks, which does not apply to decrypting with an operator's own key.
     """
-    from cryptography.hazmat.primitives import serialization
+    from . import keyload
 
     block = first_pem_block(data)
     if block is None:
         for candidate in dict.fromkeys((data, _first_der_element(data))):
             try:
-                return serialization.load_der_private_key(candidate, password=None, unsafe_skip_rsa_key_validation=True)
+                return keyload.load_der_private_key(candidate, password=None, unsafe_skip_rsa_key_validation=True)
             except (ValueError, TypeError):
                 pass
         return _parse_jwk_private_key(data)
@@ -89,7 +89,7 @@ def parse_private_key(data: bytes, password: bytes | None) -> PrivateKeyTypes:
     if encrypted and password is None:
         raise PrivateKeyError("Missing password for encrypted private key")
     try:
-        return serialization.load_pem_private_key(
+        return keyload.load_pem_private_key(
             text, password=password if encrypted else None, unsafe_skip_rsa_key_validation=True
         )
     except (ValueError, TypeError) as err:
@@ -179,10 +179,12 @@ def _ec_from_jwk(jwk: dict[str, Any]) -> PrivateKeyTypes:
 
 def public_key_fingerprint(public_key: PublicKeyTypes) -> str:
     """Return ``SHA256:<first 16 hex digits>`` of the public key's SubjectPublicKeyInfo DER."""
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
+
+    from .keyload import Encoding, PublicFormat
 
     digest = hashes.Hash(hashes.SHA256())
-    digest.update(public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+    digest.update(public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
     return "SHA256:" + digest.finalize().hex()[:16]
 
 
@@ -249,10 +251,11 @@ def public_key_kind(data: bytes) -> str | None:
     if not data.startswith(b"\x30"):
         return None
     from cryptography.exceptions import UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import serialization
+
+    from .keyload import load_der_public_key
 
     try:
-        serialization.load_der_public_key(data)
+        load_der_public_key(data)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         return None
     return "a DER public key"

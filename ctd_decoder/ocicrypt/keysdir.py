@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
 
 from . import config as params
 from . import keys
@@ -34,6 +33,10 @@ MAX_KEY_FILES = 512
 MAX_BYTES_READ = 32 * 1024 * 1024
 PASSWORD_SUFFIX = ".password"
 SECRET_VOLUME_DATA = "..data"  # the kubelet's atomic writer links every file through it
+# What an :class:`Exposure` is about.
+EXPOSED_DIRECTORY = "keys directory"
+EXPOSED_KEY = "key file"
+EXPOSED_PASSWORD = "password file"
 
 
 # Why a file was skipped (:attr:`SkippedFile.kind`).
@@ -47,34 +50,62 @@ SKIP_BAD_PASSWORD = "bad-password"
 SKIP_NOT_A_KEY = "not-a-key"
 
 
-@dataclass(frozen=True)
+# Plain classes, not dataclasses: importing dataclasses (and inspect under it) costs about a tenth
+# of a small layer's start-up, and this module is on every node-key pull's path.
 class LoadedFile:
     """A file loaded as a key: the decrypt parameter it went to, and its password file if one was used."""
 
-    path: str
-    parameter: str
-    password_file: str | None = None
+    __slots__ = ("parameter", "password_file", "path")
+
+    def __init__(self, path: str, parameter: str, password_file: str | None = None) -> None:
+        self.path = path
+        self.parameter = parameter
+        self.password_file = password_file
 
 
-@dataclass(frozen=True)
 class SkippedFile:
     """A file that was not loaded: one of the ``SKIP_*`` kinds and the reason in words."""
 
-    path: str
-    kind: str
-    reason: str
+    __slots__ = ("kind", "path", "reason")
+
+    def __init__(self, path: str, kind: str, reason: str) -> None:
+        self.path = path
+        self.kind = kind
+        self.reason = reason
 
 
-@dataclass
+class Exposure:
+    """Key material (or the directory) that others than root can reach: what, where, why, and the fix."""
+
+    __slots__ = ("fix", "path", "problem", "subject")
+
+    def __init__(self, subject: str, path: str, problem: str, fix: str) -> None:
+        self.subject = subject  # one of the EXPOSED_* names
+        self.path = path
+        self.problem = problem
+        self.fix = fix
+
+    @property
+    def finding(self) -> str:
+        """The warning without its fix, e.g. ``key file /k.pem is open to group or others (mode 0644)``."""
+        return f"{self.subject} {self.path} {self.problem}"
+
+    def __str__(self) -> str:
+        return f"{self.finding}: {self.fix}"
+
+
 class KeysDir:
     """The keys found in a directory, what each file became, notes about skipped files, warnings about exposed keys."""
 
-    config: DecryptConfig = field(default_factory=DecryptConfig)
-    notes: list[str] = field(default_factory=list)
-    loaded: list[LoadedFile] = field(default_factory=list)
-    skipped: list[SkippedFile] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    secret_volume: bool = False  # a Kubernetes Secret volume: the kubelet sets its modes (defaultMode)
+    __slots__ = ("config", "loaded", "notes", "secret_volume", "skipped", "warnings")
+
+    def __init__(self) -> None:
+        self.config = DecryptConfig()
+        self.notes: list[str] = []
+        self.loaded: list[LoadedFile] = []
+        self.skipped: list[SkippedFile] = []
+        self.warnings: list[Exposure] = []
+        self.secret_volume = False  # a Kubernetes Secret volume: the kubelet sets its modes (defaultMode)
 
     def skip(self, path: str, kind: str, reason: str) -> None:
         """Record that ``path`` was skipped, and the note the decoder prints about it."""
@@ -96,7 +127,7 @@ def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
     elif stat.S_ISDIR(root_stat.st_mode):
         result.secret_volume = os.path.islink(os.path.join(root_path, SECRET_VOLUME_DATA))
         if not result.secret_volume:
-            result.warnings.extend(_exposure(root_path, root_stat, "keys directory", "chmod 700 it"))
+            result.warnings.extend(_exposure(root_path, root_stat, EXPOSED_DIRECTORY, "chmod 700 it"))
         files = _walk(root_path, result)
     else:
         raise KeysDirError(f"{root_path} is neither a directory nor a key file")
@@ -130,7 +161,7 @@ def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
             result.skip(path, SKIP_NOT_A_KEY, f"could not be read as a key ({type(err).__name__})")
             continue
         if secret:
-            result.warnings.extend(_exposure(path, info, "key file", _file_fix(result)))
+            result.warnings.extend(_exposure(path, info, EXPOSED_KEY, _file_fix(result)))
     return result
 
 
@@ -138,13 +169,14 @@ def _file_fix(result: KeysDir) -> str:
     return "set defaultMode: 0400 on the Secret volume" if result.secret_volume else "chmod 600 it"
 
 
-def _exposure(path: str, info: os.stat_result, what: str, fix: str) -> list[str]:
+def _exposure(path: str, info: os.stat_result, what: str, fix: str) -> list[Exposure]:
     """Warn if group or others can reach ``path``, or if it is not root's while we run as root."""
     warnings = []
     if info.st_mode & 0o077:
-        warnings.append(f"{what} {path} is open to group or others (mode {stat.S_IMODE(info.st_mode):04o}): {fix}")
+        mode = stat.S_IMODE(info.st_mode)
+        warnings.append(Exposure(what, path, f"is open to group or others (mode {mode:04o})", fix))
     if os.geteuid() == 0 and info.st_uid != 0:
-        warnings.append(f"{what} {path} is owned by uid {info.st_uid}, not root: chown root it")
+        warnings.append(Exposure(what, path, f"is owned by uid {info.st_uid}, not root", "chown root it"))
     return warnings
 
 
@@ -220,7 +252,7 @@ def _sibling_password(path: str, result: KeysDir) -> bytes | None:
     if not os.path.isfile(password_path):
         return None
     data, info = _read(password_path)
-    result.warnings.extend(_exposure(password_path, info, "password file", _file_fix(result)))
+    result.warnings.extend(_exposure(password_path, info, EXPOSED_PASSWORD, _file_fix(result)))
     password = data or b""
     for ending in (b"\r\n", b"\n"):
         if password.endswith(ending):

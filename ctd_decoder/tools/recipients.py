@@ -40,9 +40,9 @@ def _read(path: str, what: str) -> bytes:
 
 
 def _is_public_key(data: bytes) -> bool:
-    from cryptography.hazmat.primitives import serialization
+    from ..ocicrypt.keyload import load_der_public_key, load_pem_public_key
 
-    for load in (serialization.load_pem_public_key, serialization.load_der_public_key):
+    for load in (load_pem_public_key, load_der_public_key):
         try:
             load(data)
         except (ValueError, TypeError):

@@ -82,9 +82,30 @@ def test_warm_layer_is_decoded_by_the_server_and_logged_without_secrets(
     assert result.stdout == layer.plaintext
     (line,) = server.wait_for_layers(1)
     assert line.startswith(f"ctd-decoder-warm: layer {layer.descriptor.digest} ok ")
-    assert line.endswith(" ms")
+    *_, milliseconds, ms, peak, mib = line.split()
+    assert (ms, mib) == ("ms", "MiB") and int(milliseconds) >= 0
+    assert 1 < float(peak) < 1024, "the child's peak RSS"
     key_body = layer.private_key_pem.splitlines()[1].decode()
     assert all(key_body not in logged for logged in server.lines)
+
+
+def test_handing_off_imports_nothing_of_the_decoder(server: WarmServer, layer: EncryptedLayer) -> None:
+    # The process containerd starts only passes its descriptors on: every import there is start-up
+    # the server has already paid (the decoder, its diagnostics, ``re``, ``signal``'s ``enum``).
+    command = [sys.executable, "-X", "importtime", *decoder_command()]
+    result = run_decoder(layer.blob, layer.payload(), env=server.env, command=command)
+    assert (result.returncode, result.stdout) == (0, layer.plaintext), result.stderr
+    server.wait_for_layers(1)
+    imported = {
+        line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    }
+    assert "ctd_decoder.decoder.warm.client" in imported, "the import record is missing"
+    ours = {name for name in imported if name.startswith("ctd_decoder")}
+    assert ours == {"ctd_decoder", "ctd_decoder.decoder", "ctd_decoder.decoder.warm"} | {
+        "ctd_decoder.decoder.warm.client",
+        "ctd_decoder.decoder.warm.protocol",
+    }
+    assert not imported & {"cryptography", "re", "enum", "signal", "typing", "socket"}, sorted(imported)
 
 
 def test_no_server_or_a_stale_socket_decodes_in_process(tmp_path: Path, layer: EncryptedLayer) -> None:

@@ -17,16 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from support.binaries import CTR_ENC, GO_DECODER_1, require_binary
 from support.oci import encrypt_layout, make_layout, skopeo
 
-from ctd_decoder.ocicrypt import config as params
 from ctd_decoder.tools.recipients import encrypt_config
 
 from .daemons import CONTAINERD_1, Containerd, require_tool
 from .node import Image, Node
-from .schemes import PROVIDER_NAME, Recipient
+from .schemes import Recipient, ctr_enc_arguments, ctr_enc_env
 
 BUSYBOX = Path("/bin/busybox")
 GREETING = b"decrypted by ctd-decoder, run by ctr-enc\n"
@@ -67,42 +65,6 @@ class CtrEnc:
         stderr = result.stderr.decode(errors="replace")
         assert result.returncode == 0, f"ctr-enc {' '.join(args)} failed ({result.returncode}): {stderr}"
         return result.stdout.decode(errors="replace").replace(PKCS11_NOTE, "")
-
-
-def ctr_enc_arguments(recipient: Recipient, directory: Path) -> tuple[list[str], list[str]]:
-    """The ``--recipient`` values that encrypt to ``recipient`` and the ``--key`` / ``--dec-recipient``
-    arguments that decrypt, with the key files written under ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for name, content in recipient.key_files.items():
-        (directory / name).write_bytes(content)
-        (directory / name).chmod(0o600)
-        files[name] = directory / name
-    if recipient.scheme == f"provider.{PROVIDER_NAME}":
-        return [f"provider:{PROVIDER_NAME}"], ["--key", f"provider:{PROVIDER_NAME}"]
-    if recipient.scheme == "pkcs11":
-        assert recipient.encrypt_config is not None
-        der = recipient.encrypt_config.parameters[params.PKCS11_PUBKEYS][0]
-        public = directory / "hsm-key.pub.pem"
-        public.write_bytes(
-            serialization.load_der_public_key(der).public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
-        return [f"pkcs11:{public}"], ["--key", str(files["hsm-key.yaml"])]
-    keys = []
-    for name, path in files.items():
-        if name.endswith(".crt.pem"):
-            keys += ["--dec-recipient", f"pkcs7:{path}"]
-        else:
-            keys += ["--key", str(path)]
-    return recipient.encryption_keys, keys
-
-
-def ctr_enc_env(recipient: Recipient) -> dict[str, str]:
-    """What ctr-enc itself needs: the encrypt env (GNUPGHOME, OAEP hash, provider config) and, for its
-    own authorization check, the decoder's (PKCS#11 module policy and token)."""
-    return {**recipient.encrypt_env, **recipient.decoder_env}
 
 
 def archive(layout: Path, path: Path, name: str) -> Path:

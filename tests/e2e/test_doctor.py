@@ -165,7 +165,8 @@ def test_doctor_on_a_ctr_enc_encrypted_image_agrees_with_a_pull(
     from support.binaries import CTR_ENC, require_binary
     from support.oci import make_layout, skopeo
 
-    from .test_ctr_enc import CtrEnc, archive, ctr_enc_arguments, ctr_enc_env
+    from .schemes import ctr_enc_arguments, ctr_enc_env
+    from .test_ctr_enc import CtrEnc, archive
 
     right, wrong = recipients(scheme), recipients(scheme)
     encrypt_to, _ = ctr_enc_arguments(right, tmp_path / "keys")

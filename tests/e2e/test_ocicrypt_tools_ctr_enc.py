@@ -5,6 +5,10 @@ processor (ctd-decoder-imgcrypt-1.1.7, the keys in its payload), then ``ctr-enc 
 ``images export`` give back the plain layers. The other way round, ``ctr-enc images encrypt`` writes
 an image that ``ocicrypt decrypt`` opens. One daemon and one set of keys serve the module (the
 processors' environment names every scheme's configuration); each scheme costs a few seconds.
+
+Docker schema 2 images (a manifest and a manifest list that skopeo pushes as v2s2 and ctr-enc pulls and
+exports) are encrypted by both tools to the same media types, read by the other tool, and pulled by
+containerd's CRI: about 10 s in all, 2 s of it per containerd line for the pull.
 """
 
 from __future__ import annotations
@@ -12,19 +16,32 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+import tarfile
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.binaries import CTR_ENC, GO_DECODER_1, require_binary
 from support.gpgkeys import GpgHome
 from support.keygen import new_key, private_pem, write_key_pair
-from support.oci import make_layout, ocicrypt, read_layers, skopeo
+from support.oci import (
+    image_layers,
+    image_media_types,
+    make_index_layout,
+    make_layout,
+    manifest_documents,
+    ocicrypt,
+    read_layers,
+    skopeo,
+)
 from support.pki import certificate, certificate_pem
 from support.tempdirs import short_tempdir
 
-from .daemons import Containerd, decoder_processors, remove_tree, require_tool
+from .daemons import Containerd, Registry, decoder_processors, remove_tree, require_tool
+from .node import Image, Node, push_layout
 
 LAYERS = [{"etc/hello.txt": b"hello from ocicrypt\n"}, {"bin/tool": bytes(range(256)) * 1000}]
 SCHEMES = ["jwe", "pkcs7", "pgp", "pkcs11", "provider"]
@@ -126,6 +143,11 @@ def _ctr_enc(
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=180, check=False)
 
 
+def _ctr_enc_ok(containerd: Containerd, namespace: str, env: dict[str, str], *args: str) -> None:
+    result = _ctr_enc(containerd, namespace, env, *args)
+    assert result.returncode == 0, f"ctr-enc {' '.join(args)}: {result.stderr}"
+
+
 def _key_args(flag: str, scheme: Scheme) -> list[str]:
     return [arg for key in scheme.keys for arg in (flag, key)]
 
@@ -204,3 +226,192 @@ def test_ctr_enc_encrypted_image_decrypts_with_ours(
     source, target = f"oci-archive:{tmp_path / 'enc.tar'}:enc", f"oci:{tmp_path / 'dec'}:v1"
     ocicrypt("decrypt", *_key_args("--key", scheme), *certificate, source, target, env=scheme.env)
     assert _plain_digests(tmp_path / "dec") == _plain_digests(tmp_path / "plain")
+
+
+# --- Docker schema 2 images ---------------------------------------------------------------------------
+# imgcrypt (images/encryption/encryption.go, cryptChildren) writes a new OCI manifest around the encrypted
+# layers: descriptor application/vnd.oci.image.manifest.v1+json, the Docker config descriptor as it was,
+# rootfs.diff.tar.gzip layers as tar+gzip+encrypted, unselected layers untouched; a manifest list becomes
+# an OCI index whose unchanged manifests keep their Docker descriptors.
+
+DOCKER_NAMESPACE = "docker"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+JWE_ANNOTATION = "org.opencontainers.image.enc.keys.jwe"
+PUBOPTS_ANNOTATION = "org.opencontainers.image.enc.pubopts"
+DOCKER_PLATFORMS = ["linux/amd64", "linux/arm64"]
+
+
+@dataclass
+class DockerImage:
+    """An image with Docker media types in the module's containerd (namespace ``docker``) and exported."""
+
+    plain: Path  # the OCI layout it was made from
+    ref: str
+    archive: Path  # ``ctr-enc images export``: an oci-archive that keeps the Docker media types
+
+
+def _unpacked(archive: Path) -> Path:
+    target = archive.with_suffix(".d")
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def _digests_per_platform(layout: Path, ref: str) -> dict[str, list[str]]:
+    return {p: [layer["digest"] for layer in layers] for p, layers in image_layers(layout, ref).items()}
+
+
+@pytest.fixture(scope="module")
+def docker_images(
+    containerd: Containerd, registry: Registry, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, DockerImage]:
+    """A Docker manifest and manifest list as operators get them: ``skopeo copy --format v2s2`` to the
+    registry, ``ctr-enc images pull`` and ``images export`` (skopeo would convert them to OCI media types,
+    and cannot read an oci-archive with Docker ones)."""
+    directory = tmp_path_factory.mktemp("docker")
+    images = {}
+    for kind in ("manifest", "list"):
+        plain = directory / f"plain-{kind}"
+        if kind == "manifest":
+            make_layout(plain, LAYERS)
+        else:
+            make_index_layout(plain, DOCKER_PLATFORMS)
+        ref = f"{registry.host}/docker/{kind}:v1"
+        skopeo(
+            "copy", "-q", "--all", "--format", "v2s2", "--dest-tls-verify=false", f"oci:{plain}:v1", f"docker://{ref}"
+        )
+        env = dict(os.environ)
+        _ctr_enc_ok(containerd, DOCKER_NAMESPACE, env, "images", "pull", "--plain-http", "--all-platforms", ref)
+        archive = directory / f"{kind}.tar"
+        _ctr_enc_ok(containerd, DOCKER_NAMESPACE, env, "images", "export", "--all-platforms", str(archive), ref)
+        images[kind] = DockerImage(plain, ref, archive)
+    return images
+
+
+def _go_encrypted(
+    containerd: Containerd, image: DockerImage, recipient: str, selection: list[str], target: Path
+) -> str:
+    """``ctr-enc images encrypt`` of ``image`` under a new tag, exported to ``target``; return the tag."""
+    tag = f"goenc-{uuid.uuid4().hex[:8]}"
+    name = f"{image.ref.rsplit(':', 1)[0]}:{tag}"
+    env = dict(os.environ)
+    encrypt = ["images", "encrypt", "--recipient", recipient, *selection, image.ref, name]
+    _ctr_enc_ok(containerd, DOCKER_NAMESPACE, env, *encrypt)
+    _ctr_enc_ok(containerd, DOCKER_NAMESPACE, env, "images", "export", "--all-platforms", str(target), name)
+    return tag
+
+
+def test_docker_images_are_exported_with_docker_media_types(docker_images: dict[str, DockerImage]) -> None:
+    manifest = image_media_types(_unpacked(docker_images["manifest"].archive))
+    assert manifest == {
+        "image": DOCKER_MANIFEST,
+        "-": {"manifest": DOCKER_MANIFEST, "config": DOCKER_CONFIG, "layers": [(DOCKER_LAYER, [])] * len(LAYERS)},
+    }
+    listed = image_media_types(_unpacked(docker_images["list"].archive))
+    assert listed["image"] == DOCKER_LIST
+    assert {p: listed[p] for p in DOCKER_PLATFORMS} == {
+        p: {"manifest": DOCKER_MANIFEST, "config": DOCKER_CONFIG, "layers": [(DOCKER_LAYER, [])]}
+        for p in DOCKER_PLATFORMS
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "selection"),
+    [("manifest", []), ("manifest", ["--layer=-1"]), ("list", []), ("list", ["--platform=linux/arm64"])],
+    ids=["manifest", "manifest-top-layer", "list", "list-one-platform"],
+)
+def test_docker_image_encrypts_to_the_media_types_ctr_enc_writes(
+    kind: str,
+    selection: list[str],
+    containerd: Containerd,
+    schemes: dict[str, Scheme],
+    docker_images: dict[str, DockerImage],
+    tmp_path: Path,
+) -> None:
+    image, recipient = docker_images[kind], schemes["jwe"].recipient
+    tag = _go_encrypted(containerd, image, recipient, selection, tmp_path / "go.tar")
+    ours = tmp_path / "ours.tar"
+    ocicrypt(
+        "encrypt", "--recipient", recipient, *selection, f"oci-archive:{image.archive}:v1", f"oci-archive:{ours}:v1"
+    )
+    go_layout, our_layout = _unpacked(tmp_path / "go.tar"), _unpacked(ours)
+    mine = image_media_types(our_layout)
+    assert mine == image_media_types(go_layout, tag)
+    encrypted = ("application/vnd.oci.image.layer.v1.tar+gzip+encrypted", [JWE_ANNOTATION, PUBOPTS_ANNOTATION])
+    assert encrypted in [layer for p, shape in mine.items() if p != "image" for layer in shape["layers"]]
+    # imgcrypt leaves the mediaType member out of the manifests it writes; ours names OCI's, because
+    # skopeo guesses a manifest without one from its config's media type and would push it as Docker's.
+    assert all("mediaType" not in document for document in _changed_manifests(go_layout, tag))
+    assert all(document["mediaType"] == OCI_MANIFEST for document in _changed_manifests(our_layout, "v1"))
+
+
+def _changed_manifests(layout: Path, ref: str) -> list[dict[str, Any]]:
+    shape = image_media_types(layout, ref)
+    documents = manifest_documents(layout, ref)
+    return [documents[p] for p in documents if shape[p]["manifest"] == OCI_MANIFEST]
+
+
+@pytest.mark.parametrize("kind", ["manifest", "list"])
+def test_our_encrypted_docker_image_imports_and_decrypts_with_ctr_enc(
+    kind: str,
+    containerd: Containerd,
+    schemes: dict[str, Scheme],
+    docker_images: dict[str, DockerImage],
+    tmp_path: Path,
+) -> None:
+    image, scheme = docker_images[kind], schemes["jwe"]
+    ours = tmp_path / "ours.tar"
+    ocicrypt("encrypt", "--recipient", scheme.recipient, f"oci-archive:{image.archive}:v1", f"oci-archive:{ours}:v1")
+    namespace, plain = f"docker-ours-{kind}", f"{image.ref.rsplit(':', 1)[0]}:plain"
+    # The archive keeps the source's io.containerd.image.name, so ctr-enc imports it as image.ref.
+    keys = _key_args("--key", scheme)
+    _ctr_enc_ok(containerd, namespace, scheme.env, "images", "import", "--all-platforms", *keys, str(ours))
+    _ctr_enc_ok(containerd, namespace, scheme.env, "images", "decrypt", *keys, image.ref, plain)
+    export = ["images", "export", "--all-platforms", str(tmp_path / "dec.tar"), plain]
+    _ctr_enc_ok(containerd, namespace, scheme.env, *export)
+    assert _digests_per_platform(_unpacked(tmp_path / "dec.tar"), "plain") == _digests_per_platform(image.plain, "v1")
+
+
+@pytest.mark.parametrize("kind", ["manifest", "list"])
+def test_ctr_enc_encrypted_docker_image_decrypts_and_inspects_with_ours(
+    kind: str,
+    containerd: Containerd,
+    schemes: dict[str, Scheme],
+    docker_images: dict[str, DockerImage],
+    tmp_path: Path,
+) -> None:
+    image, scheme = docker_images[kind], schemes["jwe"]
+    tag = _go_encrypted(containerd, image, scheme.recipient, [], tmp_path / "go.tar")
+    source = f"oci-archive:{tmp_path / 'go.tar'}:{tag}"
+    report = json.loads(ocicrypt("inspect", "--json", source).stdout)
+    layers = [layer for platform in report["platforms"] for layer in platform["layers"]]
+    assert len(layers) == sum(len(lay) for lay in image_layers(image.plain).values())
+    assert all(list(layer["schemes"]) == ["jwe"] and layer["schemes"]["jwe"] for layer in layers), layers
+    ocicrypt("decrypt", *_key_args("--key", scheme), source, f"oci:{tmp_path / 'dec'}:v1")
+    assert _digests_per_platform(tmp_path / "dec", "v1") == _digests_per_platform(image.plain, "v1")
+
+
+def test_cri_pull_of_our_encrypted_docker_image(
+    pip_decoder: str,
+    registry: Registry,
+    nodes: Callable[..., Node],
+    schemes: dict[str, Scheme],
+    docker_images: dict[str, DockerImage],
+    tmp_path: Path,
+) -> None:
+    """skopeo pushes ours (an OCI manifest around the Docker config) and containerd's CRI pulls it."""
+    image, scheme = docker_images["manifest"], schemes["jwe"]
+    ocicrypt(
+        "encrypt", "--recipient", scheme.recipient, f"oci-archive:{image.archive}:v1", f"oci:{tmp_path / 'ours'}:v1"
+    )
+    ref = push_layout(registry, tmp_path / "ours")
+    node = nodes(pip_decoder, registry, {"node.pem": Path(scheme.keys[0]).read_bytes()})
+    reports = node.pull_and_verify(Image(ref, image.plain, LAYERS))
+    assert {r.media_type for r in reports} == {"application/vnd.oci.image.layer.v1.tar+gzip+encrypted"}
+    client = node.client()
+    manifest = client.read_json(str(client.image_target(ref)["digest"]))
+    assert (manifest["mediaType"], manifest["config"]["mediaType"]) == (OCI_MANIFEST, DOCKER_CONFIG)

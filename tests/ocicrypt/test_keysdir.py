@@ -11,6 +11,7 @@ from support.keygen import new_key, private_pem, public_pem
 from support.secrets import kubernetes_secret_volume
 
 from ctd_decoder.ocicrypt import config as params
+from ctd_decoder.ocicrypt import keysdir
 from ctd_decoder.ocicrypt.errors import KeysDirError
 from ctd_decoder.ocicrypt.keysdir import load_keys_dir
 
@@ -163,7 +164,9 @@ def test_key_material_open_to_others_is_warned_about_and_public_material_is_not(
     assert loaded.notes == [
         f"skipping {keys / 'k.pub'}: a PEM PUBLIC KEY, which cannot decrypt; put the private key here"
     ]
-    assert loaded.warnings == [f"key file {keys / 'k.pem'} is open to group or others (mode 0640): chmod 600 it"]
+    assert [str(warning) for warning in loaded.warnings] == [
+        f"key file {keys / 'k.pem'} is open to group or others (mode 0640): chmod 600 it"
+    ]
     (keys / "k.pem").chmod(0o600)
     assert load_keys_dir(keys).warnings == []
 
@@ -179,7 +182,13 @@ def test_secret_volume_modes_are_the_kubelets_so_the_fix_is_its_default_mode(tmp
     (tmp_path / "keys" / "k.pem").resolve().chmod(0o644)
     loaded = load_keys_dir(tmp_path / "keys")
     assert loaded.secret_volume
-    assert loaded.warnings == [
+    (warning,) = loaded.warnings
+    assert (warning.subject, warning.path, warning.fix) == (
+        keysdir.EXPOSED_KEY,
+        str(tmp_path / "keys" / "k.pem"),
+        "set defaultMode: 0400 on the Secret volume",
+    )
+    assert [str(warning)] == [
         f"key file {tmp_path / 'keys' / 'k.pem'} is open to group or others (mode 0644): "
         "set defaultMode: 0400 on the Secret volume"
     ]

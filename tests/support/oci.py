@@ -190,17 +190,47 @@ def make_index_layout(layout: Path, platforms: list[str], ref: str = "v1") -> No
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [descriptor]}))
 
 
-def image_layers(layout: Path, ref: str = "v1") -> dict[str, list[dict[str, Any]]]:
-    """Return, per ``os/arch`` (or ``-`` for a lone manifest), the layer descriptors of image ``ref``."""
+def _image_entry(layout: Path, ref: str) -> dict[str, Any]:
     index = json.loads((layout / "index.json").read_text())
     [entry] = [e for e in index["manifests"] if e.get("annotations", {}).get(REF_ANNOTATION) == ref]
-    if entry["mediaType"] != INDEX:
-        return {"-": json.loads(_blob(layout, entry["digest"]))["layers"]}
+    return dict(entry)
+
+
+def _platform_manifests(layout: Path, entry: dict[str, Any]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Per ``os/arch`` (``-`` for a lone manifest): the manifest's descriptor and document. An index is
+    told by its ``manifests`` member, so Docker manifest lists and documents without ``mediaType`` count."""
+    document = json.loads(_blob(layout, entry["digest"]))
+    if "manifests" not in document:
+        return {"-": (entry, document)}
     result = {}
-    for child in json.loads(_blob(layout, entry["digest"]))["manifests"]:
+    for child in document["manifests"]:
         platform = f"{child['platform']['os']}/{child['platform']['architecture']}"
-        result[platform] = json.loads(_blob(layout, child["digest"]))["layers"]
+        result[platform] = (child, json.loads(_blob(layout, child["digest"])))
     return result
+
+
+def image_layers(layout: Path, ref: str = "v1") -> dict[str, list[dict[str, Any]]]:
+    """Return, per ``os/arch`` (or ``-`` for a lone manifest), the layer descriptors of image ``ref``."""
+    return {p: m["layers"] for p, (_, m) in _platform_manifests(layout, _image_entry(layout, ref)).items()}
+
+
+def image_media_types(layout: Path, ref: str = "v1") -> dict[str, Any]:
+    """The media types of image ``ref``, descriptor by descriptor: its index.json entry's and, per
+    platform, the manifest descriptor's, the config's and each layer's with its annotation names."""
+    entry = _image_entry(layout, ref)
+    shape: dict[str, Any] = {"image": entry["mediaType"]}
+    for platform, (descriptor, manifest) in _platform_manifests(layout, entry).items():
+        shape[platform] = {
+            "manifest": descriptor["mediaType"],
+            "config": manifest["config"]["mediaType"],
+            "layers": [(layer["mediaType"], sorted(layer.get("annotations") or {})) for layer in manifest["layers"]],
+        }
+    return shape
+
+
+def manifest_documents(layout: Path, ref: str = "v1") -> dict[str, dict[str, Any]]:
+    """Per ``os/arch`` (or ``-``), the manifest document of image ``ref``."""
+    return {p: m for p, (_, m) in _platform_manifests(layout, _image_entry(layout, ref)).items()}
 
 
 def ocicrypt(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:

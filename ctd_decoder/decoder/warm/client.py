@@ -1,21 +1,21 @@
 """The ``ctd-decoder`` side of the warm path: hand the layer to the fork server, or say it cannot.
 
-Imported before anything else the decoder needs, so it uses only built-in modules (``_socket``
-rather than ``socket``, whose import costs more than the whole hand-off, and only when the socket
-exists).
+Imported before anything else the decoder needs, so it imports only what the interpreter has loaded
+already or has built in: ``_socket`` rather than ``socket`` (whose import costs more than the whole
+hand-off, and only when the socket exists), and no ``typing`` or ``collections.abc`` at run time.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from .protocol import ACCEPTED, DEFAULT_SOCKET, DISABLED, GO, PASSED_FDS, SOCKET_ENV, STATUS, STATUS_SIZE, Request
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy treats the name alike
 if TYPE_CHECKING:
     import _socket
+    from collections.abc import Mapping, Sequence
 
 # How long a server may take to accept a request before the client decodes in-process.
 ANSWER_TIMEOUT = 1.0

@@ -268,8 +268,9 @@ class WarmServer:
             signal.pidfd_send_signal(layer.pidfd, signal.SIGKILL)
 
     def _reap(self, layer: _Layer) -> None:
-        _, wait_status = os.waitpid(layer.pid, 0)
+        _, wait_status, usage = os.wait4(layer.pid, 0)
         elapsed_ms = (time.monotonic() - layer.started) * 1000
+        peak_mib = usage.ru_maxrss / 1024  # KiB on Linux; a fork starts with the server's resident pages
         with contextlib.suppress(OSError):
             layer.digest = os.read(layer.report, 256).decode("ascii", "replace").strip()
         self._poll.unregister(layer.pidfd)
@@ -291,7 +292,7 @@ class WarmServer:
             verdict = f"failed (exit {status})"
         else:
             verdict = f"failed (signal {-status})"
-        log(f"layer {layer.digest or '-'} {verdict} {elapsed_ms:.0f} ms")
+        log(f"layer {layer.digest or '-'} {verdict} {elapsed_ms:.0f} ms {peak_mib:.1f} MiB")
         if status < 0:
             from ...ocicrypt.scratch import sweep
 

@@ -16,7 +16,7 @@ import json
 import os
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes, hmac, serialization
+from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from .. import config as params
-from .. import keys, scope
+from .. import keyload, keys, scope
 from ..config import DecryptConfig, EncryptConfig
 from ..errors import UnwrapError, WrapError
 from .base import explain_attempts, private_keys
@@ -333,12 +333,12 @@ def _load_public_key(data: bytes) -> tuple[Any, str | None]:
     block = keys.first_pem_block(data)
     try:
         if block is not None:
-            return serialization.load_pem_public_key(block[1]), None
+            return keyload.load_pem_public_key(block[1]), None
         if data.lstrip().startswith(b"{"):
             jwk = json.loads(data)
             alg = jwk.get("alg") if jwk.get("alg") in KEY_ALGORITHMS else None
             return _public_from_jwk(jwk), alg
-        return serialization.load_der_public_key(data), None
+        return keyload.load_der_public_key(data), None
     except (ValueError, KeyError, TypeError) as err:
         raise WrapError(f"JWE: could not parse public key: {err}") from None
 

@@ -30,11 +30,9 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from .. import config as params
@@ -42,6 +40,7 @@ from .. import keys, scope, scratch
 from ..config import DecryptConfig, EncryptConfig
 from ..errors import MissingBackendError, UnwrapError, WrapError
 from ..pgp_packets import PacketError, packet_header
+from ..stopsignals import raising_on_stop, stop_deferred
 from .base import explain_attempts
 
 MAX_PLAINTEXT = 1 << 20
@@ -129,47 +128,13 @@ def _programs() -> tuple[str, str]:
     return gpg, gpgconf
 
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _PR_SET_PDEATHSIG = 1
 _LISTEN_FDS_START = 3
 
 
-@contextlib.contextmanager
-def _exit_cleanly_on_signals() -> Iterator[None]:
-    """Turn SIGINT/SIGTERM/SIGHUP into SystemExit while a GNUPGHOME exists, so it is always cleaned up.
-
-    Only where nobody handles them yet (the decoder turns them into its own exception already) and
-    only in the main thread. After the first signal the others are ignored.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    unhandled = [sig for sig in _STOP_SIGNALS if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler)]
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        for sig in _STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
-        raise SystemExit(128 + signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in unhandled}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold stop signals back while a home is set up or torn down; one that came in is handled after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+def _exit_status(signum: int) -> SystemExit:
+    """While a home exists, a stop signal nobody handles ends the program this way, after the clean-up."""
+    return SystemExit(128 + signum)
 
 
 def _agent_child_setup(parent: int, prctl: Any) -> None:
@@ -193,17 +158,17 @@ class GpgHome:
         self._gpg_class = _gpg_class()
         self._gpg_path, self._gpgconf_path = _programs()
         self.path: Path | None = None
-        self._signals = _exit_cleanly_on_signals()
+        self._signals = raising_on_stop(_exit_status, only_unhandled=True)
         self.gpg: Any = None
         self.agent: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> GpgHome:
         self._signals.__enter__()
         try:
-            with _signals_deferred():
+            with stop_deferred():
                 self._set_up()
         except BaseException as err:
-            with _signals_deferred():
+            with stop_deferred():
                 self._teardown()
             self._signals.__exit__(type(err), err, err.__traceback__)
             if isinstance(err, (OSError, ValueError, subprocess.SubprocessError)):
@@ -275,7 +240,7 @@ class GpgHome:
         self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
     ) -> None:
         try:
-            with _signals_deferred():
+            with stop_deferred():
                 self._teardown()
         finally:
             self._signals.__exit__(kind, value, traceback)
@@ -300,7 +265,7 @@ class GpgHome:
             # gpg then keeps the agent's sockets under /run/user/<uid>/gnupg/d.<hash>.
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 self._gpgconf("--remove-socketdir")
-        shutil.rmtree(home, ignore_errors=True)
+        scratch.remove_private_dir(home)
         self.path = None
 
     def _gpgconf(self, *args: str) -> None:

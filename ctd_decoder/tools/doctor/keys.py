@@ -7,7 +7,6 @@ what a pull will do. Keys are named by type and public-key fingerprint, never by
 from __future__ import annotations
 
 import os
-import re
 import stat
 
 from ...ocicrypt import config as params
@@ -16,10 +15,9 @@ from ...ocicrypt import keysdir
 from ...ocicrypt.errors import DecoderError
 from .report import Report
 
-# The loader's warnings read "<what> <path> is open ... (mode 0644): <fix>" or "... not root: <fix>".
-_WARNING = re.compile(r"^(.*?(?:\(mode [0-7]+\)|, not root)): (.*)$")
 CHECK_DIR = "keys.dir"
 CHECK_FILE = "keys.file"
+DIRECTORY = keysdir.EXPOSED_DIRECTORY
 # File names that announce a key: skipping one of them is worth a warning, not a README.
 _KEY_SUFFIXES = (".pem", ".key", ".der", ".jwk", ".json", ".gpg", ".asc", ".pgp", ".yaml", ".yml", ".p8", ".crt")
 
@@ -52,11 +50,8 @@ def _check_directory(report: Report, root: str) -> bool:
 def _check_exposures(report: Report, result: keysdir.KeysDir, root: str) -> None:
     """Report what the loader warns about: files and the directory open to others, or not owned by root."""
     for warning in result.warnings:
-        match = _WARNING.match(warning)
-        message, fix = match.groups() if match else (warning, "restrict it to root")
-        check = CHECK_DIR if warning.startswith("keys directory ") else CHECK_FILE
-        report.warning(check, message, fix)
-    if not any(warning.startswith("keys directory ") for warning in result.warnings):
+        report.warning(CHECK_DIR if warning.subject == DIRECTORY else CHECK_FILE, warning.finding, warning.fix)
+    if not any(warning.subject == DIRECTORY for warning in result.warnings):
         info = os.stat(root)
         layout = ", a Kubernetes Secret volume" if result.secret_volume else ""
         report.ok(CHECK_DIR, f"{root} (mode 0{stat.S_IMODE(info.st_mode):o}, uid {info.st_uid}{layout})")

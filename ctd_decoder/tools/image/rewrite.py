@@ -38,16 +38,13 @@ def _copy(source: Image, writer: LayoutWriter, descriptor: dict[str, Any]) -> No
 
 
 def _to_oci(document: dict[str, Any]) -> dict[str, Any]:
-    """Convert a Docker schema 2 manifest to OCI, as skopeo does before encrypting one."""
+    """Turn a Docker schema 2 manifest whose layers changed into an OCI one, as imgcrypt (ctr-enc) does:
+    its descriptor and its ``mediaType`` member become OCI's, while the config and the untouched layers
+    keep their Docker media types. The member is written (imgcrypt leaves it out) because skopeo guesses
+    a manifest without one from its config's media type, and would push this one as Docker's."""
     if document.get("mediaType") != ocijson.DOCKER_MANIFEST:
         return document
-    converted = dict(document, mediaType=ocijson.MANIFEST)
-    converted["config"] = dict(document["config"], mediaType=ocijson.CONFIG)
-    converted["layers"] = [
-        dict(layer, mediaType=ocijson.DOCKER_LAYER_TO_OCI.get(layer.get("mediaType", ""), layer.get("mediaType")))
-        for layer in document["layers"]
-    ]
-    return converted
+    return dict(document, mediaType=ocijson.MANIFEST)
 
 
 def _rewrite_manifest(
@@ -70,11 +67,6 @@ def _rewrite_manifest(
         _copy(source, writer, manifest.raw_descriptor)
         return manifest.raw_descriptor
     document = _to_oci(dict(manifest.document, layers=new_layers))
-    # A converted Docker manifest's untouched layers get OCI media types too; transformed ones keep theirs.
-    document["layers"] = [
-        new if new is not old else converted
-        for new, old, converted in zip(new_layers, layers, document["layers"], strict=True)
-    ]
     digest, size = writer.add_bytes(ocijson.marshal_manifest(document))
     return dict(
         manifest.raw_descriptor, mediaType=document.get("mediaType", ocijson.MANIFEST), digest=digest, size=size

@@ -328,6 +328,26 @@ def test_no_gnupghome_or_agent_is_left_when_gpg_blows_up(
         WRAPPER.unwrap_key(_dc([protected[1]], [PASSPHRASE]), protected[0])
 
 
+@pytest.mark.parametrize("ending", ["exit", "decoder stop"])
+def test_home_whose_exit_never_ran_is_removed_with_its_agent_when_the_process_ends(ending: str) -> None:
+    # What a stop signal does when it lands between GpgHome.__enter__ and the registration of its
+    # __exit__ (ExitStack.enter_context): the with block's clean-up never runs.
+    require_gpg()
+    stop = "from ctd_decoder.ocicrypt import scratch\nscratch.remove_live_dirs()\nos._exit(143)\n"
+    code = (
+        "import os, sys\n"
+        "from ctd_decoder.ocicrypt.keywrap.pgp import GpgHome\n"
+        "home = GpgHome().__enter__()\n"
+        "print(home.path, flush=True)\n" + (stop if ending == "decoder stop" else "sys.exit(143)\n")
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 143, result.stderr
+    path = result.stdout.strip()
+    assert path.startswith(os.path.join(scratch.DEFAULT_PARENT, scratch.GPG_HOME_PREFIX))
+    assert not Path(path).exists(), "the home was left behind"
+    _wait_until_no_process_mentions(path)
+
+
 # --- recording gpg: argv and environment of every child ---------------------------------------
 
 

@@ -353,16 +353,13 @@ def _oaep_encrypt(public_key: Any, data: bytes, hash_name: str) -> bytes:
 
 
 def _load_public_key(data: bytes) -> Any:
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from ... import keys
+    from ... import keyload, keys
 
     block = keys.first_pem_block(data)
     try:
-        key: Any = (
-            serialization.load_der_public_key(data) if block is None else serialization.load_pem_public_key(block[1])
-        )
+        key: Any = keyload.load_der_public_key(data) if block is None else keyload.load_pem_public_key(block[1])
     except (ValueError, TypeError) as err:
         raise WrapError(f"PKCS11: could not parse public key: {str(err).splitlines()[0]}") from None
     if not isinstance(key, rsa.RSAPublicKey):

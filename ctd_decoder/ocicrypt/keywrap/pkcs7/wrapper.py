@@ -210,24 +210,24 @@ def parse_certificate(data: bytes) -> _Certificate:
 
 
 def _load_public_key(certificate: _Certificate) -> PublicKeyTypes:
-    from cryptography.hazmat.primitives import serialization
+    from ...keyload import load_der_public_key
 
     try:
-        return serialization.load_der_public_key(certificate.public_key_info)
+        return load_der_public_key(certificate.public_key_info)
     except (ValueError, TypeError) as err:
         raise der.DerError(f"unusable public key ({type(err).__name__})") from None
 
 
 def _same_public_key(private_key: PrivateKeyTypes, certificate: _Certificate) -> bool:
-    from cryptography.hazmat.primitives import serialization
+    from ...keyload import Encoding, PublicFormat
 
     try:
         theirs = _load_public_key(certificate)
     except der.DerError:
         return False
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    mine = private_key.public_key().public_bytes(serialization.Encoding.DER, spki)
-    return mine == theirs.public_bytes(serialization.Encoding.DER, spki)
+    spki = PublicFormat.SubjectPublicKeyInfo
+    mine = private_key.public_key().public_bytes(Encoding.DER, spki)
+    return mine == theirs.public_bytes(Encoding.DER, spki)
 
 
 def _decrypt_content(content: _Content, cek: bytes) -> bytes | None:
