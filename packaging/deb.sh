@@ -9,8 +9,8 @@
 # ctd-decoder-warm.socket + .service in /lib/systemd/system (Debian 12's systemdsystemunitdir),
 # /etc/containerd/ocicrypt/keys (0700), /usr/share/doc/ctd-decoder (README.md, copyright, the
 # containerd and k3s snippets with the path /usr/bin/ctd-decoder), and debian/{postinst,prerm,postrm}
-# (enable and start the socket; stop and disable it on removal). The Maintainer field is
-# $DEB_MAINTAINER (default: ctd-decoder developers <root@localhost>).
+# (enable and start the socket; stop it for an upgrade, stop and disable it on removal). The
+# Maintainer field is $DEB_MAINTAINER (default: ctd-decoder developers <root@localhost>).
 set -euo pipefail
 
 [ $# -eq 4 ] || { echo "usage: deb.sh BUNDLE VERSION WORKDIR OUTDIR" >&2; exit 2; }
