@@ -51,6 +51,16 @@ def _unread(fd: int) -> int:
     return count
 
 
+def waits_for_input(pid: int, input_fd: int) -> bool:
+    """Tell whether ``pid`` has read everything written to the pipe ``input_fd`` and sleeps (in the next read)."""
+    return _unread(input_fd) == 0 and _sleeping(pid)
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The peak RSS of ``pid`` since its exec (or fork): ``VmHWM``, which wait4 cannot give."""
+    return _status_mib(pid, "VmHWM")
+
+
 def layer_memory(
     argv: list[str],
     env: dict[str, str],
@@ -81,13 +91,13 @@ def layer_memory(
         deadline = time.monotonic() + 30
         while True:
             pid = decoding(process.pid)
-            if pid is not None and _unread(stdin_w) == 0 and _sleeping(pid):
+            if pid is not None and waits_for_input(pid, stdin_w):
                 rollup = _rollup_mib(pid)
                 figures = LayerMemory(
-                    _status_mib(pid, "VmHWM"),
+                    peak_rss_mib(pid),
                     rollup["Pss"],
                     rollup["Private_Clean"] + rollup["Private_Dirty"],
-                    _status_mib(process.pid, "VmHWM"),
+                    peak_rss_mib(process.pid),
                 )
                 break
             if time.monotonic() > deadline or process.poll() is not None:
