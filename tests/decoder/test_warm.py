@@ -92,7 +92,10 @@ def test_warm_layer_is_decoded_by_the_server_and_logged_without_secrets(
 def test_handing_off_imports_nothing_of_the_decoder(server: WarmServer, layer: EncryptedLayer) -> None:
     # The process containerd starts only passes its descriptors on: every import there is start-up
     # the server has already paid (the decoder, its diagnostics, ``re``, ``signal``'s ``enum``).
-    command = [sys.executable, "-X", "importtime", *decoder_command()]
+    # The entry point is called as the console script calls it, without the script: older pips'
+    # script template imports ``re`` itself.
+    entry = "import sys\nfrom ctd_decoder.decoder import main\nsys.exit(main())\n"
+    command = [sys.executable, "-X", "importtime", "-c", entry]
     result = run_decoder(layer.blob, layer.payload(), env=server.env, command=command)
     assert (result.returncode, result.stdout) == (0, layer.plaintext), result.stderr
     server.wait_for_layers(1)
