@@ -83,6 +83,8 @@ def handle(request, context):
         out.write(json.dumps(document) + "\\n")
     if mode == "hang" and document["op"] == "keyunwrap":
         time.sleep(60)
+    if mode == "echo" and document["op"] == "keyunwrap":  # a provider whose error repeats the request
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, "refused: " + request.KeyProviderKeyWrapProtocolInput.decode())
     output = json.dumps(answer(document)).encode()
     return pb.keyProviderKeyWrapProtocolOutput(KeyProviderKeyWrapProtocolOutput=output)
 

@@ -34,6 +34,19 @@ class ProviderTimeout(ProviderCallError):
     """A key provider did not answer before the deadline."""
 
 
+class ProviderRpcError(ProviderCallError):
+    """A gRPC provider answered with an error status.
+
+    Its details are the provider's own words, which may echo the request (keys among it): they are
+    kept apart from the message, for the caller to redact before showing them.
+    """
+
+    def __init__(self, code_name: str, details: str) -> None:
+        super().__init__(f"Error from grpc method: rpc error: code = {code_name}")
+        self.code_name = code_name
+        self.details = details
+
+
 @dataclass
 class CommandResult:
     """What a provider program did: exit status, stdout, and the start of its stderr."""
@@ -269,7 +282,7 @@ def call_grpc(target: str, tls: GrpcTls | None, method: str, request: bytes, tim
                 f"key provider at {target} did not answer {method} within {timeout:g} s (CTD_DECODER_PROVIDER_TIMEOUT)"
             ) from None
         name = code.name.title().replace("_", "") if code is not None else "Unknown"
-        raise ProviderCallError(f"Error from grpc method: rpc error: code = {name} desc = {err.details()}") from None
+        raise ProviderRpcError(name, str(err.details() or "")) from None
     finally:
         channel.close()
     output: bytes = response

@@ -36,7 +36,7 @@ from ...errors import DecoderError, UnwrapError, WrapError
 from ...gojson import b64decode, b64encode, member
 from .. import PROVIDER_PREFIX
 from .config import ENV_VAR, ProviderSpec, configured_path, load_config
-from .transport import ProviderCallError, call_grpc, run_command
+from .transport import ProviderCallError, ProviderRpcError, call_grpc, run_command
 
 TIMEOUT_ENV = "CTD_DECODER_PROVIDER_TIMEOUT"
 SEND_ALL_ENV = "CTD_DECODER_PROVIDER_SEND_ALL_KEYS"
@@ -139,25 +139,33 @@ class KeyProviderWrapper:
     def _call(self, method: str, request: dict[str, Any], sent: Parameters) -> dict[str, Any]:
         """Send ``request`` to the provider and return its decoded JSON answer.
 
-        ``sent`` are the parameters the request carries: a provider's stderr could echo them, so it
-        is shown with their values redacted, and not at all if every parameter (private keys) was sent.
+        ``sent`` are the parameters the request carries: a provider's stderr (a gRPC provider's error
+        details) could echo them, so it is shown with their values redacted, and not at all if every
+        parameter (private keys) was sent.
         """
         data = json.dumps(request, separators=(",", ":")).encode()
         timeout = provider_timeout()
+
+        def shown(text: str, size: int) -> str:
+            if send_all_keys():
+                return f"({size} bytes not shown: the request carried every key)"
+            return printable(_redacted(text, sent), STDERR_SHOWN)
+
         scope.spend(scope.PROCESS_RUN, f"calling key provider {self.spec.name}")
         command = self.spec.command
         if command is not None:
             result = run_command(command, data, timeout)
             if result.returncode != 0:
                 status = f"exit status {result.returncode}" if result.returncode > 0 else f"signal {-result.returncode}"
-                if send_all_keys():
-                    stderr = f"({len(result.stderr)} bytes not shown: the request carried every key)"
-                else:
-                    stderr = printable(_redacted(result.stderr_text(), sent), STDERR_SHOWN)
+                stderr = shown(result.stderr_text(), len(result.stderr))
                 raise ProviderCallError(f"Error while running command: {command.path}. stderr: {stderr}: {status}")
             return _decode_response(result.stdout, self._origin())
         if self.spec.grpc:
-            answer = call_grpc(self.spec.grpc, self.spec.grpc_tls, method, data, timeout)
+            try:
+                answer = call_grpc(self.spec.grpc, self.spec.grpc_tls, method, data, timeout)
+            except ProviderRpcError as err:
+                details = shown(err.details, len(err.details.encode()))
+                raise ProviderCallError(f"{err} desc = {details}") from None
             return _decode_response(answer, self._origin())
         raise ProviderCallError(_UNSUPPORTED)
 

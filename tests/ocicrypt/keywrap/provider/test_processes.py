@@ -271,6 +271,38 @@ def test_grpc_hanging_server_hits_the_deadline(layer: Layer, tmp_path: Path) -> 
         server.stop()
 
 
+def test_grpc_error_echoing_the_request_shows_its_parameters_redacted(layer: Layer, tmp_path: Path) -> None:
+    server = start_grpc_server(tmp_path, mode="echo")
+    try:
+        config = write_grpc_config(tmp_path, NAME, server.target)
+        result = _decode(layer, config)
+        assert result.returncode == 1
+        assert "Error from grpc method: rpc error: code = PermissionDenied desc = refused: " in result.stderr
+        assert "[redacted]" in result.stderr, result.stderr
+        assert ENABLED not in result.stderr
+    finally:
+        server.stop()
+
+
+def test_grpc_error_echoing_every_key_is_not_shown_at_all(layer: Layer, tmp_path: Path) -> None:
+    keys, canaries, dc = _canary_setup(tmp_path)
+    server = start_grpc_server(tmp_path, mode="echo")
+    try:
+        config = write_grpc_config(tmp_path, NAME, server.target)
+        env = {"CTD_DECODER_PROVIDER_SEND_ALL_KEYS": "1"}
+        args = ["--decryption-keys-path", str(keys)]
+        result = _decode(layer, config, env, payload=layer.payload(dc), args=args)
+        assert result.returncode == 1
+        assert "bytes not shown: the request carried every key" in result.stderr, result.stderr
+        [request] = requests(server.record)
+        sent = request["keyunwrapparams"]["dc"]["Parameters"]  # type: ignore[index]
+        assert sent[params.PRIVKEYS], "the switch sent no keys: nothing was at stake"
+        for value in [*sent[params.PRIVKEYS], *(base64.b64encode(canary).decode() for canary in canaries)]:
+            assert value not in result.stderr
+    finally:
+        server.stop()
+
+
 def test_grpc_tls_with_client_certificate(layer: Layer, tmp_path: Path, tls_server: tuple[GrpcServer, Path]) -> None:
     server, pki = tls_server
     tls = {
