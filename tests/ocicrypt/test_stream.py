@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from ctd_decoder.ocicrypt.blockcipher import LayerDecryptor, PrivateOptions, PublicOptions, get_cipher
-from ctd_decoder.ocicrypt.errors import IntegrityError
+from ctd_decoder.ocicrypt.errors import IntegrityError, LayerError
 from ctd_decoder.ocicrypt.stream import CHUNK_SIZE, MIN_HOLD_BACK, decrypt_stream
 
 CIPHER = get_cipher("AES_256_CTR_HMAC_SHA256")
@@ -137,3 +137,18 @@ def test_default_hold_back_is_the_last_full_chunk_and_the_short_one(short: int) 
     withheld = len(plaintext) - len(output)
     assert withheld == CHUNK_SIZE + short
     assert 2 << 20 < withheld < 4 << 20
+
+
+def test_public_nonce_equal_to_the_wrapped_one_is_accepted() -> None:
+    plaintext = os.urandom(5000)
+    ciphertext, public, private = _encrypt(plaintext)
+    public.cipher_options["nonce"] = private.cipher_options["nonce"]
+    output, error = _pump(CIPHER.decryptor(public, private), ciphertext, random.Random(1), CHUNK_SIZE)
+    assert (output, error) == (plaintext, None)
+
+
+def test_altered_public_nonce_is_refused_before_decrypting() -> None:
+    _, public, private = _encrypt(os.urandom(5000))
+    public.cipher_options["nonce"] = bytes(16)
+    with pytest.raises(LayerError, match="nonce differs from the one wrapped with the key"):
+        CIPHER.decryptor(public, private)

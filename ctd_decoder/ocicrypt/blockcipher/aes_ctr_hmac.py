@@ -88,6 +88,11 @@ class AesCtrHmac:
         """Check the options and return a decryptor."""
         if len(private.symkey) != KEY_SIZE:
             raise LayerError(f"invalid key length of {len(private.symkey)} bytes; need {KEY_SIZE} bytes")
+        public_nonce, private_nonce = public.cipher_options.get("nonce"), private.cipher_options.get("nonce")
+        if public_nonce is not None and private_nonce is not None and public_nonce != private_nonce:
+            # The public options are not authenticated, and the HMAC covers only the ciphertext: with
+            # another nonce the layer would decrypt to garbage that verifies (Go takes the public one).
+            raise LayerError("the public options' nonce differs from the one wrapped with the key: altered annotations")
         nonce = public.option("nonce", private)
         if nonce is None:
             raise LayerError("the layer's cipher options carry no nonce")

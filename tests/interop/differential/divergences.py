@@ -91,6 +91,10 @@ def _no_nonce(case: Case, outcome: Outcome, baseline: str) -> bool:
     return "carry no nonce" in outcome.ours.stderr and outcome.go1.ok and outcome.go2.ok
 
 
+def _public_nonce(case: Case, outcome: Outcome, baseline: str) -> bool:
+    return "nonce differs from the one wrapped" in outcome.ours.stderr and outcome.go1.ok and outcome.go2.ok
+
+
 def _go_panics(case: Case, outcome: Outcome, baseline: str) -> bool:
     panicked = all(go.returncode == 2 and go.stderr.startswith("panic:") for go in (outcome.go1, outcome.go2))
     return panicked and outcome.ours.returncode == 1 and outcome.ours.prefix == "call to DecryptLayer failed"
@@ -138,6 +142,13 @@ DIVERGENCES = [
         "(the HMAC covers only the ciphertext); ours refuses the layer",
         "test_missing_nonce_is_refused_instead_of_decrypting_to_garbage",
         _no_nonce,
+    ),
+    Divergence(
+        "public nonce differs",
+        "a nonce in the unauthenticated public options overrides the private one in Go, which then reports "
+        "success on garbage (the HMAC covers only the ciphertext); ours refuses a public nonce that differs",
+        "test_altered_public_nonce_is_refused_instead_of_decrypting_to_garbage",
+        _public_nonce,
     ),
     Divergence(
         "Go panics",

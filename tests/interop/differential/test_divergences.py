@@ -102,6 +102,21 @@ def test_missing_nonce_is_refused_instead_of_decrypting_to_garbage(seeds: dict[s
     assert check_agreement(seeds, decoders, case, "divergence") is _divergence("no nonce")
 
 
+def test_altered_public_nonce_is_refused_instead_of_decrypting_to_garbage(
+    seeds: dict[str, Seed], decoders: Decoders
+) -> None:
+    """Go looks the nonce up in the public options first: an attacker who can edit annotations makes
+    the layer decrypt to garbage that the HMAC (over the ciphertext only) accepts. Ours refuses."""
+    altered = "AAAAAAAAAAAAAAAAAAAAAA=="  # 16 zero bytes, not the layer's nonce
+    case: Case = ("ours-ec", (("pubopts", (("insert", ("cipheroptions",), 0, "nonce", altered),)),))
+    outcome = decoders.run(build(seeds[case[0]], case[1]))
+    baseline = decoders.run(build(seeds[case[0]], ())).go1
+    for go in (outcome.go1, outcome.go2):
+        assert go.ok and go.output_sha256 != baseline.output_sha256
+    assert outcome.ours.prefix == "call to DecryptLayer failed" and "nonce differs" in outcome.ours.stderr
+    assert check_agreement(seeds, decoders, case, "divergence") is _divergence("public nonce differs")
+
+
 @pytest.mark.parametrize("nonce", ["YQ==", None], ids=["one-byte", "null"])
 def test_bad_nonce_length_is_an_error_not_a_panic(
     nonce: str | None, seeds: dict[str, Seed], decoders: Decoders
