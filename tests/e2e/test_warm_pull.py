@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 from support.tempdirs import short_tempdir
-from support.warm import WarmServer
+from support.warm import COLD_ENV, WarmServer
 
 from .daemons import Registry, remove_tree
 from .node import Node, push_encrypted, small_layers, verify_pulled
@@ -101,3 +101,25 @@ def _parent(pid: int) -> int:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (FileNotFoundError, IndexError):
         return 0
+
+
+def test_cri_pull_through_the_small_client_of_a_pip_install_and_its_fallback(
+    pip_decoder: str,
+    small_client: Path,
+    registry: Registry,
+    nodes: Callable[..., Node],
+    recipients: Callable[[str], Recipient],
+    warm: WarmServer,
+    tmp_path: Path,
+) -> None:
+    """The README's recipe for a pip install: the small client as the processors' path, the venv's
+    ctd-decoder as CTD_DECODER_COLD. It hands every layer over; with the server stopped it runs the venv's."""
+    recipient = recipients("jwe-rsa2048")
+    image = push_encrypted(registry, tmp_path, [recipient], small_layers())
+    env = {**warm.env, COLD_ENV: pip_decoder}
+    nodes(str(small_client), registry, recipient.key_files, env).pull_and_verify(image)
+    lines = warm.wait_for_layers(len(image.diff_ids))
+    assert len(lines) == len(image.diff_ids) and all(" ok " in line for line in lines), lines
+    warm.stop()
+    nodes(str(small_client), registry, recipient.key_files, env).pull_and_verify(image)
+    assert len(warm.layer_lines()) == len(image.diff_ids), "the stopped server was used"
