@@ -106,9 +106,10 @@ def _peak_when_waiting(pid: int, input_fd: int, timeout: float = 10.0) -> int | 
 
 
 def run_through_pipes(
-    argv: list[str], blob: Path, payload: bytes | None, sample_peak: bool = False
+    argv: list[str], blob: Path, payload: bytes | None, sample_peak: bool = False, env: dict[str, str] | None = None
 ) -> tuple[float, int, int | None]:
-    """Run ``argv`` with ``blob`` piped to stdin and ``payload`` on fd 3; return (seconds, bytes out, peak RSS).
+    """Run ``argv`` (``env`` added to ours) with ``blob`` piped to stdin and ``payload`` on fd 3; return
+    (seconds, bytes out, peak RSS).
 
     The peak RSS (bytes) only with ``sample_peak``: the last byte of the blob is held back until the
     process has read all the rest and waits, and its ``VmHWM`` is read then (wait4's peak would be
@@ -127,6 +128,7 @@ def run_through_pipes(
         stdout=stdout_w,
         pass_fds=(3,) if payload is not None else (),
         preexec_fn=lambda: os.dup2(payload_r, 3),
+        env={**os.environ, **(env or {})},
     )
     for fd in (stdin_r, stdout_w, payload_r):
         os.close(fd)

@@ -44,7 +44,7 @@ from e2e.node import push_encrypted, start_node  # noqa: E402
 from e2e.packaged import packaged_decoder_path  # noqa: E402
 from e2e.schemes import jwe  # noqa: E402
 from support.binaries import find_binary  # noqa: E402
-from support.layer_memory import layer_memory  # noqa: E402
+from support.layer_memory import layer_memory, rss_mib  # noqa: E402
 from support.layers import jwe_layer  # noqa: E402
 from support.tempdirs import short_tempdir  # noqa: E402
 from support.warm import COLD_ENV, WarmServer, build_small_client  # noqa: E402
@@ -102,32 +102,15 @@ def pull_once(
 
 def decoder_alone(decoder: str, env: dict[str, str], blob: Path, payload: bytes) -> float:
     """Wall time of one 4 KiB layer through ``decoder`` alone (pipes, fd 3)."""
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
-        seconds, received, _ = run_through_pipes([decoder], blob, payload)
-        assert received == 4096, f"{decoder} wrote {received} bytes"
-        return seconds
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    seconds, received, _ = run_through_pipes([decoder], blob, payload, env=env)
+    assert received == 4096, f"{decoder} wrote {received} bytes"
+    return seconds
 
 
 def floor_seconds(blob: Path, payload: bytes) -> float:
     """Wall time of the import floor in this venv, started the same way as the decoders."""
     seconds, _, _ = run_through_pipes([sys.executable, "-I", "-c", FLOOR_IMPORTS], blob, payload)
     return seconds
-
-
-def rss_mib(pid: int) -> float:
-    """Resident set size of ``pid``."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 def main() -> int:

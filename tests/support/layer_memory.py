@@ -56,6 +56,11 @@ def waits_for_input(pid: int, input_fd: int) -> bool:
     return _unread(input_fd) == 0 and _sleeping(pid)
 
 
+def rss_mib(pid: int) -> float:
+    """The resident set size of ``pid`` now (``VmRSS``)."""
+    return _status_mib(pid, "VmRSS")
+
+
 def peak_rss_mib(pid: int) -> float:
     """The peak RSS of ``pid`` since its exec (or fork): ``VmHWM``, which wait4 cannot give."""
     return _status_mib(pid, "VmHWM")
