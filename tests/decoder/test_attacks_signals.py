@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support.decoder import decoder_command, run_decoder
+from support.decoder import run_decoder, start_decoder
 from support.fixtures import fixtures_dir
 from support.gpgkeys import require_gpg
 from support.layers import jwe_layer
@@ -63,20 +63,8 @@ def _wait_for_home(process: subprocess.Popen[bytes]) -> None:
 
 
 def _start(layer: Path, payload: bytes) -> subprocess.Popen[bytes]:
-    read_end, write_end = os.pipe()
-    process = subprocess.Popen(
-        decoder_command(),
-        stdin=open(layer, "rb"),  # noqa: SIM115
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        pass_fds=(3,),
-        preexec_fn=lambda: os.dup2(read_end, 3),
-        env={**os.environ, SOCKET_ENV: DISABLED},
-    )
-    os.close(read_end)
-    os.write(write_end, payload)
-    os.close(write_end)
-    return process
+    with open(layer, "rb") as stdin:
+        return start_decoder(stdin, payload, env={SOCKET_ENV: DISABLED})
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from support.decoder import decoder_command, run_decoder
+from support.decoder import run_decoder, start_decoder
 from support.layers import EncryptedLayer, jwe_layer
 from support.warm import COLD_ENV, OCICRYPT, WarmServer
 
@@ -57,20 +57,8 @@ def _wait(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-
 def _start_blocked_client(layer: EncryptedLayer, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
     """A ``ctd-decoder`` whose stdin stays open (the layer is never finished); returns it and the stdin writer."""
     stdin_read, stdin_write = os.pipe()
-    payload_read, payload_write = os.pipe()
-    os.write(payload_write, layer.payload())
-    os.close(payload_write)
-    process = subprocess.Popen(
-        decoder_command(),
-        stdin=stdin_read,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **env},
-        pass_fds=(3,),
-        preexec_fn=lambda: os.dup2(payload_read, 3),
-    )
+    process = start_decoder(stdin_read, layer.payload(), env=env)
     os.close(stdin_read)
-    os.close(payload_read)
     os.write(stdin_write, layer.blob[:100])
     return process, stdin_write
 
