@@ -193,7 +193,6 @@ class Node:
         reports = verify_pulled(client, image)
         manifest = client.read_json(str(client.image_target(image.ref)["digest"]))
         assert image_id == manifest["config"]["digest"]
-        assert [r.diff_id for r in reports] == image.diff_ids
         self.assert_decoded_once_per_layer(image)
         return reports
 
