@@ -2,8 +2,8 @@
 
 For every attack class of tests/support/adversarial.py, prints per case and then per class the
 worst wall time, peak RSS and stderr size, the exit status, and whether the run ended in an
-"internal error" or a Python warning. The Go decoder (../shared/bin/ctd-decoder-imgcrypt-1.1.7, or
---go PATH) runs the same cases in the same run unless --no-go is given.
+"internal error" or a Python warning. The Go decoder (ctd-decoder-imgcrypt-1.1.7 in ../shared/bin or
+$CTD_SHARED_BIN, or --go PATH) runs the same cases in the same run unless --no-go is given.
 
 Targets (issue 14): every case under 2 s and 128 MiB, stderr at most a few KiB, no internal error.
 
@@ -23,8 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.adversarial import Corpus, full_corpus, run_measured, small_corpus  # noqa: E402
-
-GO_DECODER = ROOT.parent / "shared" / "bin" / "ctd-decoder-imgcrypt-1.1.7"
+from support.binaries import GO_DECODER_1, find_binary  # noqa: E402
 
 
 def _verdict(status: int, stderr: bytes, decrypts: bool) -> str:
@@ -43,12 +42,13 @@ def main() -> int:
     parser.add_argument("--small", action="store_true", help="the test suite's sizes instead of the review's")
     parser.add_argument("--only", help="run only this attack class")
     parser.add_argument("--decoder", default=shutil.which("ctd-decoder", path=str(Path(sys.executable).parent)))
-    parser.add_argument("--go", default=str(GO_DECODER))
+    go = find_binary(GO_DECODER_1)
+    parser.add_argument("--go", default=str(go) if go else None, help=f"default: ../shared/bin/{GO_DECODER_1}")
     parser.add_argument("--no-go", action="store_true")
     parser.add_argument("--timeout", type=float, default=300)
     options = parser.parse_args()
     commands = {"python": [options.decoder]}
-    if not options.no_go and Path(options.go).exists():
+    if not options.no_go and options.go and Path(options.go).exists():
         commands["go"] = [options.go]
     worst: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
     with tempfile.TemporaryDirectory(prefix="adv-") as work:

@@ -43,7 +43,7 @@ from e2e.daemons import CONTAINERD_VERSIONS, Registry, remove_tree  # noqa: E402
 from e2e.node import push_encrypted, start_node  # noqa: E402
 from e2e.packaged import packaged_decoder_path  # noqa: E402
 from e2e.schemes import jwe  # noqa: E402
-from support.binaries import find_binary  # noqa: E402
+from support.binaries import GO_DECODER_1, find_binary  # noqa: E402
 from support.layer_memory import layer_memory, rss_mib  # noqa: E402
 from support.layers import jwe_layer  # noqa: E402
 from support.tempdirs import short_tempdir  # noqa: E402
@@ -53,7 +53,6 @@ from bench import run_through_pipes  # noqa: E402
 from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV  # noqa: E402
 
 KIB, MIB = 1 << 10, 1 << 20
-GO_DECODER = "ctd-decoder-imgcrypt-1.1.7"
 FLOOR_IMPORTS = (
     "import cryptography.hazmat.primitives.ciphers, cryptography.hazmat.primitives.serialization, "
     "cryptography.hazmat.primitives.asymmetric.padding"
@@ -121,15 +120,15 @@ def main() -> int:
     parser.add_argument("--containerd", nargs="+", default=list(CONTAINERD_VERSIONS), choices=CONTAINERD_VERSIONS)
     parser.add_argument("--with-1gib", action="store_true", help="also the 1 GiB single-layer image (slow)")
     parser.add_argument("--decoder-only", action="store_true", help="only the decoder-alone figures")
-    parser.add_argument("--go-decoder", default=None, help=f"default: ../shared/bin/{GO_DECODER}")
+    parser.add_argument("--go-decoder", default=None, help=f"default: ../shared/bin/{GO_DECODER_1}")
     parser.add_argument("--packaged", action="store_true", help="ours = the PyInstaller bundle (see above)")
     args = parser.parse_args()
 
     venv_decoder = shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
     ours = str(packaged_decoder_path()) if args.packaged else venv_decoder
-    go = args.go_decoder or (str(find_binary(GO_DECODER) or "") or None)
+    go = args.go_decoder or (str(find_binary(GO_DECODER_1) or "") or None)
     if not ours or not go:
-        parser.error(f"need ctd-decoder next to this interpreter and the Go decoder ({GO_DECODER})")
+        parser.error(f"need ctd-decoder next to this interpreter and the Go decoder ({GO_DECODER_1})")
     if os.geteuid() != 0:
         parser.error("containerd needs root")
 

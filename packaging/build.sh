@@ -136,7 +136,7 @@ if [ "$tarball" = 1 ]; then
     rm -rf "$release"
     mkdir -p "$release/$name"
     cp -a "$out" "$release/$name/ctd-decoder"
-    cp -r "$here/containerd" "$here/k3s" "$release/$name/"
+    cp -r "$here/containerd" "$here/k3s" "$here/systemd" "$release/$name/"
     install -m 0755 "$here/install.sh" "$release/$name/install.sh"
     install -m 0644 "$here/NODE-README.md" "$release/$name/README.md"
     install -m 0644 "$repo/LICENSE" "$repo/config.toml.example" "$release/$name/"

@@ -27,6 +27,7 @@ from support.warm import COLD_ENV, OCICRYPT, WarmServer
 
 from ctd_decoder.decoder.warm.client import ANSWER_TIMEOUT, SERVER_GONE, hand_off
 from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV
+from ctd_decoder.ocicrypt.config import DecryptConfig
 
 OTHER_UID = 65534
 SOAK_LAYERS = int(os.environ.get("CTD_WARM_SOAK_LAYERS", "10000"))
@@ -330,3 +331,24 @@ def test_socket_activation_serves_on_the_socket_systemd_passes(tmp_path: Path, l
         _, log = server.communicate(timeout=30)
     assert "listening on the socket systemd passed" in log
     assert f"layer {layer.descriptor.digest} ok" in log
+
+
+def test_a_failed_warm_layer_imports_only_the_exit_race_guard_more(server: WarmServer, layer: EncryptedLayer) -> None:
+    # On failure the client forks the guard that holds stdout until containerd has reaped it
+    # (exit_race): that module, and still nothing of the payload or the library.
+    entry = "import sys\nfrom ctd_decoder.decoder import main\nsys.exit(main())\n"
+    command = [sys.executable, "-X", "importtime", "-c", entry]
+    result = run_decoder(layer.blob, layer.payload(dc=DecryptConfig()), env=server.env, command=command)
+    assert (result.returncode, result.stdout) == (1, b""), result.stderr
+    assert "missing private key needed for decryption" in result.stderr
+    assert server.wait_for_layers(1)
+    imported = {
+        line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    }
+    ours = {name for name in imported if name.startswith("ctd_decoder")}
+    assert ours == {"ctd_decoder", "ctd_decoder.decoder", "ctd_decoder.decoder.warm"} | {
+        "ctd_decoder.decoder.warm.client",
+        "ctd_decoder.decoder.warm.protocol",
+        "ctd_decoder.decoder.exit_race",
+    }
+    assert not imported & {"cryptography", "json", "re", "enum", "typing"}, sorted(imported)

@@ -193,7 +193,6 @@ class Node:
         reports = verify_pulled(client, image)
         manifest = client.read_json(str(client.image_target(image.ref)["digest"]))
         assert image_id == manifest["config"]["digest"]
-        assert [r.diff_id for r in reports] == image.diff_ids
         self.assert_decoded_once_per_layer(image)
         return reports
 
@@ -231,7 +230,7 @@ def start_node(
     containerd = Containerd(base / "cd", processors, registry_hosts, version=version, local_pull=local_pull)
     try:
         containerd.start()
-    except Exception:
+    except BaseException:  # also pytest.skip (a 2.3 node without its binary)
         remove_tree(base)
         raise
     return Node(containerd, keys_dir, calls_log)

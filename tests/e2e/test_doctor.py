@@ -112,7 +112,7 @@ def bare_name_node(
         )
         try:
             daemon.start()
-        except Exception:
+        except BaseException:  # also pytest.skip (a 2.3 node without its binary)
             remove_tree(base)
             raise
         started.append((daemon, base))

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import grpc
 import pytest
 from support.tempdirs import short_tempdir
 
@@ -16,18 +15,10 @@ from .client import ContainerdClient
 from .daemons import Containerd, Registry, remove_tree
 from .node import DEFAULT_LAYERS, Image, Node, encrypt_image, push_layout, verify_snapshots
 from .schemes import Recipient
+from .test_failures import rpc_error
 
 Make = Callable[[str], Recipient]
 NO_DECODER_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def pull_error(client: ContainerdClient, ref: str) -> str:
-    with pytest.raises(grpc.RpcError) as info:
-        client.pull_image(ref)
-    error = info.value
-    text = str(error.details()) if isinstance(error, grpc.Call) else str(error)
-    print(f"gRPC error: {text}")
-    return text
 
 
 def test_builtin_entries_without_the_decoder_on_path_fail_with_containerds_text(
@@ -44,7 +35,7 @@ def test_builtin_entries_without_the_decoder_on_path_fail_with_containerds_text(
     try:
         containerd.start()
         with ContainerdClient(containerd.socket, "k8s.io") as client:
-            text = pull_error(client, ref)
+            text = rpc_error(lambda: client.pull_image(ref))
     finally:
         containerd.stop()
         remove_tree(base)
@@ -61,7 +52,7 @@ def test_node_holding_the_plaintext_layers_pulls_an_encrypted_image_without_a_ke
     image = Image(push_layout(registry, encrypted), plain, DEFAULT_LAYERS)
     node = nodes(pip_decoder, registry, {})  # an empty keys directory: no key for this image
     client = node.client("k8s.io")
-    assert "call to DecryptLayer failed" in pull_error(client, image.ref)
+    assert "call to DecryptLayer failed" in rpc_error(lambda: client.pull_image(image.ref))
 
     client.pull_image(push_layout(registry, plain))
     calls_before = len(node.decoder_calls())

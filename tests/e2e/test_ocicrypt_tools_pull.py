@@ -12,7 +12,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import grpc
 import pytest
 from support.binaries import GO_DECODER_1, require_binary
 from support.keygen import write_key_pair
@@ -21,6 +20,7 @@ from support.oci import make_layout, ocicrypt
 from .daemons import CONTAINERD_1, Registry
 from .node import Image, Node, push_layout
 from .schemes import Recipient, ctr_enc_arguments
+from .test_failures import rpc_error
 
 LAYERS = [{"etc/made-by": b"ocicrypt encrypt\n"}, {"usr/lib/blob": bytes(range(256)) * 400}]
 
@@ -81,9 +81,8 @@ def test_cri_pull_of_an_image_encrypted_by_ocicrypt_encrypt(
     if scheme == "pkcs11-softhsm" and Path(any_decoder).name == GO_DECODER_1:
         # ocicrypt 1.1.6 files a key directory's PKCS#11 YAML under "privkeys" (utils.SortDecryptionKeys)
         # while its PKCS#11 wrapper reads only "pkcs11-yamls": the Go decoder has no node-model PKCS#11.
-        with pytest.raises(grpc.RpcError) as refused:
-            node.client().pull_image(ref)
-        assert "missing private key needed for decryption" in str(refused.value.details())
+        refused = rpc_error(lambda: node.client().pull_image(ref))
+        assert "missing private key needed for decryption" in refused, refused
         return
     node.pull_and_verify(Image(ref, tmp_path / "plain", LAYERS))
 

@@ -238,6 +238,8 @@ def test_release_tarball_holds_the_installer_snippets_readme_and_licences(tmp_pa
     for path in SNIPPETS.values():
         relative = path.relative_to(PACKAGING)
         assert (root / relative).read_text() == path.read_text(), relative
+    shipped_units = {p.name: p.read_bytes() for p in (root / "systemd").iterdir()}
+    assert shipped_units == {p.name: p.read_bytes() for p in (PACKAGING / "systemd").iterdir()}
     check_licences(root / "ctd-decoder" / "licenses")
 
     # install.sh run from the unpacked tarball finds the bundle beside it.
@@ -249,6 +251,17 @@ def test_release_tarball_holds_the_installer_snippets_readme_and_licences(tmp_pa
     version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
     assert version.returncode == 0 and version.stdout.startswith("ctd-decoder version "), version
     check_licences(stage / "usr/local/lib/ctd-decoder/licenses")
+
+    # NODE-README.md's --warm recipe works from the unpacked tarball too: it stages both units.
+    warm_stage = tmp_path / "warm-stage"
+    result = run_install("--destdir", str(warm_stage), "--warm", script=root / "install.sh")
+    assert result.returncode == 0, result.stderr
+    units = warm_stage / "etc/systemd/system"
+    assert sorted(p.name for p in units.iterdir()) == sorted(WARM_UNITS)
+    assert (units / "ctd-decoder-warm.socket").read_bytes() == (
+        PACKAGING / "systemd/ctd-decoder-warm.socket"
+    ).read_bytes()
+    assert unit_exec_start(units / "ctd-decoder-warm.service") == ["/usr/local/bin/ctd-decoder-warm"]
 
 
 def apt_get(*args: str) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -71,15 +72,18 @@ def test_cri_pull_with_the_warm_server_killed_mid_pull_then_the_next_pull_works(
     first = push_encrypted(registry, tmp_path / "first", [recipient], small_layers())
     second = push_encrypted(registry, tmp_path / "second", [recipient], small_layers())
     node = nodes(pip_decoder, registry, recipient.key_files, warm.env)
-    server_pid = warm.process.pid
-    children_seen: list[int] = []
+    children_seen: list[tuple[int, str]] = []  # (pid, start time): a reused pid is another process
+    pull_ended = threading.Event()
 
-    def kill_after_the_first_layer() -> None:
+    def kill_while_a_layer_runs() -> None:
         warm.wait_for_layers(1, timeout=120)
-        children_seen.extend(warm.children())
+        deadline = time.monotonic() + 120
+        while not children_seen and not pull_ended.is_set() and time.monotonic() < deadline:
+            children_seen.extend((pid, start) for pid in warm.children() if (start := _start_time(pid)))
+            time.sleep(0.001)
         warm.process.kill()
 
-    killer = threading.Thread(target=kill_after_the_first_layer)
+    killer = threading.Thread(target=kill_while_a_layer_runs)
     killer.start()
     client = node.client("k8s.io")
     try:
@@ -88,19 +92,39 @@ def test_cri_pull_with_the_warm_server_killed_mid_pull_then_the_next_pull_works(
         pass  # failing cleanly is allowed; completing is too, then it must be complete and right
     else:
         verify_pulled(client, first)
+    finally:
+        pull_ended.set()
     killer.join()
     assert warm.process.wait(30) != 0
-    for pid in children_seen:  # killed with their server (PR_SET_PDEATHSIG), never left running
-        assert not Path(f"/proc/{pid}").exists() or _parent(pid) != server_pid
+    assert children_seen, "no layer's child was seen running before the pull ended"
+    # Killed with their server (PR_SET_PDEATHSIG), never left running: re-parented, they would
+    # otherwise live on under another parent.
+    deadline = time.monotonic() + 10
+    while (alive := [c for c in children_seen if _running(*c)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive, alive
     client.pull_image(second.ref)
     verify_pulled(client, second)
 
 
-def _parent(pid: int) -> int:
+def _stat_fields(pid: int) -> list[str]:
+    """``/proc/PID/stat`` from field 3 (the state) on, [] once the process is gone."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (FileNotFoundError, IndexError):
-        return 0
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return []
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time (field 22), "" once it is gone."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields else ""
+
+
+def _running(pid: int, start_time: str) -> bool:
+    """The process that had this start time still runs (a zombie has already been killed)."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[19] == start_time and fields[0] not in ("Z", "X")
 
 
 def test_cri_pull_through_the_small_client_of_a_pip_install_and_its_fallback(

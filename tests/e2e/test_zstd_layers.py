@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 from support.keygen import new_key, private_pem, public_pem
 from support.oci import encrypt_layout, make_layout
@@ -24,6 +23,7 @@ from .client import ContainerdClient
 from .daemons import Containerd, Registry, remove_tree
 from .node import DEFAULT_LAYERS, ZSTD, Image, push_encrypted, push_layout, verify_pulled
 from .schemes import Recipient
+from .test_failures import rpc_error
 
 LAYER = "application/vnd.oci.image.layer.v1.tar"
 
@@ -123,10 +123,6 @@ def test_zstd_layer_without_a_zstd_processor_fails_before_any_decoder_runs(
     image = push_encrypted(registry, tmp_path, [recipient], DEFAULT_LAYERS[:1], ZSTD)
     node = shipped_node(snippet="")
     node.add_keys(recipient.key_files)
-    with pytest.raises(grpc.RpcError) as info:
-        node.pull(image)
-    error = info.value
-    text = str(error.details()) if isinstance(error, grpc.Call) else str(error)
-    print(f"gRPC error: {text}")
+    text = rpc_error(lambda: node.pull(image))
     assert "failed to extract layer" in text, text
     assert "unexpected EOF" in text or "archive/tar: invalid tar header" in text, text
