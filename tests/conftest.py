@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,6 +16,9 @@ from support.providers import GrpcServer, make_pki, start_grpc_server
 from support.warm import COLD_ENV, WarmServer, build_small_client
 
 from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV
+
+if TYPE_CHECKING:
+    from e2e.schemes import Recipient
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +72,20 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[GrpcServer, Path]]:
     server = start_grpc_server(directory, tls=(pki.server_key, pki.server_cert, pki.ca))
     yield server, directory
     server.stop()
+
+
+@pytest.fixture
+def recipients(tmp_path: Path) -> Iterator[Callable[[str], Recipient]]:
+    """Make recipients by scheme name (see ``e2e.schemes.SCHEMES``); their gpg agents etc. are cleaned up."""
+    from e2e.schemes import SCHEMES
+
+    made: list[Recipient] = []
+
+    def make(scheme: str) -> Recipient:
+        recipient = SCHEMES[scheme](tmp_path / f"recipient-{len(made)}-{scheme}")
+        made.append(recipient)
+        return recipient
+
+    yield make
+    for recipient in made:
+        recipient.cleanup()

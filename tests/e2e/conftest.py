@@ -19,7 +19,6 @@ from support.tempdirs import short_tempdir
 from .daemons import CONTAINERD_2_LINE, CONTAINERD_VERSIONS, Registry, remove_tree, require_tool
 from .node import Node, start_node
 from .packaged import packaged_decoder_path
-from .schemes import SCHEMES, Recipient
 
 DECODERS = ("pip", "packaged")
 # The bundle's risks (its backends: grpc, pkcs11, gnupg, yaml) do not depend on the containerd line, and
@@ -133,18 +132,3 @@ def nodes(tools: None, containerd_version: str) -> Iterator[Callable[..., Node]]
     for node in started:
         print(f"--- containerd log tail ({node.containerd.directory}) ---\n{node.containerd.log_tail()}")
         node.close()
-
-
-@pytest.fixture
-def recipients(tmp_path: Path) -> Iterator[Callable[[str], Recipient]]:
-    """Make recipients by scheme name (see :data:`schemes.SCHEMES`); their gpg agents etc. are cleaned up."""
-    made: list[Recipient] = []
-
-    def make(scheme: str) -> Recipient:
-        recipient = SCHEMES[scheme](tmp_path / f"recipient-{len(made)}-{scheme}")
-        made.append(recipient)
-        return recipient
-
-    yield make
-    for recipient in made:
-        recipient.cleanup()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,20 +18,6 @@ from support.oci import skopeo
 from ctd_decoder.ocicrypt.keywrap import ANNOTATION_PREFIX
 
 TWO_LAYERS: list[dict[str, bytes]] = [{"etc/one": b"first layer\n"}, {"etc/two": b"second layer\n" * 100}]
-
-
-@pytest.fixture
-def recipients(tmp_path: Path) -> Iterator[Callable[[str], Recipient]]:
-    made: list[Recipient] = []
-
-    def make(scheme: str) -> Recipient:
-        recipient = SCHEMES[scheme](tmp_path / f"recipient-{len(made)}")
-        made.append(recipient)
-        return recipient
-
-    yield make
-    for recipient in made:
-        recipient.cleanup()
 
 
 def node(tmp_path: Path, key_files: dict[str, bytes], env: dict[str, str] | None = None) -> Path:
