@@ -125,6 +125,14 @@ def read_layers(layout: Path, ref: str = "v1") -> list[Layer]:
     return [Layer(entry, _blob(layout, entry["digest"])) for entry in _manifest(layout, ref)["layers"]]
 
 
+def layer_digests(layout: Path, ref: str = "v1") -> list[str]:
+    """Return the layer digests of image ``ref``, each checked against its blob."""
+    layers = read_layers(layout, ref)
+    for layer in layers:
+        assert sha256_digest(layer.blob) == layer.descriptor["digest"], f"blob of {layer.descriptor['digest']} differs"
+    return [layer.descriptor["digest"] for layer in layers]
+
+
 def diff_ids(layout: Path, ref: str = "v1") -> list[str]:
     """Return the image config's ``rootfs.diff_ids``."""
     config = json.loads(_blob(layout, _manifest(layout, ref)["config"]["digest"]))

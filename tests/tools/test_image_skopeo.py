@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from support.gpgkeys import GpgHome
 from support.keygen import new_key, private_pem, write_key_pair
-from support.oci import image_layers, make_index_layout, make_layout, ocicrypt, read_layers, skopeo
+from support.oci import image_layers, layer_digests, make_index_layout, make_layout, ocicrypt, skopeo
 from support.pki import certificate, certificate_pem, write_pkcs7_pair
 
 LAYERS = [{"etc/hello.txt": b"hello from layer one\n"}, {"bin/tool": bytes(range(256)) * 3000}]
@@ -42,10 +42,6 @@ def _scheme(scheme: str, tmp_path: Path, gpg_home: GpgHome) -> tuple[str, list[s
     return f"pgp:{GPG_USER}", [str(ring)], env
 
 
-def _digests(layout: Path) -> list[str]:
-    return [layer.descriptor["digest"] for layer in read_layers(layout)]
-
-
 @pytest.mark.parametrize("scheme", ["jwe", "pkcs7", "pgp"])
 def test_our_encrypted_image_decrypts_with_skopeo(scheme: str, tmp_path: Path, gpg_home: GpgHome) -> None:
     make_layout(tmp_path / "plain", LAYERS)
@@ -56,7 +52,7 @@ def test_our_encrypted_image_decrypts_with_skopeo(scheme: str, tmp_path: Path, g
     assert all(f"org.opencontainers.image.enc.keys.{scheme}" in layer["annotations"] for layer in layers)
     decryption = [arg for key in keys for arg in ("--decryption-key", key)]
     skopeo("copy", "-q", *decryption, f"oci:{tmp_path / 'enc'}:v1", f"oci:{tmp_path / 'dec'}:v1", env=env)
-    assert _digests(tmp_path / "dec") == _digests(tmp_path / "plain")
+    assert layer_digests(tmp_path / "dec") == layer_digests(tmp_path / "plain")
 
 
 @pytest.mark.parametrize("scheme", ["jwe", "pkcs7", "pgp"])
@@ -78,7 +74,7 @@ def test_skopeo_encrypted_image_decrypts_with_ours_as_skopeo_would(
     ocicrypt("decrypt", *key_args, f"oci:{tmp_path / 'enc'}:v1", f"oci:{tmp_path / 'ours'}:v1")
     decryption = [arg for key in keys for arg in ("--decryption-key", key)]
     skopeo("copy", "-q", *decryption, f"oci:{tmp_path / 'enc'}:v1", f"oci:{tmp_path / 'theirs'}:v1", env=env)
-    assert _digests(tmp_path / "ours") == _digests(tmp_path / "plain")
+    assert layer_digests(tmp_path / "ours") == layer_digests(tmp_path / "plain")
     # Same manifest bytes, hence the same digests in index.json, as skopeo writes.
     assert (tmp_path / "ours" / "index.json").read_bytes() == (tmp_path / "theirs" / "index.json").read_bytes()
 
@@ -136,7 +132,7 @@ def test_oci_archive_round_trip_through_skopeo(tmp_path: Path) -> None:
         f"oci-archive:{tmp_path / 'enc.tar'}:v1",
         f"oci:{tmp_path / 'dec'}:v1",
     )
-    assert _digests(tmp_path / "dec") == _digests(tmp_path / "plain")
+    assert layer_digests(tmp_path / "dec") == layer_digests(tmp_path / "plain")
 
 
 def _encryption_subkey_id(home: GpgHome, who: str) -> str:
@@ -193,4 +189,4 @@ def test_decrypt_with_the_nodes_keys_dir_opens_a_skopeo_pkcs7_image(tmp_path: Pa
         "copy", "-q", "--encryption-key", f"pkcs7:{cert}", f"oci:{tmp_path / 'plain'}:v1", f"oci:{tmp_path / 'enc'}:v1"
     )
     ocicrypt("decrypt", "--keys-dir", str(keys_dir), f"oci:{tmp_path / 'enc'}:v1", f"oci:{tmp_path / 'dec'}:v1")
-    assert _digests(tmp_path / "dec") == _digests(tmp_path / "plain")
+    assert layer_digests(tmp_path / "dec") == layer_digests(tmp_path / "plain")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from support.decoder import run_decoder
 from support.keygen import write_key_pair
-from support.oci import encrypt_layout, make_layout, read_layers, skopeo
+from support.oci import encrypt_layout, layer_digests, make_layout, read_layers, skopeo
 
 from ctd_decoder.decoder.payload import Payload, encode_payload
 from ctd_decoder.ocicrypt import config as params
@@ -67,5 +67,4 @@ def test_our_jwe_encryption_decrypts_with_skopeo(kinds: list[str], tmp_path: Pat
     for private, _, _ in pairs:
         target = tmp_path / f"dec-{private.stem}"
         skopeo("copy", "-q", "--decryption-key", str(private), f"oci:{tmp_path / 'enc'}:v1", f"oci:{target}:v1")
-        decrypted = [layer.descriptor["digest"] for layer in read_layers(target)]
-        assert decrypted == [layer.descriptor["digest"] for layer in read_layers(tmp_path / "plain")]
+        assert layer_digests(target) == layer_digests(tmp_path / "plain")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from support.decoder import run_decoder
 from support.gpgkeys import GpgHome
-from support.oci import Layer, encrypt_layout, make_layout, read_layers, skopeo
+from support.oci import Layer, encrypt_layout, layer_digests, make_layout, read_layers, skopeo
 from support.pki import write_pkcs7_pair
 
 from ctd_decoder.decoder.payload import Payload, encode_payload
@@ -113,7 +113,7 @@ def test_our_pkcs7_encryption_decrypts_with_skopeo(tmp_path: Path) -> None:
     pairs = [write_pkcs7_pair(tmp_path, f"r{i}") for i in range(2)]
     ec = EncryptConfig({params.X509S: [cert.read_bytes() for _, cert in pairs]})
     encrypt_layout(tmp_path / "plain", tmp_path / "enc", ec)
-    expected = [layer.descriptor["digest"] for layer in read_layers(tmp_path / "plain")]
+    expected = layer_digests(tmp_path / "plain")
     for key, cert in pairs:
         target = tmp_path / f"dec-{key.stem}"
         skopeo(
@@ -126,7 +126,7 @@ def test_our_pkcs7_encryption_decrypts_with_skopeo(tmp_path: Path) -> None:
             f"oci:{tmp_path / 'enc'}:v1",
             f"oci:{target}:v1",
         )
-        assert [layer.descriptor["digest"] for layer in read_layers(target)] == expected
+        assert layer_digests(target) == expected
 
 
 def test_our_pgp_encryption_decrypts_with_skopeo(gpg_home: GpgHome, tmp_path: Path) -> None:
@@ -139,5 +139,4 @@ def test_our_pgp_encryption_decrypts_with_skopeo(gpg_home: GpgHome, tmp_path: Pa
     ring.write_bytes(gpg_home.export_secret("skopeo@example.com"))
     target = tmp_path / "dec"
     skopeo("copy", "-q", "--decryption-key", str(ring), f"oci:{tmp_path / 'enc'}:v1", f"oci:{target}:v1")
-    decrypted = [layer.descriptor["digest"] for layer in read_layers(target)]
-    assert decrypted == [layer.descriptor["digest"] for layer in read_layers(tmp_path / "plain")]
+    assert layer_digests(target) == layer_digests(tmp_path / "plain")

@@ -7,7 +7,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from support.oci import make_layout, read_layers, skopeo
+from support.oci import layer_digests, make_layout, read_layers, skopeo
 
 from ctd_decoder.tools.image import ImageError, Platform, open_image, parse_reference
 
@@ -28,9 +28,7 @@ def test_skopeo_copied_layout_lists_platform_and_layers(tmp_path: Path) -> None:
     with open_image(f"oci:{tmp_path / 'copy'}:v2") as image:
         [manifest] = image.manifests
         assert manifest.platform == Platform("linux", "amd64")
-        assert [layer.digest for layer in manifest.layers] == [
-            layer.descriptor["digest"] for layer in read_layers(tmp_path / "src")
-        ]
+        assert [layer.digest for layer in manifest.layers] == layer_digests(tmp_path / "src")
         with image.open_blob(manifest.layers[1]) as blob:
             assert len(blob.read()) == manifest.layers[1].size
 
