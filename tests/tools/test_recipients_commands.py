@@ -6,28 +6,26 @@ import subprocess
 from pathlib import Path
 
 from support.keygen import write_key_pair
-from support.oci import image_layers, make_layout, ocicrypt, read_layers, skopeo
+from support.oci import image_layers, layer_digests, make_layout, ocicrypt, skopeo
 
 LAYERS = [{"etc/hello.txt": b"hello\n"}, {"bin/tool": bytes(range(256)) * 2000}]
 JWE = "org.opencontainers.image.enc.keys.jwe"
 
 
-def _digests(layout: Path) -> list[str]:
-    return [layer.descriptor["digest"] for layer in read_layers(layout)]
-
-
-def _encrypted_for_old_key(tmp_path: Path) -> tuple[Path, Path]:
+def _old_key_image_and_new_key(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Make ``plain`` and ``enc`` (skopeo-encrypted for an "old" RSA key) and a "new" P-256 pair;
+    return the old private key and the new private and public keys."""
     make_layout(tmp_path / "plain", LAYERS)
     old, old_pub, _ = write_key_pair(tmp_path, "old", "rsa2048")
     skopeo(
         "copy", "-q", "--encryption-key", f"jwe:{old_pub}", f"oci:{tmp_path / 'plain'}:v1", f"oci:{tmp_path / 'enc'}:v1"
     )
-    return old, old_pub
+    new, new_pub, _ = write_key_pair(tmp_path, "new", "p256")
+    return old, new, new_pub
 
 
 def test_added_recipient_decrypts_alone_with_skopeo_and_ours_and_layer_data_is_untouched(tmp_path: Path) -> None:
-    old, _ = _encrypted_for_old_key(tmp_path)
-    new, new_pub, _ = write_key_pair(tmp_path, "new", "p256")
+    old, new, new_pub = _old_key_image_and_new_key(tmp_path)
     ocicrypt(
         "recipients", "add", "--key", str(old), "--recipient", f"jwe:{new_pub}",
         f"oci:{tmp_path / 'enc'}:v1", f"oci:{tmp_path / 'more'}:v1",
@@ -42,12 +40,11 @@ def test_added_recipient_decrypts_alone_with_skopeo_and_ours_and_layer_data_is_u
     ocicrypt("decrypt", "--key", str(new), f"oci:{tmp_path / 'more'}:v1", f"oci:{tmp_path / 'ours'}:v1")
     skopeo("copy", "-q", "--decryption-key", str(old), f"oci:{tmp_path / 'more'}:v1", f"oci:{tmp_path / 'go-old'}:v1")
     for target in ("go", "ours", "go-old"):
-        assert _digests(tmp_path / target) == _digests(tmp_path / "plain")
+        assert layer_digests(tmp_path / target) == layer_digests(tmp_path / "plain")
 
 
 def test_encrypting_an_encrypted_image_adds_recipients_instead_of_encrypting_twice(tmp_path: Path) -> None:
-    old, _ = _encrypted_for_old_key(tmp_path)
-    new, new_pub, _ = write_key_pair(tmp_path, "new", "p256")
+    old, new, new_pub = _old_key_image_and_new_key(tmp_path)
     ocicrypt(
         "encrypt",
         "--key",
@@ -61,12 +58,11 @@ def test_encrypting_an_encrypted_image_adds_recipients_instead_of_encrypting_twi
         layer["digest"] for layer in image_layers(tmp_path / "enc")["-"]
     ]
     skopeo("copy", "-q", "--decryption-key", str(new), f"oci:{tmp_path / 'more'}:v1", f"oci:{tmp_path / 'go'}:v1")
-    assert _digests(tmp_path / "go") == _digests(tmp_path / "plain")
+    assert layer_digests(tmp_path / "go") == layer_digests(tmp_path / "plain")
 
 
 def test_rotated_image_refuses_the_removed_key_and_opens_with_the_new_one(tmp_path: Path) -> None:
-    old, _ = _encrypted_for_old_key(tmp_path)
-    new, new_pub, _ = write_key_pair(tmp_path, "new", "p256")
+    old, new, new_pub = _old_key_image_and_new_key(tmp_path)
     ocicrypt(
         "recipients", "rotate", "--key", str(old), "--recipient", f"jwe:{new_pub}",
         f"oci:{tmp_path / 'enc'}:v1", f"oci:{tmp_path / 'rotated'}:v1",
@@ -84,4 +80,4 @@ def test_rotated_image_refuses_the_removed_key_and_opens_with_the_new_one(tmp_pa
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode != 0, "skopeo decrypted the rotated image with the removed key"
     skopeo("copy", "-q", "--decryption-key", str(new), f"oci:{tmp_path / 'rotated'}:v1", f"oci:{tmp_path / 'go'}:v1")
-    assert _digests(tmp_path / "go") == _digests(tmp_path / "plain")
+    assert layer_digests(tmp_path / "go") == layer_digests(tmp_path / "plain")
