@@ -19,8 +19,9 @@ import stat
 import sys
 import time
 
-from .payload import MEDIA_TYPE_ENV
-
+# containerd sets it for every stream processor it starts. Defined here, not in .payload: a warm
+# client whose layer failed imports this module, and nothing else of the decoder.
+MEDIA_TYPE_ENV = "STREAM_PROCESSOR_MEDIATYPE"
 REAP_WAIT_LIMIT = 1.0  # seconds; containerd reaps at once, this only bounds other callers
 AFTER_REAP_MARGIN = 0.1  # seconds for containerd's goroutine to record the error after reaping
 POLL_INTERVAL = 0.002

@@ -117,7 +117,7 @@ def _usage_error(err: UsageError) -> int:
     Under containerd (which sets the media type variable) stdout is the layer: the usage would be
     unpacked as tar data and hide the error, so there it follows the error on stderr instead.
     """
-    from .payload import MEDIA_TYPE_ENV
+    from .exit_race import MEDIA_TYPE_ENV
 
     usage = f"Incorrect Usage: {err}\n\n{USAGE}"
     if MEDIA_TYPE_ENV in os.environ:

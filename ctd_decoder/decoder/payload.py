@@ -17,6 +17,7 @@ from ..ocicrypt.descriptor import Descriptor
 from ..ocicrypt.errors import PayloadError
 from ..ocicrypt.gojson import BYTES, INT64, STRING, MapOf, SliceOf, Struct, b64encode, unmarshal
 from .anywire import WireError, read_any, write_any
+from .exit_race import MEDIA_TYPE_ENV
 
 PAYLOAD_TYPE_URL = "io.containerd.ocicrypt.v1.Payload"
 PAYLOAD_FD = 3
@@ -41,7 +42,6 @@ _DESCRIPTOR = Struct(
 )
 PAYLOAD_TYPE = Struct({"DecryptConfig": Struct({"Parameters": MapOf(SliceOf(BYTES))}), "Descriptor": _DESCRIPTOR})
 
-MEDIA_TYPE_ENV = "STREAM_PROCESSOR_MEDIATYPE"  # containerd sets it for every stream processor it starts
 PAYLOAD_PROCESSOR_IDS = ("io.containerd.ocicrypt.decoder.v1.tar", "io.containerd.ocicrypt.decoder.v1.tar.gzip")
 MISSING_PAYLOAD = "read payload: read configFd: bad file descriptor"
 _CTR_CAUSE = (

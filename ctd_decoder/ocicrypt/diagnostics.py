@@ -15,8 +15,15 @@ MAX_REASON = 600
 MAX_REASON_LINES = 16
 MAX_MESSAGE = 6000
 MAX_NAMES_SHOWN = 3
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_CONTROL_KEEP_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# Compiled on first use, not at import: every layer imports this module, few print anything.
+_CONTROL_CHARACTERS = {False: r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", True: r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]"}
+_compiled: dict[bool, re.Pattern[str]] = {}
+
+
+def _control(keep_lines: bool) -> re.Pattern[str]:
+    if keep_lines not in _compiled:
+        _compiled[keep_lines] = re.compile(_CONTROL_CHARACTERS[keep_lines])
+    return _compiled[keep_lines]
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -26,12 +33,12 @@ def _escape(match: re.Match[str]) -> str:
 
 def printable(text: str, limit: int = MAX_VALUE) -> str:
     """Escape every control character (line breaks too) and cut ``text`` to about ``limit`` characters."""
-    return cut(_CONTROL.sub(_escape, text), limit)
+    return cut(_control(keep_lines=False).sub(_escape, text), limit)
 
 
 def inert_lines(text: str) -> str:
     """Escape control characters other than line feeds and tabs (for a whole multi-line message)."""
-    return _CONTROL_KEEP_LINES.sub(_escape, text)
+    return _control(keep_lines=True).sub(_escape, text)
 
 
 def cut(text: str, limit: int) -> str:

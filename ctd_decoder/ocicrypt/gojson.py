@@ -182,9 +182,9 @@ def member(obj: dict[str, Any], name: str) -> Any:
     """Return ``obj``'s member ``name`` matched as Go does (an exact match wins), or None."""
     if name in obj:
         return obj[name]
-    folded = name.casefold()
+    folded = fold(name)
     for key, value in obj.items():
-        if key.casefold() == folded:
+        if fold(key) == folded:
             return value
     return None
 

@@ -68,9 +68,6 @@ def unwrap_private_options(dc: DecryptConfig, descriptor: Descriptor) -> tuple[b
     with scope.layer_scope():
         for scheme in schemes:
             wrapper = get_wrapper(scheme)
-            if wrapper is None:
-                reasons.append((scheme, "no key wrapper for this scheme"))
-                continue
             if not wrapper.has_possible_keys(dc):
                 reasons.append((scheme, f"skipped, no {wrapper.private_key_parameter()} given"))
                 continue
@@ -108,6 +105,9 @@ def _unwrap_scheme(
         except LimitError:
             raise
         except DecoderError as err:
+            limit = scope.limit_reached()  # a wrapper may report the spent budget as its own failure
+            if limit is not None:
+                raise limit from None
             reasons.append((scheme, str(err)))
             continue
         if result is not None:
@@ -154,13 +154,7 @@ def _wrappers_for(ec: EncryptConfig) -> list[tuple[str, KeyWrapper]]:
     schemes = schemes_for_recipients({name for name, values in ec.parameters.items() if any(values)})
     if not schemes:
         raise WrapError("no recipients given to encrypt the layer for")
-    wrappers = []
-    for scheme in schemes:
-        wrapper = get_wrapper(scheme)
-        if wrapper is None:
-            raise WrapError(f"{scheme}: no key wrapper for this scheme")
-        wrappers.append((scheme, wrapper))
-    return wrappers
+    return [(scheme, get_wrapper(scheme)) for scheme in schemes]
 
 
 def _append_wrapped(annotations: dict[str, str], scheme: str, wrapped: bytes) -> None:

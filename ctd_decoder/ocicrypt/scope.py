@@ -32,19 +32,20 @@ T = TypeVar("T")
 class LayerScope:
     """The trial budget and the shared resources of one layer's unwrapping."""
 
-    def __init__(self, budget: int | None) -> None:
-        self.budget = budget
+    def __init__(self) -> None:
         self.spent = 0
+        self.limit: LimitError | None = None  # set once the budget is used up
         self.resources: dict[Any, Any] = {}
         self.stack = contextlib.ExitStack()
 
     def spend(self, cost: int, what: str) -> None:
         """Charge ``cost`` units for ``what``; raise :class:`LimitError` once the budget is used up."""
-        if self.budget is not None and self.spent + cost > self.budget:
-            raise LimitError(
-                f"stopped before {what}: this layer already used its {self.budget} key trials, far more than "
+        if self.spent + cost > MAX_KEY_TRIALS:
+            self.limit = LimitError(
+                f"stopped before {what}: this layer already used its {MAX_KEY_TRIALS} key trials, far more than "
                 "any genuine image needs (too many wrapped keys or recipients)"
             )
+            raise self.limit
         self.spent += cost
 
 
@@ -52,9 +53,9 @@ _current: contextvars.ContextVar[LayerScope | None] = contextvars.ContextVar("la
 
 
 @contextlib.contextmanager
-def layer_scope(budget: int | None = MAX_KEY_TRIALS) -> Iterator[LayerScope]:
+def layer_scope() -> Iterator[LayerScope]:
     """Open the scope of one layer; shared resources are released when it closes."""
-    scope = LayerScope(budget)
+    scope = LayerScope()
     token = _current.set(scope)
     try:
         with scope.stack:
@@ -68,6 +69,12 @@ def spend(cost: int, what: str) -> None:
     scope = _current.get()
     if scope is not None:
         scope.spend(cost, what)
+
+
+def limit_reached() -> LimitError | None:
+    """The current layer's budget error once it was raised, even if a wrapper turned it into its own."""
+    scope = _current.get()
+    return None if scope is None else scope.limit
 
 
 def check_recipients(count: int, what: str) -> None:

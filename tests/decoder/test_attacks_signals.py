@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
-from support.decoder import decoder_command, run_decoder
+from support.decoder import run_decoder, start_decoder
 from support.fixtures import fixtures_dir
 from support.gpgkeys import require_gpg
 from support.layers import jwe_layer
 
+from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV
 from ctd_decoder.ocicrypt.scratch import DEFAULT_PARENT, GPG_HOME_PREFIX
 
 FIXTURE = "pgp-no-passphrase"
@@ -62,20 +63,8 @@ def _wait_for_home(process: subprocess.Popen[bytes]) -> None:
 
 
 def _start(layer: Path, payload: bytes) -> subprocess.Popen[bytes]:
-    read_end, write_end = os.pipe()
-    process = subprocess.Popen(
-        decoder_command(),
-        stdin=open(layer, "rb"),  # noqa: SIM115
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        pass_fds=(3,),
-        preexec_fn=lambda: os.dup2(read_end, 3),
-        env={**os.environ, "CTD_DECODER_WARM_SOCKET": "off"},
-    )
-    os.close(read_end)
-    os.write(write_end, payload)
-    os.close(write_end)
-    return process
+    with open(layer, "rb") as stdin:
+        return start_decoder(stdin, payload, env={SOCKET_ENV: DISABLED})
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +113,7 @@ def test_sigkill_mid_unwrap_leaves_no_agent_and_the_next_run_removes_the_home(pg
             f"agent outlived SIGKILL: {_processes_naming(prefix)}"
         )
         left_homes += bool(_homes_of(process.pid))
-        result = run_decoder(genuine.blob, genuine.payload(), env={"CTD_DECODER_WARM_SOCKET": "off"})
+        result = run_decoder(genuine.blob, genuine.payload(), env={SOCKET_ENV: DISABLED})
         assert result.returncode == 0, result.stderr
         assert _homes_of(process.pid) == [], "the next decoder run did not remove the killed run's home"
     assert left_homes >= 2, "SIGKILL never landed while a home existed"

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -20,12 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from support.decoder import decoder_command, run_decoder
+from support.decoder import run_decoder, start_decoder
 from support.layers import EncryptedLayer, jwe_layer
-from support.warm import WarmServer
+from support.warm import COLD_ENV, OCICRYPT, WarmServer
 
-from ctd_decoder.decoder.warm.client import SERVER_GONE, hand_off
-from ctd_decoder.decoder.warm.protocol import SOCKET_ENV
+from ctd_decoder.decoder.warm.client import ANSWER_TIMEOUT, SERVER_GONE, hand_off
+from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV
+from ctd_decoder.ocicrypt.config import DecryptConfig
 
 OTHER_UID = 65534
 SOAK_LAYERS = int(os.environ.get("CTD_WARM_SOAK_LAYERS", "10000"))
@@ -56,20 +58,8 @@ def _wait(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-
 def _start_blocked_client(layer: EncryptedLayer, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
     """A ``ctd-decoder`` whose stdin stays open (the layer is never finished); returns it and the stdin writer."""
     stdin_read, stdin_write = os.pipe()
-    payload_read, payload_write = os.pipe()
-    os.write(payload_write, layer.payload())
-    os.close(payload_write)
-    process = subprocess.Popen(
-        decoder_command(),
-        stdin=stdin_read,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **env},
-        pass_fds=(3,),
-        preexec_fn=lambda: os.dup2(payload_read, 3),
-    )
+    process = start_decoder(stdin_read, layer.payload(), env=env)
     os.close(stdin_read)
-    os.close(payload_read)
     os.write(stdin_write, layer.blob[:100])
     return process, stdin_write
 
@@ -98,7 +88,8 @@ def test_handing_off_imports_nothing_of_the_decoder(server: WarmServer, layer: E
     command = [sys.executable, "-X", "importtime", "-c", entry]
     result = run_decoder(layer.blob, layer.payload(), env=server.env, command=command)
     assert (result.returncode, result.stdout) == (0, layer.plaintext), result.stderr
-    server.wait_for_layers(1)
+    (line,) = server.wait_for_layers(1)
+    assert line.startswith(f"ctd-decoder-warm: layer {layer.descriptor.digest} ok "), line
     imported = {
         line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
     }
@@ -115,8 +106,6 @@ def test_no_server_or_a_stale_socket_decodes_in_process(tmp_path: Path, layer: E
     missing = run_decoder(layer.blob, layer.payload(), env={SOCKET_ENV: str(tmp_path / "none.sock")})
     assert (missing.returncode, missing.stdout) == (0, layer.plaintext), missing.stderr
     stale = tmp_path / "stale.sock"
-    import socket
-
     with socket.socket(socket.AF_UNIX) as listener:
         listener.bind(str(stale))  # bound, never listening: connect is refused
     refused = run_decoder(layer.blob, layer.payload(), env={SOCKET_ENV: str(stale)})
@@ -126,8 +115,6 @@ def test_no_server_or_a_stale_socket_decodes_in_process(tmp_path: Path, layer: E
 def test_server_that_never_answers_is_given_up_on_and_the_layer_decoded_in_process(
     tmp_path: Path, layer: EncryptedLayer
 ) -> None:
-    import socket
-
     path = tmp_path / "mute.sock"
     with socket.socket(socket.AF_UNIX) as listener:
         listener.bind(str(path))
@@ -136,7 +123,7 @@ def test_server_that_never_answers_is_given_up_on_and_the_layer_decoded_in_proce
         result = run_decoder(layer.blob, layer.payload(), env={SOCKET_ENV: str(path)})
         elapsed = time.monotonic() - started
     assert (result.returncode, result.stdout) == (0, layer.plaintext), result.stderr
-    assert elapsed < 20
+    assert ANSWER_TIMEOUT <= elapsed < 20, "the client gave up without waiting for an answer"
 
 
 def _hand_off_as_other_uid(layer: EncryptedLayer, server: WarmServer) -> bool:
@@ -210,7 +197,7 @@ def test_server_killed_mid_layer_fails_that_layer_cleanly_and_the_next_decodes_i
     finally:
         os.close(stdin_write)
     assert client.returncode == 1
-    assert stderr.decode() == SERVER_GONE.format(env=SOCKET_ENV, off="off")
+    assert stderr.decode() == SERVER_GONE.format(env=SOCKET_ENV, off=DISABLED)
     assert _wait(lambda: not Path(f"/proc/{child}").exists() or _is_zombie(child)), "the child outlived its server"
     after = run_decoder(layer.blob, layer.payload(), env=server.env)  # stale socket: decoded in-process
     assert (after.returncode, after.stdout) == (0, layer.plaintext), after.stderr
@@ -314,10 +301,10 @@ def test_small_client_without_a_server_runs_the_decoder_in_process(
 
     cold = decoder_support.decoder_command()[0]
     monkeypatch.setattr(decoder_support, "DECODER", str(small_client))
-    for socket_path in (str(tmp_path / "none.sock"), "off"):
-        result = run_decoder(layer.blob, layer.payload(), env={SOCKET_ENV: socket_path, "CTD_DECODER_COLD": cold})
+    for socket_path in (str(tmp_path / "none.sock"), DISABLED):
+        result = run_decoder(layer.blob, layer.payload(), env={SOCKET_ENV: socket_path, COLD_ENV: cold})
         assert (result.returncode, result.stdout) == (0, layer.plaintext), result.stderr
-    missing_fd3 = run_decoder(layer.blob, None, env={SOCKET_ENV: "off", "CTD_DECODER_COLD": cold})
+    missing_fd3 = run_decoder(layer.blob, None, env={SOCKET_ENV: DISABLED, COLD_ENV: cold})
     assert missing_fd3.returncode == 1
     assert missing_fd3.stderr.startswith("read payload: read configFd: bad file descriptor")
 
@@ -326,7 +313,6 @@ def test_socket_activation_serves_on_the_socket_systemd_passes(tmp_path: Path, l
     activate = shutil.which("systemd-socket-activate")
     if activate is None:
         pytest.fail("systemd-socket-activate is missing: apt-get install systemd")
-    from support.warm import OCICRYPT
 
     run = tmp_path / "run"
     run.mkdir(mode=0o700)
@@ -345,3 +331,24 @@ def test_socket_activation_serves_on_the_socket_systemd_passes(tmp_path: Path, l
         _, log = server.communicate(timeout=30)
     assert "listening on the socket systemd passed" in log
     assert f"layer {layer.descriptor.digest} ok" in log
+
+
+def test_a_failed_warm_layer_imports_only_the_exit_race_guard_more(server: WarmServer, layer: EncryptedLayer) -> None:
+    # On failure the client forks the guard that holds stdout until containerd has reaped it
+    # (exit_race): that module, and still nothing of the payload or the library.
+    entry = "import sys\nfrom ctd_decoder.decoder import main\nsys.exit(main())\n"
+    command = [sys.executable, "-X", "importtime", "-c", entry]
+    result = run_decoder(layer.blob, layer.payload(dc=DecryptConfig()), env=server.env, command=command)
+    assert (result.returncode, result.stdout) == (1, b""), result.stderr
+    assert "missing private key needed for decryption" in result.stderr
+    assert server.wait_for_layers(1)
+    imported = {
+        line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    }
+    ours = {name for name in imported if name.startswith("ctd_decoder")}
+    assert ours == {"ctd_decoder", "ctd_decoder.decoder", "ctd_decoder.decoder.warm"} | {
+        "ctd_decoder.decoder.warm.client",
+        "ctd_decoder.decoder.warm.protocol",
+        "ctd_decoder.decoder.exit_race",
+    }
+    assert not imported & {"cryptography", "json", "re", "enum", "typing"}, sorted(imported)

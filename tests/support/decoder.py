@@ -15,6 +15,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 DECODER = os.environ.get("CTD_DECODER_EXE") or shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
 
@@ -35,6 +36,59 @@ def decoder_command() -> list[str]:
     return [DECODER]
 
 
+def start_decoder(
+    stdin: int | IO[bytes],
+    payload: bytes | None,
+    env: dict[str, str] | None = None,
+    command: list[str] | None = None,
+    stdout: int | IO[bytes] | None = subprocess.PIPE,
+    stderr: int | IO[bytes] | None = subprocess.PIPE,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start the decoder as containerd does and return it running: ``payload`` is written into a pipe
+    whose read end is the child's fd 3 (None: fd 3 closed), ``stdin`` a file object, a descriptor or
+    ``subprocess.PIPE``; the caller closes what it passed in. ``env`` is added to this environment.
+
+    ``command`` runs another decoder executable (a Go reference, the small warm client) the same way.
+    """
+    pass_fds: tuple[int, ...] = ()
+    preexec = None
+    if payload is not None:
+        read_end, write_end = os.pipe()
+
+        def preexec() -> None:
+            os.dup2(read_end, 3)
+
+        pass_fds = (3,)
+    try:
+        process = subprocess.Popen(
+            command or decoder_command(),
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            pass_fds=pass_fds,
+            preexec_fn=preexec,
+        )
+    except BaseException:
+        if payload is not None:
+            os.close(write_end)
+        raise
+    finally:
+        if payload is not None:
+            os.close(read_end)
+    if payload is not None:
+
+        def feed() -> None:
+            with os.fdopen(write_end, "wb") as pipe, contextlib.suppress(BrokenPipeError):
+                pipe.write(payload)
+
+        # A thread, so that a payload larger than the pipe does not block before the child reads it.
+        threading.Thread(target=feed, daemon=True).start()
+    return process
+
+
 def run_decoder(
     layer: bytes | Path,
     payload: bytes | None,
@@ -48,45 +102,14 @@ def run_decoder(
 
     ``command`` runs another decoder executable (a Go reference) exactly the same way.
     """
-    full_env = {**os.environ, **(env or {})}
-    pass_fds: tuple[int, ...] = ()
-    preexec = None
-    writer = None
-    if payload is not None:
-        read_end, write_end = os.pipe()
-
-        def preexec() -> None:
-            os.dup2(read_end, 3)
-
-        pass_fds = (3,)
-
-        def feed() -> None:
-            with os.fdopen(write_end, "wb") as pipe, contextlib.suppress(BrokenPipeError):
-                pipe.write(payload)
-
-        writer = threading.Thread(target=feed, daemon=True)
+    argv = (command or decoder_command()) + (args or [])
     stdin = open(layer, "rb") if isinstance(layer, Path) else subprocess.PIPE  # noqa: SIM115
     try:
-        process = subprocess.Popen(
-            (command or decoder_command()) + (args or []),
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=full_env,
-            cwd=cwd,
-            pass_fds=pass_fds,
-            preexec_fn=preexec,
-        )
-        if payload is not None:
-            os.close(read_end)
-            assert writer is not None
-            writer.start()
+        process = start_decoder(stdin, payload, env=env, command=argv, cwd=cwd)
         stdout, stderr = process.communicate(None if isinstance(layer, Path) else layer, timeout=timeout)
     finally:
         if isinstance(layer, Path):
             stdin.close()  # type: ignore[union-attr]
-    if writer is not None:
-        writer.join(timeout)
     return Result(process.returncode, stdout, stderr.decode("utf-8", "replace"))
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
-import subprocess
 import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from support.decoder import start_decoder
 
 
 @dataclass
@@ -78,18 +79,8 @@ def layer_memory(
     blob, payload, plaintext_size = layer
     stdin_r, stdin_w = os.pipe()
     stdout_r, stdout_w = os.pipe()
-    payload_r, payload_w = os.pipe()
-    os.write(payload_w, payload)
-    os.close(payload_w)
-    process = subprocess.Popen(
-        argv,
-        stdin=stdin_r,
-        stdout=stdout_w,
-        pass_fds=(3,),
-        preexec_fn=lambda: os.dup2(payload_r, 3),
-        env={**os.environ, **env},
-    )
-    for fd in (stdin_r, stdout_w, payload_r):
+    process = start_decoder(stdin_r, payload, env=env, command=argv, stdout=stdout_w, stderr=None)
+    for fd in (stdin_r, stdout_w):
         os.close(fd)
     os.write(stdin_w, blob)
     try:

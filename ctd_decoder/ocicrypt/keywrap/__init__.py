@@ -46,8 +46,9 @@ def schemes_for_recipients(parameter_names: set[str]) -> list[str]:
     return schemes
 
 
-def get_wrapper(scheme: str) -> KeyWrapper | None:
-    """Return the wrapper for ``scheme``, importing its module now; None for unknown schemes.
+def get_wrapper(scheme: str) -> KeyWrapper:
+    """Return the wrapper for ``scheme`` (one that :func:`schemes_in` or :func:`schemes_for_recipients`
+    returned), importing its module now; KeyError for another name.
 
     A ``provider.<name>`` scheme always has one; if ``<name>`` is not configured, it explains why.
     """
@@ -55,10 +56,7 @@ def get_wrapper(scheme: str) -> KeyWrapper | None:
         from .provider.wrapper import provider_wrapper
 
         return provider_wrapper(scheme[len(PROVIDER_PREFIX) :])
-    module_name = _BUILTIN.get(scheme)
-    if module_name is None:
-        return None
-    module = importlib.import_module(module_name)
+    module = importlib.import_module(_BUILTIN[scheme])
     wrapper: KeyWrapper = module.WRAPPER
     return wrapper
 

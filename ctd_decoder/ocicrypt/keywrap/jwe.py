@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
-from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from .. import config as params
 from .. import keyload, keys, scope
@@ -221,6 +220,9 @@ def _unwrap_cek(key: Any, recipient: _Recipient) -> bytes | None:
     scope.spend(scope.PRIVATE_KEY_OPERATION, "an ECDH key agreement")
     shared = key.exchange(ec.ECDH(), epk)
     kek = _concat_kdf(shared, alg, _kw_size(alg), recipient.header)
+    # Imported here: before cryptography 50 its keywrap module imports constant_time, hence hashlib.
+    from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
+
     try:
         return aes_key_unwrap(kek, recipient.encrypted_key)
     except InvalidUnwrap:
@@ -369,6 +371,8 @@ def _wrap_cek(cek: bytes, public_key: Any, alg: str | None) -> tuple[dict[str, A
     }
     header = {"alg": alg, "epk": epk}
     kek = _concat_kdf(ephemeral.exchange(ec.ECDH(), public_key), alg, _kw_size(alg), header)
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap
+
     return header, aes_key_wrap(kek, cek)
 
 
@@ -379,7 +383,7 @@ def describe_recipients(wrapped: bytes) -> list[str]:
     """Name each recipient of a wrapped key by its key algorithm (and curve, key ID when present)."""
     try:
         jwe = _parse(wrapped)
-    except (_Malformed, ValueError) as err:
+    except (_Malformed, ValueError, UnwrapError) as err:  # UnwrapError: more recipients than are tried
         return [f"unreadable JWE: {err}"]
     return [
         r.label() + (f" kid {r.header['kid']}" if isinstance(r.header.get("kid"), str) else "") for r in jwe.recipients

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import functools
-import hashlib
 import logging
 import os
 import shutil
@@ -189,14 +188,7 @@ class GpgHome:
             return str(self.path / "S.gpg-agent")
         # gpg then looks for the agent under /run/user/<uid>/gnupg/d.<hash of the home>.
         self._gpgconf("--create-socketdir")
-        listed = subprocess.run(
-            [self._gpgconf_path, "--homedir", str(self.path), "--list-dirs", "agent-socket"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=_GPGCONF_TIMEOUT,
-            check=True,
-        )
-        return listed.stdout.decode("utf-8", "replace").strip()
+        return self._gpgconf("--list-dirs", "agent-socket", check=True).decode("utf-8", "replace").strip()
 
     def _start_agent(self) -> subprocess.Popen[bytes]:
         """Start gpg-agent in supervised mode on a socket we bind: our child, never a daemon."""
@@ -268,15 +260,16 @@ class GpgHome:
         scratch.remove_private_dir(home)
         self.path = None
 
-    def _gpgconf(self, *args: str) -> None:
-        subprocess.run(
+    def _gpgconf(self, *args: str, check: bool = False) -> bytes:
+        """Run gpgconf on this home; return its stdout (``check``: raise if it fails)."""
+        done = subprocess.run(
             [self._gpgconf_path, "--homedir", str(self.path), *args],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            capture_output=True,
             timeout=_GPGCONF_TIMEOUT,
-            check=False,
+            check=check,
         )
+        return done.stdout
 
     def import_keys(self, data: bytes) -> Any:
         """Import key material (binary or armored); return python-gnupg's ImportResult."""
@@ -404,7 +397,7 @@ def _try_ring(
 ) -> tuple[bytes | None, str]:
     """Decrypt ``message`` with one key ring; the ring's home is shared by all wrapped keys of the layer."""
     with contextlib.ExitStack() as own:
-        shared = scope.shared(("pgp", number, hashlib.sha256(ring).digest()), lambda: _RingHome(ring))
+        shared = scope.shared(("pgp", number, ring), lambda: _RingHome(ring))
         ring_home = shared if shared is not None else own.enter_context(_RingHome(ring))
         if not ring_home.fingerprints:
             return None, "gpg imported no secret key from it"

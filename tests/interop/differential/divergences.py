@@ -59,19 +59,26 @@ def _keys_go_cannot_parse(case: Case, outcome: Outcome, baseline: str) -> bool:
     )
 
 
+def _ours_went_on(outcome: Outcome, baseline: str) -> bool:
+    # Ours goes on with the usable keys: it decrypts, or fails later for another mutation's reason.
+    return (outcome.ours.ok and outcome.ours.output_sha256 == baseline) or (
+        not outcome.ours.ok and outcome.ours.prefix != "unable to get decryption keys in provided key path"
+    )
+
+
 def _missing_keys_directory(case: Case, outcome: Outcome, baseline: str) -> bool:
     asked = any(m[0] == "arguments" and m[1].startswith("keys-path") for m in case[1])
-    return asked and _go_failed(outcome, "unable to get decryption keys in provided key path", "no such file")
+    return (
+        asked
+        and _ours_went_on(outcome, baseline)
+        and _go_failed(outcome, "unable to get decryption keys in provided key path", "no such file")
+    )
 
 
 def _keys_dir_go_rejects(case: Case, outcome: Outcome, baseline: str) -> bool:
-    # Ours goes on with the usable keys: it decrypts, or fails later for another mutation's reason.
-    ours_went_on = (outcome.ours.ok and outcome.ours.output_sha256 == baseline) or (
-        not outcome.ours.ok and outcome.ours.prefix != "unable to get decryption keys in provided key path"
-    )
     return (
         any(m[0] == "keys_dir" for m in case[1])
-        and ours_went_on
+        and _ours_went_on(outcome, baseline)
         and _go_failed(
             outcome,
             "unable to get decryption keys in provided key path",
@@ -88,11 +95,16 @@ def _deep_nesting(case: Case, outcome: Outcome, baseline: str) -> bool:
 
 
 def _no_nonce(case: Case, outcome: Outcome, baseline: str) -> bool:
-    return "carry no nonce" in outcome.ours.stderr and outcome.go1.ok and outcome.go2.ok
+    return not outcome.ours.ok and "carry no nonce" in outcome.ours.stderr and outcome.go1.ok and outcome.go2.ok
 
 
 def _public_nonce(case: Case, outcome: Outcome, baseline: str) -> bool:
-    return "nonce differs from the one wrapped" in outcome.ours.stderr and outcome.go1.ok and outcome.go2.ok
+    return (
+        not outcome.ours.ok
+        and "nonce differs from the one wrapped" in outcome.ours.stderr
+        and outcome.go1.ok
+        and outcome.go2.ok
+    )
 
 
 def _go_panics(case: Case, outcome: Outcome, baseline: str) -> bool:
@@ -101,8 +113,10 @@ def _go_panics(case: Case, outcome: Outcome, baseline: str) -> bool:
 
 
 def _short_hmac(case: Case, outcome: Outcome, baseline: str) -> bool:
-    return "invalid HMAC length" in outcome.ours.stderr and _go_failed(
-        outcome, "could not copy data", "could not properly decrypt byte stream"
+    return (
+        not outcome.ours.ok
+        and "invalid HMAC length" in outcome.ours.stderr
+        and _go_failed(outcome, "could not copy data", "could not properly decrypt byte stream")
     )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.decoder import decoder_command, modules_imported, run_decoder
+from support.decoder import modules_imported, run_decoder, start_decoder
 from support.fixtures import fixtures_dir
 from support.gpgkeys import GpgHome, require_gpg
 from support.keygen import new_key, private_pem
@@ -412,19 +412,8 @@ def test_no_passphrase_in_any_childs_argv_or_environment(tmp_path: Path) -> None
 def test_sigterm_while_gpg_runs_still_removes_the_home_and_the_agent(tmp_path: Path) -> None:
     env, log_dir = _recording_path(tmp_path, stall_on_decrypt=True)
     layer, payload = _pgp_fixture_payload("pgp-no-passphrase")
-    read_end, write_end = os.pipe()
-    process = subprocess.Popen(
-        decoder_command(),
-        stdin=open(layer, "rb"),  # noqa: SIM115
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **env},
-        pass_fds=(3,),
-        preexec_fn=lambda: os.dup2(read_end, 3),
-    )
-    os.close(read_end)
-    os.write(write_end, payload)
-    os.close(write_end)
+    with open(layer, "rb") as stdin:
+        process = start_decoder(stdin, payload, env=env)
     deadline = time.monotonic() + 30
     while not any("--decrypt" in call["argv"] for call in _recorded(log_dir)):
         assert time.monotonic() < deadline and process.poll() is None, "gpg --decrypt never started"

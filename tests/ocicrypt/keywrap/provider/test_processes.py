@@ -27,6 +27,7 @@ from support.providers import (
 
 from ctd_decoder.decoder.payload import Payload, encode_payload
 from ctd_decoder.ocicrypt import config as params
+from ctd_decoder.ocicrypt import scope
 from ctd_decoder.ocicrypt.config import DecryptConfig, EncryptConfig
 from ctd_decoder.ocicrypt.descriptor import Descriptor
 from ctd_decoder.ocicrypt.layer import encrypt_layer
@@ -355,3 +356,19 @@ def test_grpc_tls_without_client_certificate_is_refused(
     assert result.returncode == 1
     assert "Error from grpc method" in result.stderr
     assert requests(server.record) == []
+
+
+def test_provider_calls_stop_at_the_layers_key_trial_budget(layer: Layer, tmp_path: Path) -> None:
+    # 40 wrapped keys for a provider that fails every call: the budget (scope.MAX_KEY_TRIALS, one
+    # provider call costing scope.PROCESS_RUN) ends the layer, even though the wrapper reports each
+    # failure, the last one included, as its own.
+    config, record = write_cmd_provider(tmp_path, NAME, "fail")
+    annotations = dict(layer.descriptor.annotations)
+    annotations[ANNOTATION] = ",".join([annotations[ANNOTATION]] * 40)
+    descriptor = Descriptor(layer.descriptor.media_type, layer.descriptor.digest, layer.descriptor.size, annotations)
+    result = _decode(layer, config, payload=encode_payload(Payload(DecryptConfig({NAME: [b"Enabled"]}), descriptor)))
+    assert result.returncode == 1 and result.stdout == b""
+    head = result.stderr.splitlines()[0]
+    assert head.startswith("call to DecryptLayer failed: stopped before calling key provider"), result.stderr
+    assert f"already used its {scope.MAX_KEY_TRIALS} key trials" in head
+    assert len(requests(record)) == scope.MAX_KEY_TRIALS // scope.PROCESS_RUN
