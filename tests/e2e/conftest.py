@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from support.tempdirs import short_tempdir
 
-from .daemons import CONTAINERD_2_LINE, CONTAINERD_VERSIONS, Registry, remove_tree, require_tool
+from .daemons import CONTAINERD_2_LINE, CONTAINERD_VERSIONS, Registry, require_tool, running
 from .node import Node, start_node
 from .packaged import packaged_decoder_path
 
@@ -69,15 +69,8 @@ def tools() -> None:
 @pytest.fixture(scope="session")
 def registry(tools: None) -> Iterator[Registry]:
     base = short_tempdir("ctd-reg-")
-    reg = Registry(base)
-    try:
-        reg.start()
-    except RuntimeError as err:
-        remove_tree(base)
-        pytest.fail(str(err))
-    yield reg
-    reg.stop()
-    remove_tree(base)
+    with running(Registry(base), base) as reg:
+        yield reg
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 PROCESSOR_TAR = "io.containerd.ocicrypt.decoder.v1.tar"
 PROCESSOR_TAR_GZIP = "io.containerd.ocicrypt.decoder.v1.tar.gzip"
@@ -327,14 +328,30 @@ class Containerd:
         return result
 
 
+Daemon = TypeVar("Daemon", Containerd, Registry)
+
+
 @contextlib.contextmanager
-def running(daemon: Containerd | Registry) -> Iterator[None]:
-    """Start ``daemon`` and stop it by pid when the block ends."""
-    daemon.start()
+def running(daemon: Daemon, base: Path) -> Iterator[Daemon]:
+    """Start ``daemon`` and yield it; stop it by pid and remove ``base``, its temp dir, when the block ends.
+
+    A start that fails (RuntimeError) fails the test; its temp dir is removed then too.
+    """
     try:
-        yield
+        daemon.start()
+    except RuntimeError as err:
+        remove_tree(base)
+        import pytest
+
+        pytest.fail(str(err))
+    except BaseException:  # also pytest.skip (a 2.3 daemon without its binary)
+        remove_tree(base)
+        raise
+    try:
+        yield daemon
     finally:
         daemon.stop()
+        remove_tree(base)
 
 
 def remove_tree(path: Path) -> None:

@@ -40,7 +40,7 @@ from support.oci import (
 from support.pki import certificate, certificate_pem
 from support.tempdirs import short_tempdir
 
-from .daemons import Containerd, Registry, decoder_processors, remove_tree, require_tool
+from .daemons import Containerd, Registry, decoder_processors, require_tool, running
 from .node import Image, Node, push_layout
 
 LAYERS = [{"etc/hello.txt": b"hello from ocicrypt\n"}, {"bin/tool": bytes(range(256)) * 1000}]
@@ -60,15 +60,8 @@ def containerd(tools: None, schemes: dict[str, Scheme]) -> Iterator[Containerd]:
     go_decoder = str(require_binary(GO_DECODER_1))
     env = {key: value for scheme in schemes.values() for key, value in scheme.extra_env.items()}
     base = short_tempdir("ctd-tools-")
-    daemon = Containerd(base, processors=decoder_processors(go_decoder, None, env))
-    try:
-        daemon.start()
-    except RuntimeError as err:
-        remove_tree(base)
-        pytest.fail(str(err))
-    yield daemon
-    daemon.stop()
-    remove_tree(base)
+    with running(Containerd(base, processors=decoder_processors(go_decoder, None, env)), base) as daemon:
+        yield daemon
 
 
 @dataclass
