@@ -11,9 +11,12 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +34,7 @@ from .gpgkeys import GpgHome
 from .keygen import new_key, private_pem, public_pem
 from .layers import EncryptedLayer, jwe_layer
 from .pki import certificate, certificate_der, certificate_pem
+from .secrets import kubernetes_secret_volume
 
 JWE_ANNOTATION = ANNOTATION_PREFIX + "jwe"
 PGP_ANNOTATION = ANNOTATION_PREFIX + "pgp"
@@ -243,11 +247,7 @@ def keys_dir_walk(corpus: Corpus, fan_out: int) -> list[Case]:
         root = corpus.work / f"keys-{name}"
         root.mkdir()
         if name == "kubernetes-secret":
-            data = root / "..2026_12_01_00_00_00.000000001"
-            data.mkdir()
-            (data / "layer.pem").write_bytes(corpus.layer.private_key_pem)
-            (root / "..data").symlink_to(data.name)
-            (root / "layer.pem").symlink_to("..data/layer.pem")
+            kubernetes_secret_volume(root, {"layer.pem": corpus.layer.private_key_pem})
         else:  # named to sort first: the walk's limits may leave out what comes after junk
             (root / "a-layer.pem").write_bytes(corpus.layer.private_key_pem)
         if name == "usr-symlink":
@@ -487,32 +487,49 @@ def pkcs8_trailing_bytes(corpus: Corpus) -> list[Case]:
 Builder = Callable[[Corpus], list[Case]]
 
 
-def small_corpus(corpus: Corpus) -> Iterator[Case]:
-    """Every class at a size that crosses every limit but keeps a test run short."""
-    yield from pgp_amplification(corpus, forged=300, addressed=60)
-    yield from trial_caps(corpus, elements=2000, recipients=2000)
-    yield from pkcs7_memory(corpus, tiny=300_000)
-    yield from error_text(corpus, annotations=5000, value_size=200_000)
-    yield from keys_dir_walk(corpus, fan_out=3000)
-    yield from malformed_jwe(corpus, depth=50_000)
-    yield from deep_json(corpus, depth=50_000)
-    yield from malformed_key_files(corpus, depth=50_000)
+@dataclass(frozen=True)
+class CorpusSizes:
+    """How large each attack class is made."""
+
+    forged_packets: int
+    trial_elements: int
+    trial_recipients: int
+    pkcs7_tiny: int
+    annotations: int
+    annotation_size: int
+    fan_out: int
+    depth: int
+    addressed_packets: int = 60
+
+
+# Every class at a size that crosses every limit but keeps a test run short.
+SMALL_SIZES = CorpusSizes(300, 2000, 2000, 300_000, 5000, 200_000, 3000, 50_000)
+# Every class at the sizes the adversarial review used.
+FULL_SIZES = CorpusSizes(1300, 20_000, 25_000, 4_000_000, 50_000, 1_000_000, 30_000, 200_000)
+
+
+def corpus_cases(corpus: Corpus, sizes: CorpusSizes) -> Iterator[Case]:
+    """Every attack class, made at ``sizes``."""
+    yield from pgp_amplification(corpus, forged=sizes.forged_packets, addressed=sizes.addressed_packets)
+    yield from trial_caps(corpus, elements=sizes.trial_elements, recipients=sizes.trial_recipients)
+    yield from pkcs7_memory(corpus, tiny=sizes.pkcs7_tiny)
+    yield from error_text(corpus, annotations=sizes.annotations, value_size=sizes.annotation_size)
+    yield from keys_dir_walk(corpus, fan_out=sizes.fan_out)
+    yield from malformed_jwe(corpus, depth=sizes.depth)
+    yield from deep_json(corpus, depth=sizes.depth)
+    yield from malformed_key_files(corpus, depth=sizes.depth)
     yield from hygiene(corpus, corpus.work)
     yield from pkcs8_trailing_bytes(corpus)
+
+
+def small_corpus(corpus: Corpus) -> Iterator[Case]:
+    """Every class at :data:`SMALL_SIZES`."""
+    return corpus_cases(corpus, SMALL_SIZES)
 
 
 def full_corpus(corpus: Corpus) -> Iterator[Case]:
-    """Every class at the sizes the adversarial review used."""
-    yield from pgp_amplification(corpus, forged=1300, addressed=60)
-    yield from trial_caps(corpus, elements=20_000, recipients=25_000)
-    yield from pkcs7_memory(corpus, tiny=4_000_000)
-    yield from error_text(corpus, annotations=50_000, value_size=1_000_000)
-    yield from keys_dir_walk(corpus, fan_out=30_000)
-    yield from malformed_jwe(corpus, depth=200_000)
-    yield from deep_json(corpus, depth=200_000)
-    yield from malformed_key_files(corpus, depth=200_000)
-    yield from hygiene(corpus, corpus.work)
-    yield from pkcs8_trailing_bytes(corpus)
+    """Every class at :data:`FULL_SIZES`."""
+    return corpus_cases(corpus, FULL_SIZES)
 
 
 def _is_open(fd: int) -> bool:
@@ -529,19 +546,12 @@ def run_measured(command: list[str], case: Case, timeout: float = 600) -> tuple[
     The peak RSS is GNU time's (``/usr/bin/time``, the process's own high-water mark) when installed;
     otherwise wait4's, which on Linux may also count memory the child had before exec.
     """
-    import shutil
-
     gnu_time = shutil.which("time", path="/usr/bin")
     rss_file: str | None = None
     if gnu_time:
-        import tempfile as _tempfile
-
-        handle, rss_file = _tempfile.mkstemp(prefix="adv-rss-")
+        handle, rss_file = tempfile.mkstemp(prefix="adv-rss-")
         os.close(handle)
         command = [gnu_time, "-f", "%M", "-o", rss_file, *command]
-    import tempfile
-    import time
-
     read_end, write_end = os.pipe()
     with tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         stdin.write(case.blob)
