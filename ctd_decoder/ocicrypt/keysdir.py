@@ -253,11 +253,15 @@ def _sibling_password(path: str, result: KeysDir) -> bytes | None:
         return None
     data, info = _read(password_path)
     result.warnings.extend(_exposure(password_path, info, EXPOSED_PASSWORD, _file_fix(result)))
-    password = data or b""
+    return strip_password_newline(data or b"")
+
+
+def strip_password_newline(data: bytes) -> bytes:
+    """A password file's contents without its one trailing line break (LF or CRLF)."""
     for ending in (b"\r\n", b"\n"):
-        if password.endswith(ending):
-            return password[: -len(ending)]
-    return password
+        if data.endswith(ending):
+            return data[: -len(ending)]
+    return data
 
 
 def _classify(path: str, data: bytes, result: KeysDir) -> bool:

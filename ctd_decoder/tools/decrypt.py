@@ -24,12 +24,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Decrypt SRC into DST."""
     from . import layercrypt
-    from .options import rewrite
+    from .options import rewrite, with_keys_dir
     from .recipients import decrypt_config
 
-    dc = decrypt_config(args.key, args.dec_recipient)
-    if args.keys_dir:
-        from ..ocicrypt.keysdir import load_keys_dir
-
-        dc = load_keys_dir(args.keys_dir).config.combined_with(dc)
+    dc = with_keys_dir(args.keys_dir, decrypt_config(args.key, args.dec_recipient))
     return rewrite(args, layercrypt.decrypt(dc))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import json
 import sys
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 from ..ocicrypt.config import DecryptConfig
 from ..ocicrypt.descriptor import Descriptor
 from ..ocicrypt.errors import DecoderError
+from ..ocicrypt.gojson import b64decode
 
 
 def register(subparsers: Any) -> None:
@@ -30,11 +29,12 @@ def register(subparsers: Any) -> None:
 
 
 def _wrapped_elements(value: str) -> list[bytes | None]:
+    """The annotation's wrapped keys, decoded as the decoder decodes them (None: not valid base64)."""
     elements: list[bytes | None] = []
     for element in value.split(","):
         try:
-            elements.append(base64.b64decode(element.strip(), validate=True))
-        except (binascii.Error, ValueError):
+            elements.append(b64decode(element, "a key annotation element"))
+        except ValueError:
             elements.append(None)
     return elements
 
@@ -130,13 +130,10 @@ def run(args: argparse.Namespace) -> int:
     """Print the inspection of SRC."""
     dc: DecryptConfig | None = None
     if args.keys_dir or args.key:
+        from .options import with_keys_dir
         from .recipients import decrypt_config
 
-        dc = decrypt_config(args.key)
-        if args.keys_dir:
-            from ..ocicrypt.keysdir import load_keys_dir
-
-            dc = load_keys_dir(args.keys_dir).config.combined_with(dc)
+        dc = with_keys_dir(args.keys_dir, decrypt_config(args.key))
     report = build_report(args.source, dc)
     if args.json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")

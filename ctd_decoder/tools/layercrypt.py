@@ -143,14 +143,11 @@ def encrypt(ec: EncryptConfig, dc: DecryptConfig) -> Any:
         if media_type not in PLAIN_LAYER_TYPES:
             raise LayerError(f"unsupporter layer MediaType: {layer.get('mediaType')} (layer {layer['digest']})")
         progress = Progress(_label(layer, "encrypting"), layer["size"])
-        sink = writer.new_blob()
         try:
-            with image.open_blob(to_descriptor(layer)) as blob:
-                annotations = encrypt_layer(ec, _ProgressReader(blob, progress), sink, digest=layer["digest"])  # type: ignore[arg-type]
-            digest, size = sink.finish()
-        except BaseException:
-            sink.discard()
-            raise
+            with writer.new_blob() as sink:
+                with image.open_blob(to_descriptor(layer)) as blob:
+                    annotations = encrypt_layer(ec, _ProgressReader(blob, progress), sink, digest=layer["digest"])  # type: ignore[arg-type]
+                digest, size = sink.finish()
         finally:
             progress.finish()
         return dict(
@@ -206,13 +203,10 @@ def decrypt(dc: DecryptConfig) -> Any:
         progress = Progress(_label(layer, "decrypting"), layer["size"])
         checks = _Checks(decryption.decryptor, layer, progress, image.blob_path(layer["digest"]))
         source = _open_fd(image, layer)
-        sink = writer.new_blob()
         try:
-            size = decrypt_stream(checks, source, sink.file.fileno(), size_hint=layer["size"])
-            digest, size = sink.finish(checks.plaintext_digest, size)
-        except BaseException:
-            sink.discard()
-            raise
+            with writer.new_blob() as sink:
+                size = decrypt_stream(checks, source, sink.file.fileno(), size_hint=layer["size"])
+                digest, size = sink.finish(checks.plaintext_digest, size)
         finally:
             os.close(source)
             progress.finish()
@@ -236,15 +230,12 @@ def rotate(ec: EncryptConfig, dc: DecryptConfig) -> Any:
         decryption = decrypt_layer(dc, to_descriptor(layer))
         progress = Progress(_label(layer, "rotating"), layer["size"])
         checks = _Checks(decryption.decryptor, layer, progress, None)
-        sink = writer.new_blob()
         try:
-            with image.open_blob(to_descriptor(layer)) as blob:
-                plaintext = _DecryptingReader(blob, checks)
-                annotations = encrypt_layer(ec, plaintext, sink)  # type: ignore[arg-type]
-            digest, size = sink.finish()
-        except BaseException:
-            sink.discard()
-            raise
+            with writer.new_blob() as sink:
+                with image.open_blob(to_descriptor(layer)) as blob:
+                    plaintext = _DecryptingReader(blob, checks)
+                    annotations = encrypt_layer(ec, plaintext, sink)  # type: ignore[arg-type]
+                digest, size = sink.finish()
         finally:
             progress.finish()
         kept = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..ocicrypt.config import DecryptConfig
 from .image.layout import Platform, open_image
 from .image.reference import parse_reference
 from .image.rewrite import LayerTransform, Selection, rewrite_image
@@ -61,6 +62,15 @@ def add_recipient_arguments(parser: argparse.ArgumentParser) -> None:
         help="jwe:PUBKEY, pkcs7:CERT, pgp:USER, pkcs11:KEY.yaml|PUBKEY or provider:NAME (repeatable)",
     )
     parser.add_argument("--gpg-homedir", metavar="DIR", help="GnuPG home to find pgp recipients' keys in")
+
+
+def with_keys_dir(keys_dir: str | None, dc: DecryptConfig) -> DecryptConfig:
+    """``dc`` plus the keys of ``--keys-dir`` (as the node's decoder loads them), if one was given."""
+    if not keys_dir:
+        return dc
+    from ..ocicrypt.keysdir import load_keys_dir
+
+    return load_keys_dir(keys_dir).config.combined_with(dc)
 
 
 def rewrite(args: argparse.Namespace, transform: LayerTransform) -> int:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 
 def register(subparsers: Any) -> None:
     """Add the ``serve`` subcommand."""
     from ..decoder.warm.protocol import DEFAULT_SOCKET, SOCKET_ENV
+    from ..decoder.warm.server import default_socket
 
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
@@ -21,13 +21,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--socket",
-        default=os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET,
+        default=default_socket(),
         help=f"socket path (default: ${SOCKET_ENV} or {DEFAULT_SOCKET}); its directory must be private (0700)",
     )
     parser.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..decoder.warm.server import main
+    from ..decoder.warm.server import run
 
-    return main(["--socket", args.socket])
+    return run(args.socket)

@@ -303,13 +303,22 @@ def main(argv: list[str] | None = None) -> int:
     """``ctd-decoder-warm [--socket PATH]``: the server as systemd's unit (and the bundle) runs it."""
     import argparse
 
+    parser = argparse.ArgumentParser(prog="ctd-decoder-warm", description="the warm ctd-decoder server")
+    parser.add_argument("--socket", default=default_socket())
+    return run(parser.parse_args(argv).socket)
+
+
+def default_socket() -> str:
+    """The socket the server listens on unless told: ``$CTD_DECODER_WARM_SOCKET``, else the default."""
     from .protocol import DEFAULT_SOCKET, SOCKET_ENV
 
-    parser = argparse.ArgumentParser(prog="ctd-decoder-warm", description="the warm ctd-decoder server")
-    parser.add_argument("--socket", default=os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET)
-    args = parser.parse_args(argv)
+    return os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET
+
+
+def run(path: str) -> int:
+    """Serve on ``path``; a server that cannot start is one line on stderr and exit status 1."""
     try:
-        return serve(args.socket)
+        return serve(path)
     except ServerError as err:
         sys.stderr.write(f"ctd-decoder-warm: {err}\n")
         return 1

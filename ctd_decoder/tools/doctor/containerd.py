@@ -27,7 +27,6 @@ class Decoder:
     """A stream processor that receives a payload for an encrypted media type: what the decoder will see."""
 
     processor: cc.Processor
-    media_types: list[str]
     keys_path: str | None
     environment: dict[str, str] | None  # containerd's environment plus the entry's env; None: unknown
 
@@ -41,9 +40,7 @@ class Node:
     """What the containerd checks learned, for the keys, provider and image checks."""
 
     config: cc.ContainerdConfig | None
-    major: int | None
     decoders: dict[str, Decoder] = field(default_factory=dict)  # by encrypted media type
-    environment: Environment | None = None
 
     def distinct_decoders(self) -> list[Decoder]:
         """The decoders with a distinct processor entry, in media-type order."""
@@ -54,7 +51,8 @@ class Node:
         return seen
 
 
-def _short(media_type: str) -> str:
+def short_media_type(media_type: str) -> str:
+    """An encrypted layer media type without its common prefix (``tar+gzip+encrypted``)."""
     return media_type.removeprefix("application/vnd.oci.image.layer.v1.")
 
 
@@ -79,7 +77,7 @@ def _find_executable(explicit: str | None, process: ContainerdProcess | None) ->
     return shutil.which("containerd") or shutil.which("containerd", path="/usr/local/bin:/usr/bin:/usr/sbin")
 
 
-def _check_version(report: Report, config: cc.ContainerdConfig, exe: str | None) -> int | None:
+def _check_version(report: Report, config: cc.ContainerdConfig, exe: str | None) -> int:
     version = containerd_version(exe) if exe else None
     inferred = 2 if config.version >= 3 else 1
     if version is None:
@@ -237,15 +235,14 @@ def _returns_problem(processor: cc.Processor, media_type: str) -> str | None:
     if processor.returns not in LAYER_TYPES:
         return f"returns {processor.returns or 'nothing'}, which is not a layer media type containerd unpacks"
     if processor.returns == _TAR_LAYER and media_type != TAR:
-        return (
-            f"returns {_TAR_LAYER}, so containerd would unpack the still-compressed {_short(media_type)} stream as tar"
-        )
+        compressed = short_media_type(media_type)
+        return f"returns {_TAR_LAYER}, so containerd would unpack the still-compressed {compressed} stream as tar"
     return None
 
 
 def _check_media_type(report: Report, node: Node, media_type: str, environment: Environment) -> None:
     assert node.config is not None
-    check = f"containerd.processor.{_short(media_type)}"
+    check = f"containerd.processor.{short_media_type(media_type)}"
     accepting = [p for p in node.config.processors.values() if media_type in p.accepts]
     if not accepting:
         processor_id = cc.PROCESSOR_TAR_GZIP if media_type == GZIP else cc.PROCESSOR_TAR
@@ -283,13 +280,12 @@ def _check_media_type(report: Report, node: Node, media_type: str, environment: 
     report.ok(check, f"{processor.processor_id} ({processor.source}) decrypts {media_type}")
     existing = next((d for d in node.decoders.values() if d.processor == processor), None)
     if existing is not None:
-        existing.media_types.append(media_type)
         node.decoders[media_type] = existing
         return
     _resolve_path(report, processor, environment, "containerd.processor.path")
     keys_path = _check_args(report, processor)
     _check_env(report, processor)
-    node.decoders[media_type] = Decoder(processor, [media_type], keys_path, environment.values)
+    node.decoders[media_type] = Decoder(processor, keys_path, environment.values)
 
 
 def _check_cri(report: Report, config: cc.ContainerdConfig, major: int) -> None:
@@ -334,15 +330,13 @@ def check_containerd(report: Report, config_path: str | None, executable: str | 
     path = config_path if config_path is not None else cc.default_config_path()
     config = _check_config(report, path)
     if config is None:
-        return Node(None, None)
+        return Node(None)
     process = process_for_config(path)
     if process is not None:
         report.ok("containerd.process", f"containerd pid {process.pid} ({process.exe}) runs with this config")
     environment = containerd_environment(path, process)
     major = _check_version(report, config, _find_executable(executable, process))
-    node = Node(config, major, environment=environment)
-    if major is None:
-        return node
+    node = Node(config)
     for media_type in (GZIP, TAR, ZSTD):
         _check_media_type(report, node, media_type, environment)
     _check_cri(report, config, major)

@@ -15,14 +15,14 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...decoder.payload import PAYLOAD_PROCESSOR_IDS
 from .process import DEFAULT_CONFIG as DEFAULT_CONFIG
 from .process import K3S_CONFIG as K3S_CONFIG
 
 K3S_DIR = os.path.dirname(K3S_CONFIG)
 K3S_TEMPLATES = (f"{K3S_DIR}/config-v3.toml.tmpl", f"{K3S_DIR}/config.toml.tmpl")
 
-PROCESSOR_TAR = "io.containerd.ocicrypt.decoder.v1.tar"
-PROCESSOR_TAR_GZIP = "io.containerd.ocicrypt.decoder.v1.tar.gzip"
+PROCESSOR_TAR, PROCESSOR_TAR_GZIP = PAYLOAD_PROCESSOR_IDS
 # imgcrypt attaches the decryption payload under these two IDs only.
 PAYLOAD_IDS = (PROCESSOR_TAR_GZIP, PROCESSOR_TAR)
 KEYS_PATH = "/etc/containerd/ocicrypt/keys"

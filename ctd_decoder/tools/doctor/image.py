@@ -18,21 +18,17 @@ from ...ocicrypt.keywrap import schemes_in
 from ...ocicrypt.keywrap.pkcs11.environment import scoped_environment
 from ...ocicrypt.keywrap.pkcs11.policy import ENV_VAR as OCICRYPT_CONFIG
 from ...ocicrypt.keywrap.provider.config import ENV_VAR as KEYPROVIDER_CONFIG
+from ...ocicrypt.keywrap.provider.wrapper import SEND_ALL_ENV, TIMEOUT_ENV
 from ...ocicrypt.layer import ENCRYPTED_MEDIA_TYPES, decrypt_layer
 from ..image import ImageError, ImageReference, ocijson, open_image, parse_reference
 from ..image.layout import MAX_JSON_BLOB, to_descriptor
-from .containerd import Node
+from .containerd import Node, short_media_type
 from .report import Report
 
 STDIN = "-"
 CHECK = "image.layer"
 # The variables the decoder's key unwrapping reads from its environment.
-_DECODER_VARIABLES = (
-    KEYPROVIDER_CONFIG,
-    OCICRYPT_CONFIG,
-    "CTD_DECODER_PROVIDER_TIMEOUT",
-    "CTD_DECODER_PROVIDER_SEND_ALL_KEYS",
-)
+_DECODER_VARIABLES = (KEYPROVIDER_CONFIG, OCICRYPT_CONFIG, TIMEOUT_ENV, SEND_ALL_ENV)
 
 
 class ImageSpecError(ValueError):
@@ -77,21 +73,17 @@ def _manifests(reference: ImageReference | None) -> Iterator[list[tuple[str, lis
         yield [(f"{reference} {m.platform or m.descriptor.digest}", m.layers) for m in image.manifests]
 
 
-def _short(media_type: str) -> str:
-    return media_type.removeprefix("application/vnd.oci.image.layer.v1.")
-
-
 def _check_layer(
     report: Report, node: Node, layer: Descriptor, keys_override: str | None, keys_dirs: dict[str, KeysDir | None]
 ) -> bool:
     schemes = ", ".join(schemes_in(layer.annotations)) or "none"
-    what = f"layer {layer.digest} ({_short(layer.media_type)}, wrapped for {schemes})"
+    what = f"layer {layer.digest} ({short_media_type(layer.media_type)}, wrapped for {schemes})"
     decoder = node.decoders.get(layer.media_type)
     if decoder is None:
         report.error(
             CHECK,
             f"{what}: no stream processor on this node decrypts {layer.media_type}",
-            f"register it as the containerd.processor.{_short(layer.media_type)} check says",
+            f"register it as the containerd.processor.{short_media_type(layer.media_type)} check says",
         )
         return False
     root = keys_override or decoder.keys_path

@@ -65,11 +65,7 @@ def _read(path: str) -> bytes:
 def _password(entry: keysdir.LoadedFile) -> bytes | None:
     if entry.password_file is None:
         return None
-    data = _read(entry.password_file)
-    for ending in (b"\r\n", b"\n"):
-        if data.endswith(ending):
-            return data[: -len(ending)]
-    return data
+    return keysdir.strip_password_newline(_read(entry.password_file))
 
 
 def describe_loaded(entry: keysdir.LoadedFile) -> str:

@@ -92,11 +92,6 @@ class ImageManifest:
         """The layer descriptors, base layer first."""
         return [to_descriptor(layer) for layer in self.document["layers"]]
 
-    @property
-    def config(self) -> Descriptor:
-        """The image config descriptor."""
-        return to_descriptor(self.document["config"])
-
 
 class VerifiedBlob:
     """A blob opened for reading; reaching its end checks the size and digest the descriptor gives."""

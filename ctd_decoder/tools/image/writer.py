@@ -30,7 +30,10 @@ def _os_error(err: OSError, what: str) -> ImageError:
 
 
 class BlobSink:
-    """A blob being written: hashed as it is written, named by its digest when finished."""
+    """A blob being written: hashed as it is written, named by its digest when finished.
+
+    Use it as a context manager: a block left by an exception discards the unfinished blob.
+    """
 
     def __init__(self, directory: str) -> None:
         self._directory = directory
@@ -79,6 +82,13 @@ class BlobSink:
         if os.path.exists(self.path):
             os.unlink(self.path)
 
+    def __enter__(self) -> BlobSink:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, traceback: object) -> None:
+        if kind is not None:
+            self.discard()
+
 
 class LayoutWriter:
     """Builds the destination image; use as a context manager and call :meth:`commit` at the end."""
@@ -106,26 +116,18 @@ class LayoutWriter:
 
     def add_bytes(self, data: bytes) -> tuple[str, int]:
         """Store a small blob (manifest, index, config); return (digest, size)."""
-        sink = self.new_blob()
-        try:
+        with self.new_blob() as sink:
             sink.write(data)
             return sink.finish()
-        except BaseException:
-            sink.discard()
-            raise
 
     def copy_blob(self, source: VerifiedBlob) -> None:
         """Copy an unchanged blob, checking it against its digest on the way."""
         if os.path.exists(os.path.join(self.root, blob_relpath(source.digest))):
             return
-        sink = self.new_blob()
-        try:
+        with self.new_blob() as sink:
             while chunk := source.read(COPY_CHUNK):
                 sink.write(chunk)
             digest, _ = sink.finish()
-        except BaseException:
-            sink.discard()
-            raise
         if digest != source.digest:  # only a non-sha256 source digest gets here
             raise ImageError(f"blob {source.digest} cannot be copied: only sha256 destinations are written")
 
