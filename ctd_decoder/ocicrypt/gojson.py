@@ -144,7 +144,7 @@ def _decode(go_type: GoType, value: Any, current: Any, where: str) -> Any:
             result[name] = _decode(go_type.value, item, zero(go_type.value), f"{where}[{name!r}]")
         return result
     if isinstance(go_type, SliceOf):
-        if not isinstance(value, list):
+        if not isinstance(value, list) or isinstance(value, _Members):  # an object's members are a list too
             raise ValueError(f"cannot unmarshal {_kind(value)} into {where or 'value'} of type slice")
         return [_decode(go_type.item, item, zero(go_type.item), f"{where}[{i}]") for i, item in enumerate(value)]
     assert isinstance(go_type, Struct)
