@@ -85,12 +85,16 @@ class ContainerdClient:
         return responses
 
     def write_content(self, ref: str, data: bytes, digest: str) -> None:
-        """Put a blob into the content store (Content ``Write``, one COMMIT message)."""
+        """Put a blob into the content store (Content ``Write``, one COMMIT message). A blob the namespace
+        already holds is fine, as for containerd's own client (``content.WriteBlob``)."""
         stub = self.channel.stream_stream(CONTENT_WRITE, request_serializer=_identity, response_deserializer=_identity)
-        for _ in stub(
-            iter([wire.write_content_request(ref, data, digest)]), timeout=self.timeout, metadata=self.metadata
-        ):
-            pass
+        request = wire.write_content_request(ref, data, digest)
+        try:
+            for _ in stub(iter([request]), timeout=self.timeout, metadata=self.metadata):
+                pass
+        except grpc.RpcError as err:
+            if not (isinstance(err, grpc.Call) and err.code() == grpc.StatusCode.ALREADY_EXISTS):
+                raise
 
     # --- CRI ----------------------------------------------------------------------------------------
 
