@@ -21,7 +21,7 @@ from support.references import fastest_go_reference
 
 from .daemons import CONTAINERD_1, Registry
 from .node import Image, Node, push_layout
-from .schemes import Recipient, ctr_enc_arguments
+from .schemes import Recipient, recipient_values
 from .test_failures import rpc_error
 
 LAYERS = [{"etc/made-by": b"ocicrypt encrypt\n"}, {"usr/lib/blob": bytes(range(256)) * 400}]
@@ -64,8 +64,7 @@ ON_CONTAINERD_1 = pytest.mark.parametrize("containerd_version", [CONTAINERD_1], 
 
 
 def _recipient_args(recipient: Recipient, directory: Path) -> list[str]:
-    encrypt_to, _ = ctr_enc_arguments(recipient, directory)
-    return [arg for value in encrypt_to for arg in ("--recipient", value)]
+    return [arg for value in recipient_values(recipient, directory) for arg in ("--recipient", value)]
 
 
 @ON_CONTAINERD_1
