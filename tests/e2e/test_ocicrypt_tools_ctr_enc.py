@@ -185,7 +185,7 @@ def run_go_reference(blob: bytes, payload: bytes, env: dict[str, str]) -> subpro
         os.close(read_end)
 
     def feed() -> None:
-        with os.fdopen(write_end, "wb") as pipe, contextlib.suppress(BrokenPipeError):
+        with contextlib.suppress(BrokenPipeError), os.fdopen(write_end, "wb") as pipe:  # also its close
             pipe.write(payload)
 
     feeder = threading.Thread(target=feed, daemon=True)  # a payload may exceed the pipe's capacity
