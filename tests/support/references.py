@@ -190,6 +190,15 @@ def _ocicrypt_debian_version() -> str:
     return result.stdout.strip()
 
 
+@functools.cache
+def _gocode_packages() -> str:
+    """The installed Debian Go source packages and their versions (what the build reads from /usr/share/gocode)."""
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", "golang-*-dev"], capture_output=True, text=True
+    )
+    return "".join(sorted(line + "\n" for line in result.stdout.splitlines() if line.split()[1:]))
+
+
 def go_executable(toolchain: str) -> Path:
     """The ``go`` command of a toolchain; fails with the install line when it is missing."""
     if toolchain == "debian":
@@ -241,7 +250,8 @@ def _build(toolchain: str) -> GoReference:
     go = go_executable(toolchain)
     version = _go_version(go)
     ocicrypt = _ocicrypt_debian_version()
-    key = hashlib.sha256(f"{_source_hash()}\0{version}\0{ocicrypt}".encode()).hexdigest()[:20]
+    inputs = f"{_source_hash()}\0{version}\0{_gocode_packages()}"
+    key = hashlib.sha256(inputs.encode()).hexdigest()[:20]
     target = cache_dir() / f"ctd-decoder-go-reference-{key}"
     reference = GoReference(target, version, ocicrypt.split("-")[0])
     if target.is_file():
