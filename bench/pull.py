@@ -59,6 +59,8 @@ FLOOR_IMPORTS = (
     "import cryptography.hazmat.primitives.ciphers, cryptography.hazmat.primitives.serialization, "
     "cryptography.hazmat.primitives.asymmetric.padding"
 )
+OURS_WARM = ("ours warm", "ours warm, small client")
+OURS = ("ours cold", *OURS_WARM)
 # (name, layer sizes, warm target, cold target) as ours / Go
 IMAGES: list[tuple[str, list[int], float | None, float | None]] = [
     ("8 layers of 0.2-4 KiB", [200, 512, 1 * KIB, 1536, 2 * KIB, 3 * KIB, 3584, 4 * KIB], 1.25, 2.5),
@@ -214,13 +216,14 @@ def _decoder_alone(
         floors.append(floor_seconds(blob, payload))
     figures = {label: _median_ms(values) for label, values in samples.items()}
     floor = _median_ms(floors)
-    go = figures["Go 1.1.7"]
     print(f"decoder alone, one 4 KiB layer (RSA-2048 JWE key in the payload), median of {runs}:")
     print(f"  import floor (python -I -c '{FLOOR_IMPORTS}'): {floor:.1f} ms")
     print(f"  ours cold {figures['ours cold']:.1f} ms = {_ratio(figures['ours cold'], floor, cold_target)} the floor")
-    for label in ("ours warm", "ours warm, small client"):
-        print(f"  {label} {figures[label]:.1f} ms = {_ratio(figures[label], go, 2.0)} Go")
-    print(f"  Go 1.1.7  {go:.1f} ms; ours cold / Go {figures['ours cold'] / go:.2f}x")
+    for go_label in _go_labels(decoders):
+        go = figures[go_label]
+        print(f"  {go_label} {go:.1f} ms; ours cold / Go {figures['ours cold'] / go:.2f}x")
+        for label in OURS_WARM:
+            print(f"    {label} {figures[label]:.1f} ms = {_ratio(figures[label], go, 2.0)} {go_label}")
     return _child_peaks_mib(warm.layer_lines()[logged_before:])
 
 
@@ -254,14 +257,20 @@ def _memory(decoders: list[tuple[str, str, dict[str, str]]], warm: WarmServer, c
 def _print_pulls(
     title: str, times: dict[str, list[float]], warm_target: float | None, cold_target: float | None, runs: int
 ) -> None:
-    go = statistics.median(times["Go 1.1.7"])
     cold = statistics.median(times["ours cold"])
     print(f"{title}: CRI PullImage, fresh containerd root, median of {runs}")
-    print(f"  Go 1.1.7  {go:.2f} s")
-    print(f"  ours cold {cold:.2f} s = {_ratio(cold, go, cold_target)} Go")
-    for label in ("ours warm", "ours warm, small client"):
-        warm = statistics.median(times[label])
-        print(f"  {label} {warm:.2f} s = {_ratio(warm, go, warm_target)} Go")
+    for go_label in [label for label in times if label not in OURS]:
+        go = statistics.median(times[go_label])
+        print(f"  {go_label} {go:.2f} s")
+        print(f"    ours cold {cold:.2f} s = {_ratio(cold, go, cold_target)} {go_label}")
+        for label in OURS_WARM:
+            warm = statistics.median(times[label])
+            print(f"    {label} {warm:.2f} s = {_ratio(warm, go, warm_target)} {go_label}")
+
+
+def _go_labels(decoders: list[tuple[str, str, dict[str, str]]]) -> list[str]:
+    """The Go decoders' labels (each names its Go and ocicrypt versions)."""
+    return [label for label, _, _ in decoders if label not in OURS]
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Inputs on which ours once disagreed with the Go decoders, kept after the fix (shrunk by hypothesis
+"""Inputs on which ours once disagreed with the Go decoders (imgcrypt 1.1.7/2.0.2, now the Go reference), kept after the fix (shrunk by hypothesis
 or written down from Go's source and confirmed by the harness)."""
 
 from __future__ import annotations
