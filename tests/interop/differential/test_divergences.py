@@ -1,6 +1,6 @@
 """The documented divergences (README, "What it does better than the Go decoder"), one named test each.
 
-Each test shows the Go decoders' behaviour on the input, ours, and that the differential check
+Each test shows the Go reference decoder's behaviour on the input, ours, and that the differential check
 classifies the disagreement as that divergence and no other.
 """
 
