@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..ocicrypt.diagnostics import bounded_message, printable
-from ..ocicrypt.errors import DecoderError, KeysDirError
+from ..ocicrypt.errors import KeysDirError, OcicryptError
 from ..ocicrypt.stopsignals import raising_on_stop
 
 USAGE = """\
@@ -179,7 +179,7 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
         if _interactive():
             return _fail(f"{MISSING_PAYLOAD}\n{BY_HAND}\n\n{USAGE}")
         return _fail(str(err))
-    except DecoderError as err:
+    except OcicryptError as err:
         return _fail(str(err))
     if layer_seen is not None:
         layer_seen(payload.descriptor.digest)
@@ -203,7 +203,7 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
 
     try:
         layer = decrypt_layer(dc, payload.descriptor)
-    except DecoderError as err:
+    except OcicryptError as err:
         return _fail(f"call to DecryptLayer failed: {err}", notes)
     decryptor = layer.decryptor
     if os.environ.get(VERIFY_DIGEST_ENV) == "1":
@@ -211,11 +211,11 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
 
         try:
             decryptor = DigestVerifyingDecryptor(decryptor, layer.digest, payload.descriptor.media_type)
-        except DecoderError as err:
+        except OcicryptError as err:
             return _fail(f"call to DecryptLayer failed: {err}")
     try:
         decrypt_stream(decryptor, sys.stdin.fileno(), sys.stdout.fileno(), size_hint=payload.descriptor.size)
-    except DecoderError as err:
+    except OcicryptError as err:
         return _fail(f"could not copy data: {err} (layer {payload.descriptor.digest})")
     return 0
 

@@ -16,7 +16,7 @@ from .blockcipher import DEFAULT_CIPHER, LayerDecryptor, PrivateOptions, PublicO
 from .config import DecryptConfig, EncryptConfig
 from .descriptor import Descriptor
 from .diagnostics import names, printable, summarize
-from .errors import DecoderError, LayerError, LimitError, UnwrapError, WrapError
+from .errors import LayerError, LimitError, OcicryptError, UnwrapError, WrapError
 from .gojson import b64decode
 from .keywrap import (
     ANNOTATION_PREFIX,
@@ -104,7 +104,7 @@ def _unwrap_scheme(
             result = wrapper.unwrap_key(dc, wrapped)
         except LimitError:
             raise
-        except DecoderError as err:
+        except OcicryptError as err:
             limit = scope.limit_reached()  # a wrapper may report the spent budget as its own failure
             if limit is not None:
                 raise limit from None

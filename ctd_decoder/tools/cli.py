@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .. import __version__
-from ..ocicrypt.errors import DecoderError
+from ..ocicrypt.errors import OcicryptError
 
 # Subcommand modules under ctd_decoder.tools, in the order --help lists them; imported lazily so
 # that `ocicrypt --help` stays fast and no scheme backend is loaded before it is needed.
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return run(args)
-    except DecoderError as err:
+    except OcicryptError as err:
         sys.stderr.write(f"ocicrypt: {err}\n")
         return 1
     except KeyboardInterrupt:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..ocicrypt.config import DecryptConfig
 from ..ocicrypt.descriptor import Descriptor
-from ..ocicrypt.errors import DecoderError
+from ..ocicrypt.errors import OcicryptError
 from ..ocicrypt.gojson import b64decode
 
 
@@ -61,7 +61,7 @@ def _unwrap(dc: DecryptConfig, descriptor: Descriptor) -> dict[str, Any]:
 
     try:
         _, scheme = unwrap_private_options(dc, descriptor)
-    except DecoderError as err:
+    except OcicryptError as err:
         return {"possible": False, "reason": str(err)}
     return {"possible": True, "scheme": scheme}
 

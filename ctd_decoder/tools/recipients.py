@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from ..ocicrypt import config as params
 from ..ocicrypt import keys
 from ..ocicrypt.config import DecryptConfig, EncryptConfig
-from ..ocicrypt.errors import DecoderError
+from ..ocicrypt.errors import OcicryptError
 from ..ocicrypt.keysdir import MAX_KEY_FILE_SIZE
 
 SCHEMES = ("jwe", "pkcs7", "pgp", "pkcs11", "provider")
 
 
-class ArgumentError(DecoderError):
+class ArgumentError(OcicryptError):
     """A ``--recipient`` or ``--key`` argument cannot be used."""
 
 
@@ -147,7 +147,7 @@ def decrypt_config(key_arguments: Sequence[str], dec_recipients: Sequence[str] =
         else:
             try:
                 keys.parse_private_key(data, password)
-            except DecoderError as err:
+            except OcicryptError as err:
                 raise ArgumentError(f"key file {path}: {err}") from None
             dc.add(params.PRIVKEYS, [data])
             dc.add(params.PRIVKEYS_PASSWORDS, [password])

@@ -23,7 +23,7 @@ from ctd_decoder.ocicrypt import keys
 from ctd_decoder.ocicrypt.blockcipher import PrivateOptions, PublicOptions
 from ctd_decoder.ocicrypt.config import DecryptConfig
 from ctd_decoder.ocicrypt.descriptor import Descriptor
-from ctd_decoder.ocicrypt.errors import DecoderError
+from ctd_decoder.ocicrypt.errors import OcicryptError
 from ctd_decoder.ocicrypt.keywrap import ANNOTATION_PREFIX, PUBOPTS_ANNOTATION, pgp
 from ctd_decoder.ocicrypt.keywrap import jwe as jwe_module
 from ctd_decoder.ocicrypt.keywrap.pkcs7 import der
@@ -70,7 +70,7 @@ documents = _near(
 
 
 def _only_project_errors(call: Any, *args: Any) -> None:
-    with contextlib.suppress(DecoderError):
+    with contextlib.suppress(OcicryptError):
         call(*args)
 
 

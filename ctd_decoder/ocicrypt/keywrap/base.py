@@ -32,7 +32,7 @@ class KeyWrapper(Protocol):
         """Return the private-options JSON protected by ``wrapped``.
 
         None means "no result, and no error" (a key provider with nothing to say). Failures raise
-        :class:`~ctd_decoder.ocicrypt.errors.UnwrapError` (or another DecoderError) whose text explains,
+        :class:`~ctd_decoder.ocicrypt.errors.UnwrapError` (or another OcicryptError) whose text explains,
         per candidate key, why it could not be used.
         """
 

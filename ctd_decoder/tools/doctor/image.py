@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from ...ocicrypt.config import DecryptConfig
 from ...ocicrypt.descriptor import Descriptor
-from ...ocicrypt.errors import DecoderError
+from ...ocicrypt.errors import OcicryptError
 from ...ocicrypt.keysdir import KeysDir
 from ...ocicrypt.keywrap import schemes_in
 from ...ocicrypt.keywrap.pkcs11.environment import scoped_environment
@@ -93,7 +93,7 @@ def _check_layer(
     try:
         with scoped_environment({name: env.get(name) for name in _DECODER_VARIABLES}):
             scheme = decrypt_layer(dc, layer).scheme
-    except DecoderError as err:
+    except OcicryptError as err:
         where = f"in {root}" if root else "on this node (no keys directory)"
         report.error(
             CHECK,

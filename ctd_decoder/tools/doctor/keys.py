@@ -12,7 +12,7 @@ import stat
 from ...ocicrypt import config as params
 from ...ocicrypt import keys as keyparse
 from ...ocicrypt import keysdir
-from ...ocicrypt.errors import DecoderError
+from ...ocicrypt.errors import OcicryptError
 from .report import Report
 
 CHECK_DIR = "keys.dir"
@@ -109,7 +109,7 @@ def _check_loaded(report: Report, result: keysdir.KeysDir, root: str) -> None:
     for entry in result.loaded:
         try:
             description = describe_loaded(entry)
-        except (DecoderError, OSError) as err:
+        except (OcicryptError, OSError) as err:
             report.error(CHECK_FILE, f"{entry.path}: loaded, but cannot be described: {err}", f"replace {entry.path}")
             continue
         if entry.parameter == params.X509S and _public_key_fingerprint(entry) not in private_fingerprints:
@@ -172,7 +172,7 @@ def check_keys_dir(report: Report, root: str) -> keysdir.KeysDir | None:
         return None
     try:
         result = keysdir.load_keys_dir(root)
-    except DecoderError as err:
+    except OcicryptError as err:
         report.error(CHECK_DIR, f"the decoder cannot use {root}: {err}", f"make {root} and its files readable by root")
         return None
     _check_exposures(report, result, root)

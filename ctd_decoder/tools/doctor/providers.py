@@ -10,7 +10,7 @@ import os
 import shutil
 
 from ...ocicrypt import config as params
-from ...ocicrypt.errors import DecoderError
+from ...ocicrypt.errors import OcicryptError
 from ...ocicrypt.keysdir import KeysDir
 from ...ocicrypt.keywrap.pkcs11.policy import Pkcs11Config
 from ...ocicrypt.keywrap.provider import config as provider_config
@@ -59,7 +59,7 @@ def _check_grpc(report: Report, spec: ProviderSpec) -> None:
     tls = spec.grpc_tls
     try:
         check_grpc_connection(spec.grpc, tls, GRPC_TIMEOUT)
-    except DecoderError as err:
+    except OcicryptError as err:
         fix = (
             f"check key-providers.{spec.name}.grpc-tls (files, server-name) and that the server at {spec.grpc} runs"
             if tls is not None
@@ -123,7 +123,7 @@ def check_pkcs11(report: Report, env: dict[str, str], keys_dir: KeysDir | None) 
         return
     try:
         config = policy.load_user_config(env)
-    except DecoderError as err:
+    except OcicryptError as err:
         report.error(
             "pkcs11.policy",
             str(err),
@@ -144,7 +144,7 @@ def _check_pkcs11_key(report: Report, path: str, config: Pkcs11Config) -> None:
     try:
         with open(path, "rb") as handle:
             key = parse_key_file(handle.read())
-    except (DecoderError, OSError) as err:
+    except (OcicryptError, OSError) as err:
         report.error(check, f"{path}: {err}", f"fix the YAML key file {path}")
         return
     uri = key.uri.redacted()
@@ -159,7 +159,7 @@ def _check_pkcs11_key(report: Report, path: str, config: Pkcs11Config) -> None:
         return
     try:
         locate_private_key(key, config)
-    except DecoderError as err:
+    except OcicryptError as err:
         fix = (
             "add pin-value or pin-source to the key's pkcs11 URI"
             if "PIN" in str(err)

@@ -35,7 +35,7 @@ from typing import Any
 from ... import config as params
 from ... import scope
 from ...config import DecryptConfig, EncryptConfig
-from ...errors import DecoderError, MissingBackendError, UnwrapError, WrapError
+from ...errors import MissingBackendError, OcicryptError, UnwrapError, WrapError
 from ...gojson import member
 from ..base import explain_attempts
 from .environment import scoped_environment
@@ -304,12 +304,12 @@ class Pkcs11KeyWrapper:
         for number, data in enumerate(key_files, start=1):
             try:
                 key = parse_key_file(data)
-            except DecoderError as err:
+            except OcicryptError as err:
                 attempts.append(f"pkcs11 key file #{number}: {err}")
                 continue
             try:
                 return _try_key(key, config, recipients)
-            except DecoderError as err:
+            except OcicryptError as err:
                 attempts.append(f"{key.uri.redacted()} : {err}")
         raise UnwrapError(explain_attempts("PKCS11: No suitable private key found for decryption", attempts))
 
@@ -326,7 +326,7 @@ class Pkcs11KeyWrapper:
                 public_keys += [token_public_key(parse_key_file(data), config) for data in yamls]
         except WrapError:
             raise
-        except DecoderError as err:
+        except OcicryptError as err:
             raise WrapError(f"PKCS11: {err}") from None
         recipients = [
             {"version": 0, "blob": base64.b64encode(_oaep_encrypt(key, opts, hash_name)).decode(), "hash": hash_name}
@@ -379,7 +379,7 @@ def token_public_key(key: KeyFile, config: Pkcs11Config) -> Any:
             exponent = public[pkcs11.Attribute.PUBLIC_EXPONENT]
     except pkcs11.PKCS11Error as err:
         raise WrapError(f"PKCS11: {key.uri.redacted()} : {_describe_error(err)}") from None
-    except DecoderError as err:
+    except OcicryptError as err:
         raise WrapError(f"PKCS11: {key.uri.redacted()} : {err}") from None
     return rsa.RSAPublicNumbers(int.from_bytes(exponent, "big"), int.from_bytes(modulus, "big")).public_key()
 

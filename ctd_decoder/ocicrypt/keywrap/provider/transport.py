@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any
 
-from ...errors import DecoderError, MissingBackendError
+from ...errors import MissingBackendError, OcicryptError
 from .config import Command, GrpcTls
 
 MAX_RESPONSE_SIZE = 16 * 1024 * 1024
@@ -26,7 +26,7 @@ _CHUNK = 1 << 16
 SERVICE = "keyprovider.KeyProviderService"
 
 
-class ProviderCallError(DecoderError):
+class ProviderCallError(OcicryptError):
     """A key provider could not be called or gave no usable answer."""
 
 

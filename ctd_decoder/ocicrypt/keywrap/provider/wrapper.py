@@ -32,7 +32,7 @@ from typing import Any
 from ... import scope
 from ...config import DecryptConfig, EncryptConfig, Parameters
 from ...diagnostics import printable
-from ...errors import DecoderError, UnwrapError, WrapError
+from ...errors import OcicryptError, UnwrapError, WrapError
 from ...gojson import b64decode, b64encode, member
 from .. import PROVIDER_PREFIX
 from .config import ENV_VAR, ProviderSpec, configured_path, load_config
@@ -183,7 +183,7 @@ class KeyProviderWrapper:
         try:
             answer = self._call("UnWrapKey", request, parameters)
             return _result_bytes(answer, "keyunwrapresults", "optsdata", self._origin())
-        except DecoderError as err:
+        except OcicryptError as err:
             raise UnwrapError(str(err)) from None
 
     def wrap_keys(self, ec: EncryptConfig, opts: bytes) -> bytes | None:
@@ -205,7 +205,7 @@ class KeyProviderWrapper:
         try:
             answer = self._call("WrapKey", request, {**self._parameters(ec.parameters), "optsdata": [opts]})
             return _result_bytes(answer, "keywrapresults", "annotation", self._origin())
-        except DecoderError as err:
+        except OcicryptError as err:
             raise WrapError(f"error while retrieving keyprovider protocol {kind} output: {err}") from None
 
 
