@@ -61,7 +61,7 @@ def _violations(source_prefix: str, forbidden_prefixes: tuple[str, ...]) -> list
 
 def test_the_walk_sees_every_layer_of_the_tree() -> None:
     assert "ctd_decoder.ocicrypt.layer" in MODULES
-    assert "ctd_decoder.decoder.main" in MODULES
+    assert "ctd_decoder.decoder.cold" in MODULES
     assert "ctd_decoder.tools.cli" in MODULES
     assert "ctd_decoder.ocicrypt.keywrap.pkcs7.wrapper" in MODULES["ctd_decoder.ocicrypt.keywrap"]
     assert "ctd_decoder.ocicrypt.descriptor.Descriptor" in MODULES["ctd_decoder.ocicrypt.layer"]

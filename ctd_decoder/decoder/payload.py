@@ -16,8 +16,8 @@ from ..ocicrypt.config import DecryptConfig, Parameters
 from ..ocicrypt.descriptor import Descriptor
 from ..ocicrypt.errors import OcicryptError
 from ..ocicrypt.gojson import BYTES, INT64, STRING, MapOf, SliceOf, Struct, b64encode, unmarshal
+from . import MEDIA_TYPE_ENV
 from .anywire import WireError, read_any, write_any
-from .exit_race import MEDIA_TYPE_ENV
 
 PAYLOAD_TYPE_URL = "io.containerd.ocicrypt.v1.Payload"
 PAYLOAD_FD = 3

@@ -8,7 +8,7 @@ from support.decoder import Result, run_decoder
 from support.layers import GZIP_ENCRYPTED
 
 import ctd_decoder
-from ctd_decoder.decoder.main import USAGE
+from ctd_decoder.decoder.cold import USAGE
 from ctd_decoder.decoder.payload import MEDIA_TYPE_ENV, MISSING_PAYLOAD
 
 

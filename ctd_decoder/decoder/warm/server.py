@@ -27,7 +27,7 @@ from .protocol import ACCEPTED, GO, MAX_REQUEST, PASSED_FDS, STATUS, ProtocolErr
 
 # Everything a JWE or PKCS#7 layer needs, loaded once here instead of once per layer.
 PRELOADED = (
-    "ctd_decoder.decoder.main",
+    "ctd_decoder.decoder.cold",
     "ctd_decoder.decoder.payload",
     "ctd_decoder.decoder.warm.child",
     "ctd_decoder.ocicrypt.layer",

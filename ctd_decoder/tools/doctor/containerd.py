@@ -175,7 +175,7 @@ def _resolve_path(report: Report, processor: cc.Processor, environment: Environm
 
 
 def _check_args(report: Report, processor: cc.Processor) -> str | None:
-    from ...decoder.main import UsageError, parse_args
+    from ...decoder.cold import UsageError, parse_args
 
     setting = f'[stream_processors."{processor.processor_id}"] args'
     check = "containerd.processor.args"

@@ -1,7 +1,9 @@
-"""The ``ctd-decoder`` stream processor: containerd runs it once per encrypted layer.
+"""The cold path of the ``ctd-decoder`` stream processor: decode one layer in this process.
 
-stdin is the encrypted layer, stdout the decrypted one, fd 3 the payload. Every failure is one
-paragraph on stderr that starts with the Go decoder's prefix, and exit status 1.
+containerd runs the decoder once per encrypted layer; :func:`decode_main` is what runs when no warm
+server takes the layer over (and what the warm server's child runs). stdin is the encrypted layer,
+stdout the decrypted one, fd 3 the payload. Every failure is one paragraph on stderr that starts
+with the Go decoder's prefix, and exit status 1.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def _usage_error(err: UsageError) -> int:
     Under containerd (which sets the media type variable) stdout is the layer: the usage would be
     unpacked as tar data and hide the error, so there it follows the error on stderr instead.
     """
-    from .exit_race import MEDIA_TYPE_ENV
+    from . import MEDIA_TYPE_ENV
 
     usage = f"Incorrect Usage: {err}\n\n{USAGE}"
     if MEDIA_TYPE_ENV in os.environ:
