@@ -24,8 +24,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Decrypt SRC into DST."""
     from . import layercrypt
+    from .key_arguments import decrypt_config
     from .options import rewrite, with_keys_dir
-    from .recipients import decrypt_config
 
     dc = with_keys_dir(args.keys_dir, decrypt_config(args.key, args.dec_recipient))
     return rewrite(args, layercrypt.decrypt(dc))

@@ -130,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
     """Print the inspection of SRC."""
     dc: DecryptConfig | None = None
     if args.keys_dir or args.key:
+        from .key_arguments import decrypt_config
         from .options import with_keys_dir
-        from .recipients import decrypt_config
 
         dc = with_keys_dir(args.keys_dir, decrypt_config(args.key))
     report = build_report(args.source, dc)

@@ -20,7 +20,7 @@ import pytest
 from support.binaries import CTR_ENC, GO_DECODER_1, require_binary
 from support.oci import encrypt_layout, make_layout, skopeo
 
-from ctd_decoder.tools.recipients import encrypt_config
+from ctd_decoder.tools.key_arguments import encrypt_config
 
 from .daemons import CONTAINERD_1, Containerd, require_tool
 from .node import Image, Node
