@@ -36,8 +36,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Add recipients to, or rotate the keys of, SRC into DST."""
     from . import layercrypt
+    from .image.run import rewrite
     from .key_arguments import decrypt_config, encrypt_config
-    from .options import rewrite
 
     ec = encrypt_config(args.recipient, args.gpg_homedir)
     dc = decrypt_config(args.key, args.dec_recipient)
