@@ -18,20 +18,8 @@ from .descriptor import Descriptor
 from .diagnostics import names, printable, summarize
 from .errors import LayerError, LimitError, OcicryptError, UnwrapError, WrapError
 from .gojson import b64decode
-from .keywrap import (
-    ANNOTATION_PREFIX,
-    PUBOPTS_ANNOTATION,
-    KeyWrapper,
-    get_wrapper,
-    schemes_for_recipients,
-    schemes_in,
-)
-
-ENCRYPTED_MEDIA_TYPES = {
-    "application/vnd.oci.image.layer.v1.tar+gzip+encrypted",
-    "application/vnd.oci.image.layer.v1.tar+zstd+encrypted",
-    "application/vnd.oci.image.layer.v1.tar+encrypted",
-}
+from .keywrap import KeyWrapper, get_wrapper, schemes_for_recipients, schemes_in
+from .spec import ANNOTATION_PREFIX, ENCRYPTED_MEDIA_TYPES, PUBOPTS_ANNOTATION
 
 
 class LayerDecryption:

@@ -40,7 +40,8 @@ def _wrapped_elements(value: str) -> list[bytes | None]:
 
 
 def _schemes(descriptor: Descriptor) -> dict[str, list[str]]:
-    from ..ocicrypt.keywrap import ANNOTATION_PREFIX, PROVIDER_PREFIX, describe_recipients, schemes_in
+    from ..ocicrypt.keywrap import describe_recipients, schemes_in
+    from ..ocicrypt.spec import ANNOTATION_PREFIX, PROVIDER_PREFIX
 
     result: dict[str, list[str]] = {}
     for scheme in schemes_in(descriptor.annotations):

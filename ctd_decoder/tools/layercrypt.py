@@ -13,8 +13,14 @@ from typing import Any
 from ..ocicrypt.blockcipher import LayerDecryptor
 from ..ocicrypt.config import DecryptConfig, EncryptConfig
 from ..ocicrypt.errors import IntegrityError, LayerError, UnwrapError
-from ..ocicrypt.keywrap import ANNOTATION_PREFIX, PUBOPTS_ANNOTATION
-from ..ocicrypt.layer import ENCRYPTED_MEDIA_TYPES, add_recipients, decrypt_layer, encrypt_layer
+from ..ocicrypt.layer import add_recipients, decrypt_layer, encrypt_layer
+from ..ocicrypt.spec import (
+    ANNOTATION_PREFIX,
+    ENC_ANNOTATION_PREFIX,
+    ENCRYPTED_MEDIA_TYPES,
+    ENCRYPTED_SUFFIX,
+    PUBOPTS_ANNOTATION,
+)
 from ..ocicrypt.stream import decrypt_stream
 from .image.errors import ImageError
 from .image.hashing import BackgroundHash
@@ -23,9 +29,7 @@ from .image.ocijson import DOCKER_LAYER_TO_OCI
 from .image.writer import LayoutWriter
 from .progress import Progress
 
-ENCRYPTED_SUFFIX = "+encrypted"
 PLAIN_LAYER_TYPES = {media_type.removesuffix(ENCRYPTED_SUFFIX) for media_type in ENCRYPTED_MEDIA_TYPES}
-ENC_ANNOTATION_PREFIX = "org.opencontainers.image.enc."
 READ_CHUNK = 2 << 20
 
 

@@ -10,11 +10,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+from ..spec import ANNOTATION_PREFIX, PROVIDER_PREFIX, PUBOPTS_ANNOTATION
 from .base import KeyWrapper
-
-ANNOTATION_PREFIX = "org.opencontainers.image.enc.keys."
-PUBOPTS_ANNOTATION = "org.opencontainers.image.enc.pubopts"
-PROVIDER_PREFIX = "provider."
 
 # Cheap, local schemes first; schemes that start processes or talk to devices and services last.
 _BUILTIN: dict[str, str] = {

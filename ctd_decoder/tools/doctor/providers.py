@@ -15,6 +15,7 @@ from ...ocicrypt.keysdir import KeysDir
 from ...ocicrypt.keywrap.pkcs11.policy import Pkcs11Config
 from ...ocicrypt.keywrap.provider import config as provider_config
 from ...ocicrypt.keywrap.provider.config import ProviderSpec
+from ...ocicrypt.spec import KEYPROVIDER_CONFIG_ENV, OCICRYPT_CONFIG_ENV
 from .containerd_config import KEYPROVIDER_CONFIG
 from .report import Report
 
@@ -74,16 +75,16 @@ def _check_grpc(report: Report, spec: ProviderSpec) -> None:
 def check_providers(report: Report, env: dict[str, str]) -> None:
     """Check the key-provider config named by OCICRYPT_KEYPROVIDER_CONFIG in the decoder's ``env``."""
     check = "providers.config"
-    path = env.get(provider_config.ENV_VAR)
+    path = env.get(KEYPROVIDER_CONFIG_ENV)
     if not path:
         if os.path.exists(KEYPROVIDER_CONFIG):
             report.warning(
                 check,
                 f"{KEYPROVIDER_CONFIG} exists but the decoder's environment does not name it",
-                _env_fix(provider_config.ENV_VAR, KEYPROVIDER_CONFIG),
+                _env_fix(KEYPROVIDER_CONFIG_ENV, KEYPROVIDER_CONFIG),
             )
         else:
-            report.ok(check, f"no key providers ({provider_config.ENV_VAR} is not set)")
+            report.ok(check, f"no key providers ({KEYPROVIDER_CONFIG_ENV} is not set)")
         return
     if not os.path.exists(path):
         if path == KEYPROVIDER_CONFIG:
@@ -91,8 +92,8 @@ def check_providers(report: Report, env: dict[str, str]) -> None:
         else:
             report.warning(
                 check,
-                f"{provider_config.ENV_VAR} names {path}, which does not exist: layers for key providers fail",
-                f"create {path} or fix {provider_config.ENV_VAR} in the processor env",
+                f"{KEYPROVIDER_CONFIG_ENV} names {path}, which does not exist: layers for key providers fail",
+                f"create {path} or fix {KEYPROVIDER_CONFIG_ENV} in the processor env",
             )
         return
     config = provider_config.load_config(path)
@@ -119,7 +120,7 @@ def check_pkcs11(report: Report, env: dict[str, str], keys_dir: KeysDir | None) 
     from ...ocicrypt.keywrap.pkcs11 import policy
 
     entries = [entry for entry in (keys_dir.loaded if keys_dir else []) if entry.parameter == params.PKCS11_YAMLS]
-    if not entries and not env.get(policy.ENV_VAR):
+    if not entries and not env.get(OCICRYPT_CONFIG_ENV):
         return
     try:
         config = policy.load_user_config(env)
@@ -127,7 +128,7 @@ def check_pkcs11(report: Report, env: dict[str, str], keys_dir: KeysDir | None) 
         report.error(
             "pkcs11.policy",
             str(err),
-            f'write /etc/ocicrypt.conf with pkcs11 allowed-module-paths, or add "{policy.ENV_VAR}=FILE" to the '
+            f'write /etc/ocicrypt.conf with pkcs11 allowed-module-paths, or add "{OCICRYPT_CONFIG_ENV}=FILE" to the '
             "processor env",
         )
         return

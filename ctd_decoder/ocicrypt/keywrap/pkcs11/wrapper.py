@@ -37,12 +37,12 @@ from ... import scope
 from ...config import DecryptConfig, EncryptConfig
 from ...errors import MissingBackendError, OcicryptError, UnwrapError, WrapError
 from ...gojson import member
+from ...spec import OAEP_HASH_ENV
 from ..base import explain_attempts
 from .environment import scoped_environment
 from .policy import Pkcs11Config, config_for
 from .uri import Pkcs11Uri, Pkcs11UriError, parse
 
-OAEP_HASH_ENV = "OCICRYPT_OAEP_HASHALG"
 DEFAULT_WRAP_HASH = "sha256"
 SUPPORTED_HASHES = ("sha1", "sha256")
 

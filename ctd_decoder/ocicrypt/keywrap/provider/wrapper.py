@@ -34,12 +34,10 @@ from ...config import DecryptConfig, EncryptConfig, Parameters
 from ...diagnostics import printable
 from ...errors import OcicryptError, UnwrapError, WrapError
 from ...gojson import b64decode, b64encode, member
-from .. import PROVIDER_PREFIX
-from .config import ENV_VAR, ProviderSpec, configured_path, load_config
+from ...spec import KEYPROVIDER_CONFIG_ENV, PROVIDER_PREFIX, PROVIDER_SEND_ALL_ENV, PROVIDER_TIMEOUT_ENV
+from .config import ProviderSpec, configured_path, load_config
 from .transport import ProviderCallError, ProviderRpcError, call_grpc, run_command
 
-TIMEOUT_ENV = "CTD_DECODER_PROVIDER_TIMEOUT"
-SEND_ALL_ENV = "CTD_DECODER_PROVIDER_SEND_ALL_KEYS"
 DEFAULT_TIMEOUT = 30.0
 STDERR_SHOWN = 400
 _UNSUPPORTED = "Unsupported keyprovider invocation. Supported invocation methods are grpc and cmd"
@@ -47,7 +45,7 @@ _UNSUPPORTED = "Unsupported keyprovider invocation. Supported invocation methods
 
 def provider_timeout() -> float:
     """Return the per-call timeout in seconds from ``CTD_DECODER_PROVIDER_TIMEOUT`` (default 30)."""
-    value = os.environ.get(TIMEOUT_ENV, "").strip()
+    value = os.environ.get(PROVIDER_TIMEOUT_ENV, "").strip()
     if not value:
         return DEFAULT_TIMEOUT
     try:
@@ -55,13 +53,13 @@ def provider_timeout() -> float:
     except ValueError:
         seconds = -1.0
     if not 0 < seconds < float("inf"):
-        raise ProviderCallError(f"{TIMEOUT_ENV}={value!r} is not a positive number of seconds")
+        raise ProviderCallError(f"{PROVIDER_TIMEOUT_ENV}={value!r} is not a positive number of seconds")
     return seconds
 
 
 def send_all_keys() -> bool:
     """Tell whether ``CTD_DECODER_PROVIDER_SEND_ALL_KEYS`` asks for Go's send-everything behaviour."""
-    return os.environ.get(SEND_ALL_ENV, "").strip().lower() in ("1", "true", "yes")
+    return os.environ.get(PROVIDER_SEND_ALL_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def _encode_parameters(parameters: Parameters) -> dict[str, list[str | None]]:
@@ -239,9 +237,9 @@ def provider_wrapper(name: str) -> KeyProviderWrapper | UnavailableProviderWrapp
     if path is None:
         return UnavailableProviderWrapper(
             name,
-            f"{ENV_VAR} is not set, so no key provider is configured (for ctd-decoder: containerd starts the "
-            f"stream processor with its own environment plus the processor's env = [...] in containerd's "
-            f'config, which must carry "{ENV_VAR}=/path/to/the/keyprovider.conf")',
+            f"{KEYPROVIDER_CONFIG_ENV} is not set, so no key provider is configured (for ctd-decoder: containerd "
+            f"starts the stream processor with its own environment plus the processor's env = [...] in containerd's "
+            f'config, which must carry "{KEYPROVIDER_CONFIG_ENV}=/path/to/the/keyprovider.conf")',
         )
     config = load_config(path)
     if config.error is not None:
@@ -250,6 +248,6 @@ def provider_wrapper(name: str) -> KeyProviderWrapper | UnavailableProviderWrapp
     if spec is None:
         configured = ", ".join(sorted(config.providers)) or "none"
         return UnavailableProviderWrapper(
-            name, f"no key provider of that name in {ENV_VAR} file {path} (it configures: {configured})"
+            name, f"no key provider of that name in {KEYPROVIDER_CONFIG_ENV} file {path} (it configures: {configured})"
         )
     return KeyProviderWrapper(spec)
