@@ -170,7 +170,7 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
 
     ``layer_seen`` is told the layer's digest as soon as the payload is read (the warm server logs it).
     """
-    from ..ocicrypt.scratch import sweep
+    from ..ocicrypt.keywrap.pgp.scratch import sweep
 
     sweep()  # what an earlier, killed run left (a GnuPG home with private keys)
     from .payload import MISSING_PAYLOAD, MissingPayloadError, parse_payload, read_payload_bytes
@@ -233,7 +233,7 @@ def decode_main(argv: Sequence[str], layer_seen: Callable[[str], None] | None = 
         with raising_on_stop(_Stopped):
             return run(keys_path, layer_seen)
     except _Stopped as stop:
-        from ..ocicrypt.scratch import remove_live_dirs
+        from ..ocicrypt.keywrap.pgp.scratch import remove_live_dirs
 
         remove_live_dirs()  # the signal may have landed where no clean-up of a GnuPG home ran
         sys.stderr.write(f"ctd-decoder: stopped by {signal.Signals(stop.signum).name}\n")

@@ -275,7 +275,7 @@ def _classify(path: str, data: bytes, result: KeysDir) -> bool:
         config.add(params.PKCS11_YAMLS, [data])
         result.loaded.append(LoadedFile(path, params.PKCS11_YAMLS))
     elif keys.is_pgp_secret_keyring(data):
-        from .pgp_packets import secret_keys_need_passphrase
+        from .keywrap.pgp.packets import secret_keys_need_passphrase
 
         password = _sibling_password(path, result)
         if password is None and secret_keys_need_passphrase(data):

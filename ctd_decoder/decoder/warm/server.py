@@ -294,7 +294,7 @@ class WarmServer:
             verdict = f"failed (signal {-status})"
         log(f"layer {layer.digest or '-'} {verdict} {elapsed_ms:.0f} ms {peak_mib:.1f} MiB")
         if status < 0:
-            from ...ocicrypt.scratch import sweep
+            from ...ocicrypt.keywrap.pgp.scratch import sweep
 
             sweep()  # a child killed mid-unwrap may have left a GnuPG home with private keys
 

@@ -18,7 +18,7 @@ _BUILTIN: dict[str, str] = {
     "jwe": "ctd_decoder.ocicrypt.keywrap.jwe",
     "pkcs7": "ctd_decoder.ocicrypt.keywrap.pkcs7.wrapper",
     "pkcs11": "ctd_decoder.ocicrypt.keywrap.pkcs11.wrapper",
-    "pgp": "ctd_decoder.ocicrypt.keywrap.pgp",
+    "pgp": "ctd_decoder.ocicrypt.keywrap.pgp.wrapper",
 }
 
 

@@ -34,13 +34,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .. import config as params
-from .. import keys, scope, scratch
-from ..config import DecryptConfig, EncryptConfig
-from ..errors import MissingBackendError, UnwrapError, WrapError
-from ..pgp_packets import PacketError, packet_header
-from ..stopsignals import raising_on_stop, stop_deferred
-from .base import explain_attempts
+from ... import config as params
+from ... import keys, scope
+from ...config import DecryptConfig, EncryptConfig
+from ...errors import MissingBackendError, UnwrapError, WrapError
+from ...stopsignals import raising_on_stop, stop_deferred
+from ..base import explain_attempts
+from . import scratch
+from .packets import PacketError, packet_header
 
 MAX_PLAINTEXT = 1 << 20
 _GPGCONF_TIMEOUT = 10
@@ -149,7 +150,7 @@ class GpgHome:
 
     The agent is our child, not a daemon (``--supervised`` on a socket we bind): we reap it, and it
     dies with us even on SIGKILL (``PR_SET_PDEATHSIG``). The home is named after this process
-    (:mod:`ctd_decoder.ocicrypt.scratch`), so a later run removes it if we are killed; setting up
+    (:mod:`ctd_decoder.ocicrypt.keywrap.pgp.scratch`), so a later run removes it if we are killed; setting up
     and tearing down run with stop signals held back, so a signal cannot cut them short.
     """
 
