@@ -20,6 +20,7 @@ from ..ocicrypt import keys
 from ..ocicrypt.config import DecryptConfig, EncryptConfig
 from ..ocicrypt.errors import OcicryptError
 from ..ocicrypt.keysdir import MAX_KEY_FILE_SIZE
+from ..ocicrypt.keywrap.pgp.packets import is_pgp_secret_keyring
 
 SCHEMES = ("jwe", "pkcs7", "pgp", "pkcs11", "provider")
 
@@ -139,7 +140,7 @@ def decrypt_config(key_arguments: Sequence[str], dec_recipients: Sequence[str] =
         data = _read(path, "key file")
         if keys.is_pkcs11_keyfile(data):
             dc.add(params.PKCS11_YAMLS, [data])
-        elif keys.is_pgp_secret_keyring(data):
+        elif is_pgp_secret_keyring(data):
             dc.add(params.GPG_PRIVATEKEYS, [data])
             dc.add(params.GPG_PRIVATEKEYS_PASSWORDS, [password])
         elif keys.looks_like_certificate(data):

@@ -81,7 +81,7 @@ def describe_loaded(entry: keysdir.LoadedFile) -> str:
         public = keyparse.describe_public_key(certificate.public_key())
         return f"certificate for {public} (pkcs7 uses it with its private key)"
     if entry.parameter == params.GPG_PRIVATEKEYS:
-        from ...ocicrypt.keywrap.pgp.wrapper import secret_key_fingerprints
+        from ...ocicrypt.keywrap.pgp.home import secret_key_fingerprints
 
         fingerprints = secret_key_fingerprints(data)
         found = ", ".join(fingerprints) or "gpg imported no secret key from it"

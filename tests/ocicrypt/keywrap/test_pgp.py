@@ -292,13 +292,13 @@ def test_missing_gpg_program_is_a_missing_backend_error(
 def test_missing_python_gnupg_is_a_missing_backend_error(
     unprotected: tuple[bytes, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pgp._gpg_class.cache_clear()
+    pgp.gpg_class.cache_clear()
     monkeypatch.setitem(sys.modules, "gnupg", None)
     try:
         with pytest.raises(MissingBackendError, match="python-gnupg"):
             WRAPPER.unwrap_key(_dc([unprotected[1]]), unprotected[0])
     finally:
-        pgp._gpg_class.cache_clear()
+        pgp.gpg_class.cache_clear()
 
 
 # --- clean-up ---------------------------------------------------------------------------------
