@@ -40,6 +40,25 @@ class KeyWrapper(Protocol):
         """Wrap ``opts`` for this scheme's recipients in ``ec``; None if ``ec`` names none."""
 
 
+class KeyWrapperBase:
+    """What every scheme's wrapper shares: its scheme name and the parameter holding its private keys.
+
+    A subclass sets ``scheme`` and ``key_parameter``; ``key_parameter`` None is a scheme that needs no
+    private keys of ours (a key provider), which is then always tried.
+    """
+
+    scheme: str
+    key_parameter: str | None = None
+
+    def has_possible_keys(self, dc: DecryptConfig) -> bool:
+        """Tell whether ``dc`` holds a non-empty ``key_parameter`` entry (always True without one)."""
+        return self.key_parameter is None or bool(dc.keys_of(self.key_parameter))
+
+    def private_key_parameter(self) -> str | None:
+        """Name the parameter holding this scheme's private keys (None for key providers)."""
+        return self.key_parameter
+
+
 def explain_attempts(summary: str, attempts: list[str]) -> str:
     """Join a scheme's summary with one ``; ``-separated reason per candidate key."""
     if not attempts:

@@ -30,7 +30,7 @@ from ... import config as params
 from ... import scope
 from ...config import DecryptConfig, EncryptConfig
 from ...errors import UnwrapError, WrapError
-from ..base import explain_attempts
+from ..base import KeyWrapperBase, explain_attempts
 from .home import GpgHome, gpg_class, programs, secret_fingerprints
 from .packets import (
     SEIPD_TAG,
@@ -217,18 +217,11 @@ def _check_readable_by_go(message: bytes) -> None:
         raise WrapError(f"PGP: gpg wrote encrypted data (packet tag {tag}) that ocicrypt cannot read")
 
 
-class PgpKeyWrapper:
-    """The ``pgp`` scheme."""
+class PgpKeyWrapper(KeyWrapperBase):
+    """The ``pgp`` scheme; its key rings live in ``gpg-privatekeys``."""
 
     scheme = "pgp"
-
-    def has_possible_keys(self, dc: DecryptConfig) -> bool:
-        """OpenPGP needs ``gpg-privatekeys``."""
-        return bool(dc.keys_of(params.GPG_PRIVATEKEYS))
-
-    def private_key_parameter(self) -> str:
-        """OpenPGP keys live in ``gpg-privatekeys``."""
-        return params.GPG_PRIVATEKEYS
+    key_parameter = params.GPG_PRIVATEKEYS
 
     def unwrap_key(self, dc: DecryptConfig, wrapped: bytes) -> bytes:
         """Try each key ring in order, each in its own throw-away GNUPGHOME; the first that decrypts wins."""

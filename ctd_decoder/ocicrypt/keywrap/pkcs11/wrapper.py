@@ -38,7 +38,7 @@ from ...config import DecryptConfig, EncryptConfig
 from ...errors import MissingBackendError, OcicryptError, UnwrapError, WrapError
 from ...gojson import member
 from ...spec import OAEP_HASH_ENV
-from ..base import explain_attempts
+from ..base import KeyWrapperBase, explain_attempts
 from .environment import scoped_environment
 from .policy import Pkcs11Config, config_for
 from .uri import Pkcs11Uri, Pkcs11UriError, parse
@@ -279,18 +279,11 @@ def _try_key(key: KeyFile, config: Pkcs11Config, recipients: list[_Recipient]) -
     raise Pkcs11Error("; ".join(reasons))
 
 
-class Pkcs11KeyWrapper:
-    """The ``pkcs11`` scheme."""
+class Pkcs11KeyWrapper(KeyWrapperBase):
+    """The ``pkcs11`` scheme; its key files live in ``pkcs11-yamls``."""
 
     scheme = "pkcs11"
-
-    def has_possible_keys(self, dc: DecryptConfig) -> bool:
-        """PKCS#11 needs ``pkcs11-yamls``."""
-        return bool(dc.keys_of(params.PKCS11_YAMLS))
-
-    def private_key_parameter(self) -> str:
-        """PKCS#11 keys live in ``pkcs11-yamls``."""
-        return params.PKCS11_YAMLS
+    key_parameter = params.PKCS11_YAMLS
 
     def unwrap_key(self, dc: DecryptConfig, wrapped: bytes) -> bytes:
         """Try every key file against every recipient of the blob."""

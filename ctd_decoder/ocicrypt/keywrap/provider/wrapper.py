@@ -35,6 +35,7 @@ from ...diagnostics import printable
 from ...errors import OcicryptError, UnwrapError, WrapError
 from ...gojson import b64decode, b64encode, member
 from ...spec import KEYPROVIDER_CONFIG_ENV, PROVIDER_PREFIX, PROVIDER_SEND_ALL_ENV, PROVIDER_TIMEOUT_ENV
+from ..base import KeyWrapperBase
 from .config import ProviderSpec, configured_path, load_config
 from .transport import ProviderCallError, ProviderRpcError, call_grpc, run_command
 
@@ -111,20 +112,12 @@ def _redacted(text: str, sent: Parameters) -> str:
     return text
 
 
-class KeyProviderWrapper:
-    """The ``provider.<name>`` scheme for one configured provider."""
+class KeyProviderWrapper(KeyWrapperBase):
+    """The ``provider.<name>`` scheme for one configured provider; it needs no private keys of ours."""
 
     def __init__(self, spec: ProviderSpec) -> None:
         self.spec = spec
         self.scheme = PROVIDER_PREFIX + spec.name
-
-    def has_possible_keys(self, dc: DecryptConfig) -> bool:
-        """Providers need nothing in the decrypt config: always True."""
-        return True
-
-    def private_key_parameter(self) -> None:
-        """Providers hold no private keys of ours."""
-        return None
 
     def _parameters(self, parameters: Parameters) -> Parameters:
         if send_all_keys():
@@ -207,20 +200,15 @@ class KeyProviderWrapper:
             raise WrapError(f"error while retrieving keyprovider protocol {kind} output: {err}") from None
 
 
-class UnavailableProviderWrapper:
-    """A ``provider.<name>`` annotation while the provider configuration itself is unusable."""
+class UnavailableProviderWrapper(KeyWrapperBase):
+    """A ``provider.<name>`` annotation while the provider configuration itself is unusable.
+
+    Always tried (no key parameter), so that the reason shows up in the diagnostics.
+    """
 
     def __init__(self, name: str, reason: str) -> None:
         self.scheme = PROVIDER_PREFIX + name
         self.reason = reason
-
-    def has_possible_keys(self, dc: DecryptConfig) -> bool:
-        """Always tried, so that the reason shows up in the diagnostics."""
-        return True
-
-    def private_key_parameter(self) -> None:
-        """Providers hold no private keys of ours."""
-        return None
 
     def unwrap_key(self, dc: DecryptConfig, wrapped: bytes) -> bytes | None:
         """Explain why no provider could be asked."""
