@@ -1,8 +1,8 @@
 """The names the ocicrypt format and its configuration give things, each defined once.
 
-Media types of (encrypted) image layers, the annotations an encrypted layer carries and the
-environment variables the library reads. Nothing here imports anything: the tools, the decoder and
-the library's own modules all take these names from here.
+Media types of (encrypted) image layers, the annotations an encrypted layer carries, the parameter
+names of decrypt and encrypt configs and the environment variables the library reads. Nothing here
+imports anything: the tools, the decoder and the library's own modules all take these names from here.
 """
 
 from __future__ import annotations
@@ -23,6 +23,20 @@ ENC_ANNOTATION_PREFIX = "org.opencontainers.image.enc."
 ANNOTATION_PREFIX = ENC_ANNOTATION_PREFIX + "keys."  # + jwe, pkcs7, pgp, pkcs11 or provider.<name>
 PUBOPTS_ANNOTATION = ENC_ANNOTATION_PREFIX + "pubopts"
 PROVIDER_PREFIX = "provider."  # a key provider's scheme is provider.<name>
+
+# Parameters of a decrypt config (private keys and their passwords, certificates, key files) ...
+PRIVKEYS = "privkeys"
+PRIVKEYS_PASSWORDS = "privkeys-passwords"
+X509S = "x509s"
+GPG_PRIVATEKEYS = "gpg-privatekeys"
+GPG_PRIVATEKEYS_PASSWORDS = "gpg-privatekeys-passwords"
+PKCS11_YAMLS = "pkcs11-yamls"
+PKCS11_CONFIG = "pkcs11-config"
+# ... and of an encrypt config (recipients). A key provider's parameter is its name.
+PUBKEYS = "pubkeys"
+GPG_RECIPIENTS = "gpg-recipients"
+GPG_PUBKEYRINGFILE = "gpg-pubkeyringfile"
+PKCS11_PUBKEYS = "pkcs11-pubkeys"
 
 # Environment variables the library reads (the first three are Go ocicrypt's, the provider ones ours).
 KEYPROVIDER_CONFIG_ENV = "OCICRYPT_KEYPROVIDER_CONFIG"
