@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .. import __version__
-from ..ocicrypt.errors import OcicryptError
+from ..ocicrypt import OcicryptError
 
 # Subcommand modules under ctd_decoder.tools, in the order --help lists them; imported lazily so
 # that `ocicrypt --help` stays fast and no scheme backend is loaded before it is needed.

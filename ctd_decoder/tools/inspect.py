@@ -7,10 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ..ocicrypt.config import DecryptConfig
-from ..ocicrypt.descriptor import Descriptor
-from ..ocicrypt.errors import OcicryptError
-from ..ocicrypt.gojson import b64decode
+from ..ocicrypt import DecryptConfig, Descriptor, OcicryptError, b64decode
 
 
 def register(subparsers: Any) -> None:
@@ -40,7 +37,7 @@ def _wrapped_elements(value: str) -> list[bytes | None]:
 
 
 def _schemes(descriptor: Descriptor) -> dict[str, list[str]]:
-    from ..ocicrypt.keywrap import describe_recipients, schemes_in
+    from ..ocicrypt import describe_recipients, schemes_in
     from ..ocicrypt.spec import ANNOTATION_PREFIX, PROVIDER_PREFIX
 
     result: dict[str, list[str]] = {}
@@ -58,7 +55,7 @@ def _schemes(descriptor: Descriptor) -> dict[str, list[str]]:
 
 
 def _unwrap(dc: DecryptConfig, descriptor: Descriptor) -> dict[str, Any]:
-    from ..ocicrypt.layer import unwrap_private_options
+    from ..ocicrypt import unwrap_private_options
 
     try:
         _, scheme = unwrap_private_options(dc, descriptor)

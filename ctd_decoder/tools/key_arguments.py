@@ -15,12 +15,17 @@ import os
 import subprocess
 from collections.abc import Sequence
 
-from ..ocicrypt import config as params
-from ..ocicrypt import keys
-from ..ocicrypt.config import DecryptConfig, EncryptConfig
-from ..ocicrypt.errors import OcicryptError
-from ..ocicrypt.keysdir import MAX_KEY_FILE_SIZE
-from ..ocicrypt.keywrap.pgp.packets import is_pgp_secret_keyring
+from ..ocicrypt import (
+    MAX_KEY_FILE_SIZE,
+    DecryptConfig,
+    EncryptConfig,
+    OcicryptError,
+    is_pgp_secret_keyring,
+    is_pkcs11_keyfile,
+    looks_like_certificate,
+    parse_private_key,
+    spec,
+)
 
 SCHEMES = ("jwe", "pkcs7", "pgp", "pkcs11", "provider")
 
@@ -41,7 +46,7 @@ def _read(path: str, what: str) -> bytes:
 
 
 def _is_public_key(data: bytes) -> bool:
-    from ..ocicrypt.keyload import load_der_public_key, load_pem_public_key
+    from ..ocicrypt import load_der_public_key, load_pem_public_key
 
     for load in (load_pem_public_key, load_der_public_key):
         try:
@@ -86,18 +91,18 @@ def encrypt_config(recipients: Sequence[str], gpg_homedir: str | None = None) ->
             data = _read(value, "jwe recipient public key")
             if not _is_public_key(data):
                 raise ArgumentError(f"jwe recipient {value} is not a public key")
-            ec.add(params.PUBKEYS, [data])
+            ec.add(spec.PUBKEYS, [data])
         elif scheme == "pkcs7":
             data = _read(value, "pkcs7 recipient certificate")
-            if not keys.looks_like_certificate(data):
+            if not looks_like_certificate(data):
                 raise ArgumentError(f"pkcs7 recipient {value} is not an x509 certificate")
-            ec.add(params.X509S, [data])
+            ec.add(spec.X509S, [data])
         elif scheme == "pkcs11":
             data = _read(value, "pkcs11 recipient")
-            if keys.is_pkcs11_keyfile(data):
-                ec.add(params.PKCS11_YAMLS, [data])
+            if is_pkcs11_keyfile(data):
+                ec.add(spec.PKCS11_YAMLS, [data])
             elif _is_public_key(data):
-                ec.add(params.PKCS11_PUBKEYS, [data])
+                ec.add(spec.PKCS11_PUBKEYS, [data])
             else:
                 raise ArgumentError(f"pkcs11 recipient {value} is neither a PKCS#11 key file nor a public key")
         elif scheme == "provider":
@@ -106,8 +111,8 @@ def encrypt_config(recipients: Sequence[str], gpg_homedir: str | None = None) ->
         else:
             raise ArgumentError(f"unknown recipient scheme {scheme!r} in {recipient!r} (schemes: {', '.join(SCHEMES)})")
     if gpg_recipients:
-        ec.add(params.GPG_RECIPIENTS, [value.encode() for value in gpg_recipients])
-        ec.add(params.GPG_PUBKEYRINGFILE, [export_gpg_public_keys(gpg_homedir, gpg_recipients)])
+        ec.add(spec.GPG_RECIPIENTS, [value.encode() for value in gpg_recipients])
+        ec.add(spec.GPG_PUBKEYRINGFILE, [export_gpg_public_keys(gpg_homedir, gpg_recipients)])
     return ec
 
 
@@ -138,26 +143,26 @@ def decrypt_config(key_arguments: Sequence[str], dec_recipients: Sequence[str] =
         path, colon, password_text = argument.partition(":")
         password = _password(password_text) if colon else None
         data = _read(path, "key file")
-        if keys.is_pkcs11_keyfile(data):
-            dc.add(params.PKCS11_YAMLS, [data])
+        if is_pkcs11_keyfile(data):
+            dc.add(spec.PKCS11_YAMLS, [data])
         elif is_pgp_secret_keyring(data):
-            dc.add(params.GPG_PRIVATEKEYS, [data])
-            dc.add(params.GPG_PRIVATEKEYS_PASSWORDS, [password])
-        elif keys.looks_like_certificate(data):
-            dc.add(params.X509S, [data])
+            dc.add(spec.GPG_PRIVATEKEYS, [data])
+            dc.add(spec.GPG_PRIVATEKEYS_PASSWORDS, [password])
+        elif looks_like_certificate(data):
+            dc.add(spec.X509S, [data])
         else:
             try:
-                keys.parse_private_key(data, password)
+                parse_private_key(data, password)
             except OcicryptError as err:
                 raise ArgumentError(f"key file {path}: {err}") from None
-            dc.add(params.PRIVKEYS, [data])
-            dc.add(params.PRIVKEYS_PASSWORDS, [password])
+            dc.add(spec.PRIVKEYS, [data])
+            dc.add(spec.PRIVKEYS_PASSWORDS, [password])
     for recipient in dec_recipients:
         scheme, _, value = recipient.partition(":")
         if scheme != "pkcs7" or not value:
             raise ArgumentError(f"invalid --dec-recipient {recipient!r}: expected pkcs7:CERT")
         data = _read(value, "pkcs7 certificate")
-        if not keys.looks_like_certificate(data):
+        if not looks_like_certificate(data):
             raise ArgumentError(f"--dec-recipient {value} is not an x509 certificate")
-        dc.add(params.X509S, [data])
+        dc.add(spec.X509S, [data])
     return dc

@@ -10,10 +10,18 @@ import hashlib
 import os
 from typing import Any
 
-from ..ocicrypt.blockcipher import LayerDecryptor
-from ..ocicrypt.config import DecryptConfig, EncryptConfig
-from ..ocicrypt.errors import IntegrityError, LayerError, UnwrapError
-from ..ocicrypt.layer import add_recipients, decrypt_layer, encrypt_layer
+from ..ocicrypt import (
+    DecryptConfig,
+    EncryptConfig,
+    IntegrityError,
+    LayerDecryptor,
+    LayerError,
+    UnwrapError,
+    add_recipients,
+    decrypt_layer,
+    decrypt_stream,
+    encrypt_layer,
+)
 from ..ocicrypt.spec import (
     ANNOTATION_PREFIX,
     ENC_ANNOTATION_PREFIX,
@@ -21,7 +29,6 @@ from ..ocicrypt.spec import (
     ENCRYPTED_SUFFIX,
     PUBOPTS_ANNOTATION,
 )
-from ..ocicrypt.stream import decrypt_stream
 from .image.errors import ImageError
 from .image.hashing import BackgroundHash
 from .image.layout import Image, VerifiedBlob, to_descriptor

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..ocicrypt.config import DecryptConfig
+from ..ocicrypt import DecryptConfig
 
 
 def add_image_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +64,6 @@ def with_keys_dir(keys_dir: str | None, dc: DecryptConfig) -> DecryptConfig:
     """``dc`` plus the keys of ``--keys-dir`` (as the node's decoder loads them), if one was given."""
     if not keys_dir:
         return dc
-    from ..ocicrypt.keysdir import load_keys_dir
+    from ..ocicrypt import load_keys_dir
 
     return load_keys_dir(keys_dir).config.combined_with(dc)

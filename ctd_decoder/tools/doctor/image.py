@@ -10,13 +10,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ...ocicrypt.config import DecryptConfig
-from ...ocicrypt.descriptor import Descriptor
-from ...ocicrypt.errors import OcicryptError
-from ...ocicrypt.keysdir import KeysDir
-from ...ocicrypt.keywrap import schemes_in
-from ...ocicrypt.keywrap.pkcs11.environment import scoped_environment
-from ...ocicrypt.layer import decrypt_layer
+from ...ocicrypt import (
+    DecryptConfig,
+    Descriptor,
+    KeysDir,
+    OcicryptError,
+    decrypt_layer,
+    schemes_in,
+    scoped_environment,
+)
 from ...ocicrypt.spec import ENCRYPTED_MEDIA_TYPES, UNWRAP_ENVIRONMENT
 from ..image import ImageError, ImageReference, ocijson, open_image, parse_reference
 from ..image.layout import MAX_JSON_BLOB, to_descriptor

@@ -9,13 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 
-from ...ocicrypt import config as params
-from ...ocicrypt.errors import OcicryptError
-from ...ocicrypt.keysdir import KeysDir
-from ...ocicrypt.keywrap.pkcs11.policy import Pkcs11Config
-from ...ocicrypt.keywrap.provider import config as provider_config
-from ...ocicrypt.keywrap.provider.config import ProviderSpec
-from ...ocicrypt.spec import KEYPROVIDER_CONFIG_ENV, OCICRYPT_CONFIG_ENV
+from ...ocicrypt import KeysDir, OcicryptError, Pkcs11Config, ProviderSpec, load_provider_config
+from ...ocicrypt.spec import KEYPROVIDER_CONFIG_ENV, OCICRYPT_CONFIG_ENV, PKCS11_YAMLS
 from .containerd_config import KEYPROVIDER_CONFIG
 from .report import Report
 
@@ -54,12 +49,12 @@ def _check_command(report: Report, spec: ProviderSpec, env: dict[str, str] | Non
 
 
 def _check_grpc(report: Report, spec: ProviderSpec) -> None:
-    from ...ocicrypt.keywrap.provider.transport import check_grpc_connection
+    from ...ocicrypt import check_provider_grpc_connection
 
     check = f"providers.{spec.name}"
     tls = spec.grpc_tls
     try:
-        check_grpc_connection(spec.grpc, tls, GRPC_TIMEOUT)
+        check_provider_grpc_connection(spec.grpc, tls, GRPC_TIMEOUT)
     except OcicryptError as err:
         fix = (
             f"check key-providers.{spec.name}.grpc-tls (files, server-name) and that the server at {spec.grpc} runs"
@@ -96,7 +91,7 @@ def check_providers(report: Report, env: dict[str, str]) -> None:
                 f"create {path} or fix {KEYPROVIDER_CONFIG_ENV} in the processor env",
             )
         return
-    config = provider_config.load_config(path)
+    config = load_provider_config(path)
     if config.error is not None:
         report.error(check, config.error, f"fix the JSON in {path} (see the README's key provider section)")
         return
@@ -117,13 +112,13 @@ def check_providers(report: Report, env: dict[str, str]) -> None:
 
 def check_pkcs11(report: Report, env: dict[str, str], keys_dir: KeysDir | None) -> None:
     """Check the PKCS#11 module policy and every PKCS#11 key file of the keys directory."""
-    from ...ocicrypt.keywrap.pkcs11 import policy
+    from ...ocicrypt import load_pkcs11_config
 
-    entries = [entry for entry in (keys_dir.loaded if keys_dir else []) if entry.parameter == params.PKCS11_YAMLS]
+    entries = [entry for entry in (keys_dir.loaded if keys_dir else []) if entry.parameter == PKCS11_YAMLS]
     if not entries and not env.get(OCICRYPT_CONFIG_ENV):
         return
     try:
-        config = policy.load_user_config(env)
+        config = load_pkcs11_config(env)
     except OcicryptError as err:
         report.error(
             "pkcs11.policy",
@@ -138,13 +133,12 @@ def check_pkcs11(report: Report, env: dict[str, str], keys_dir: KeysDir | None) 
 
 
 def _check_pkcs11_key(report: Report, path: str, config: Pkcs11Config) -> None:
-    from ...ocicrypt.keywrap.pkcs11.uri import Pkcs11UriError
-    from ...ocicrypt.keywrap.pkcs11.wrapper import locate_private_key, parse_key_file
+    from ...ocicrypt import Pkcs11UriError, locate_pkcs11_private_key, parse_pkcs11_key_file
 
     check = "pkcs11.key"
     try:
         with open(path, "rb") as handle:
-            key = parse_key_file(handle.read())
+            key = parse_pkcs11_key_file(handle.read())
     except (OcicryptError, OSError) as err:
         report.error(check, f"{path}: {err}", f"fix the YAML key file {path}")
         return
@@ -159,7 +153,7 @@ def _check_pkcs11_key(report: Report, path: str, config: Pkcs11Config) -> None:
         )
         return
     try:
-        locate_private_key(key, config)
+        locate_pkcs11_private_key(key, config)
     except OcicryptError as err:
         fix = (
             "add pin-value or pin-source to the key's pkcs11 URI"

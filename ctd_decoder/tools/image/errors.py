@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...ocicrypt.errors import OcicryptError
+from ...ocicrypt import OcicryptError
 
 
 class ImageError(OcicryptError):
