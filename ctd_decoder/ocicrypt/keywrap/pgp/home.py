@@ -61,6 +61,7 @@ def gpg_class() -> Any:
 
 
 def programs() -> tuple[str, str]:
+    """Return the paths of gpg and gpgconf; MissingBackendError if either is not installed."""
     gpg, gpgconf = shutil.which("gpg"), shutil.which("gpgconf")
     if gpg is None or gpgconf is None:
         raise MissingBackendError("OpenPGP needs the gpg and gpgconf programs (GnuPG 2.1 or later): install gnupg")
