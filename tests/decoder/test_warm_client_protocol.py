@@ -62,12 +62,12 @@ def _request_fields_in_c(source: str) -> list[str]:
 
 def _request_fields_in_python() -> list[str]:
     """The same, read off an encoded request with a distinct value in every field."""
-    request = protocol.Request([b"argument"], [b"NAME=value"], b"/work/dir", umask=0o27, fd_mask=0b1011)
+    request = protocol.Request([b"argument"], [b"NAME=value"], b"layer-dir", umask=0o27, fd_mask=0b1011)
     encoded = request.encode()
     assert int.from_bytes(encoded[:4], "big") == len(encoded) - 4
     by_value = {
         protocol.MAGIC: "magic",
-        b"/work/dir": "cwd",
+        b"layer-dir": "cwd",
         b"23": "umask",
         b"11": "fd mask",
         b"1": "argc",
