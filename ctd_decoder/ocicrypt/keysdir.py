@@ -23,6 +23,7 @@ from . import config as params
 from . import keys
 from .config import DecryptConfig
 from .errors import KeysDirError, PrivateKeyError
+from .keywrap.pgp.packets import is_pgp_public_keyring, is_pgp_secret_keyring, secret_keys_need_passphrase
 
 MAX_KEY_FILE_SIZE = 4 * 1024 * 1024
 # The walk is bounded whatever the directory holds (a symlink into /usr, a huge tree): far above any
@@ -274,9 +275,7 @@ def _classify(path: str, data: bytes, result: KeysDir) -> bool:
     if keys.is_pkcs11_keyfile(data):
         config.add(params.PKCS11_YAMLS, [data])
         result.loaded.append(LoadedFile(path, params.PKCS11_YAMLS))
-    elif keys.is_pgp_secret_keyring(data):
-        from .pgp_packets import secret_keys_need_passphrase
-
+    elif is_pgp_secret_keyring(data):
         password = _sibling_password(path, result)
         if password is None and secret_keys_need_passphrase(data):
             result.skip(
@@ -291,7 +290,7 @@ def _classify(path: str, data: bytes, result: KeysDir) -> bool:
         result.loaded.append(
             LoadedFile(path, params.GPG_PRIVATEKEYS, None if password is None else path + PASSWORD_SUFFIX)
         )
-    elif keys.is_pgp_public_keyring(data):
+    elif is_pgp_public_keyring(data):
         result.skip(path, SKIP_PUBLIC_PGP, "an OpenPGP public key cannot decrypt; put the secret key here")
         return False
     else:

@@ -28,7 +28,7 @@ from support.oci import LAYER_GZIP, LAYER_TAR, encrypt_layout, make_layout, skop
 from support.references import fastest_go_reference
 
 from ctd_decoder.ocicrypt.keywrap.pkcs11.environment import scoped_environment
-from ctd_decoder.tools.recipients import encrypt_config
+from ctd_decoder.tools.key_arguments import encrypt_config
 
 from .client import ContainerdClient
 from .daemons import CONTAINERD_1, Containerd, require_tool

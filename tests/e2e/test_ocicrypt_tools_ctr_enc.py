@@ -56,7 +56,7 @@ from support.tempdirs import short_tempdir
 from ctd_decoder.decoder.payload import Payload, encode_payload
 from ctd_decoder.ocicrypt.config import DecryptConfig
 from ctd_decoder.ocicrypt.descriptor import Descriptor
-from ctd_decoder.tools.recipients import decrypt_config
+from ctd_decoder.tools.key_arguments import decrypt_config
 
 from .client import ContainerdClient
 from .daemons import Containerd, Registry, decoder_processors, require_tool, running

@@ -26,7 +26,7 @@ from .. import config as params
 from .. import keyload, keys, scope
 from ..config import DecryptConfig, EncryptConfig
 from ..errors import UnwrapError, WrapError
-from .base import explain_attempts, private_keys
+from .base import KeyWrapperBase, explain_attempts, private_keys
 
 KEY_ALGORITHMS = ("RSA-OAEP", "RSA-OAEP-256", "ECDH-ES+A128KW", "ECDH-ES+A192KW", "ECDH-ES+A256KW")
 CONTENT_ALGORITHMS = ("A128GCM", "A192GCM", "A256GCM", "A128CBC-HS256", "A192CBC-HS384", "A256CBC-HS512")
@@ -274,18 +274,11 @@ def _cbc_hmac_decrypt(jwe: _Jwe, cek: bytes) -> bytes | None:
     return padded[:-pad]
 
 
-class JweKeyWrapper:
-    """The ``jwe`` scheme."""
+class JweKeyWrapper(KeyWrapperBase):
+    """The ``jwe`` scheme; its keys live in ``privkeys``."""
 
     scheme = "jwe"
-
-    def has_possible_keys(self, dc: DecryptConfig) -> bool:
-        """JWE needs ``privkeys``."""
-        return bool(dc.keys_of(params.PRIVKEYS))
-
-    def private_key_parameter(self) -> str:
-        """JWE keys live in ``privkeys``."""
-        return params.PRIVKEYS
+    key_parameter = params.PRIVKEYS
 
     def unwrap_key(self, dc: DecryptConfig, wrapped: bytes) -> bytes:
         """Try every private key against every recipient."""

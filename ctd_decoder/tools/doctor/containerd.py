@@ -11,13 +11,14 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
+from ...ocicrypt import spec
 from . import containerd_config as cc
 from .process import ContainerdProcess, Environment, containerd_environment, process_for_config
 from .report import Report
 
-GZIP = "application/vnd.oci.image.layer.v1.tar+gzip+encrypted"
-TAR = "application/vnd.oci.image.layer.v1.tar+encrypted"
-ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd+encrypted"
+GZIP = spec.TAR_GZIP_ENCRYPTED
+TAR = spec.TAR_ENCRYPTED
+ZSTD = spec.TAR_ZSTD_ENCRYPTED
 
 _VERSION = re.compile(r"(?<![\w.])v?(\d+)\.(\d+)\.(\d+)")
 
@@ -53,7 +54,7 @@ class Node:
 
 def short_media_type(media_type: str) -> str:
     """An encrypted layer media type without its common prefix (``tar+gzip+encrypted``)."""
-    return media_type.removeprefix("application/vnd.oci.image.layer.v1.")
+    return media_type.removeprefix(spec.LAYER_MEDIA_TYPE_PREFIX)
 
 
 def containerd_version(exe: str) -> tuple[int, int, int] | None:
@@ -175,7 +176,7 @@ def _resolve_path(report: Report, processor: cc.Processor, environment: Environm
 
 
 def _check_args(report: Report, processor: cc.Processor) -> str | None:
-    from ...decoder.main import UsageError, parse_args
+    from ...decoder.cold import UsageError, parse_args
 
     setting = f'[stream_processors."{processor.processor_id}"] args'
     check = "containerd.processor.args"
@@ -217,13 +218,15 @@ def _check_env(report: Report, processor: cc.Processor) -> None:
         )
 
 
-LAYER_TYPES = ("application/vnd.oci.image.layer.v1.tar", *(t.removesuffix("+encrypted") for t in (GZIP, ZSTD)))
+LAYER_TYPES = (spec.TAR, spec.TAR_GZIP, spec.TAR_ZSTD)
 _TAR_LAYER = LAYER_TYPES[0]
 
 
 def _fix_returns(processor: cc.Processor) -> str:
     wanted = GZIP if GZIP in processor.accepts else ZSTD
-    return f'set [stream_processors."{processor.processor_id}"] returns = "{wanted.removesuffix("+encrypted")}"'
+    return (
+        f'set [stream_processors."{processor.processor_id}"] returns = "{wanted.removesuffix(spec.ENCRYPTED_SUFFIX)}"'
+    )
 
 
 def _returns_problem(processor: cc.Processor, media_type: str) -> str | None:
@@ -247,7 +250,7 @@ def _check_media_type(report: Report, node: Node, media_type: str, environment: 
     if not accepting:
         processor_id = cc.PROCESSOR_TAR_GZIP if media_type == GZIP else cc.PROCESSOR_TAR
         status = report.error if media_type == GZIP else report.warning
-        extra = f' and returns = "{ZSTD.removesuffix("+encrypted")}"' if media_type == ZSTD else ""
+        extra = f' and returns = "{ZSTD.removesuffix(spec.ENCRYPTED_SUFFIX)}"' if media_type == ZSTD else ""
         status(
             check,
             f"no stream processor accepts {media_type}: containerd cannot unpack such layers",

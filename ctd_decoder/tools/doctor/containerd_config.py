@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...decoder.payload import PAYLOAD_PROCESSOR_IDS
+from ...ocicrypt import spec
 from .process import DEFAULT_CONFIG as DEFAULT_CONFIG
 from .process import K3S_CONFIG as K3S_CONFIG
 
@@ -66,17 +67,17 @@ def builtin_processors() -> dict[str, Processor]:
     def entry(processor_id: str, media_type: str) -> Processor:
         return Processor(
             processor_id,
-            (media_type + "+encrypted",),
+            (media_type + spec.ENCRYPTED_SUFFIX,),
             media_type,
             "ctd-decoder",
             ("--decryption-keys-path", KEYS_PATH),
-            (f"OCICRYPT_KEYPROVIDER_CONFIG={KEYPROVIDER_CONFIG}",),
+            (f"{spec.KEYPROVIDER_CONFIG_ENV}={KEYPROVIDER_CONFIG}",),
             "containerd's built-in defaults",
         )
 
     return {
-        PROCESSOR_TAR: entry(PROCESSOR_TAR, "application/vnd.oci.image.layer.v1.tar"),
-        PROCESSOR_TAR_GZIP: entry(PROCESSOR_TAR_GZIP, "application/vnd.oci.image.layer.v1.tar+gzip"),
+        PROCESSOR_TAR: entry(PROCESSOR_TAR, spec.TAR),
+        PROCESSOR_TAR_GZIP: entry(PROCESSOR_TAR_GZIP, spec.TAR_GZIP),
     }
 
 

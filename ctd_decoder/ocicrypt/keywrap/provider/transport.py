@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any
 
-from ...errors import DecoderError, MissingBackendError
+from ...errors import MissingBackendError, OcicryptError
+from ...spec import PROVIDER_TIMEOUT_ENV
 from .config import Command, GrpcTls
 
 MAX_RESPONSE_SIZE = 16 * 1024 * 1024
@@ -26,7 +27,7 @@ _CHUNK = 1 << 16
 SERVICE = "keyprovider.KeyProviderService"
 
 
-class ProviderCallError(DecoderError):
+class ProviderCallError(OcicryptError):
     """A key provider could not be called or gave no usable answer."""
 
 
@@ -160,7 +161,7 @@ def run_command(command: Command, request: bytes, timeout: float) -> CommandResu
         _kill_group(process)
         raise ProviderTimeout(
             f"key provider command {command.path} did not answer within {timeout:g} s "
-            "(CTD_DECODER_PROVIDER_TIMEOUT); it and its process group were killed"
+            f"({PROVIDER_TIMEOUT_ENV}); it and its process group were killed"
         ) from None
     except BaseException:
         _kill_group(process)
@@ -279,7 +280,7 @@ def call_grpc(target: str, tls: GrpcTls | None, method: str, request: bytes, tim
         code = err.code()
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             raise ProviderTimeout(
-                f"key provider at {target} did not answer {method} within {timeout:g} s (CTD_DECODER_PROVIDER_TIMEOUT)"
+                f"key provider at {target} did not answer {method} within {timeout:g} s ({PROVIDER_TIMEOUT_ENV})"
             ) from None
         name = code.name.title().replace("_", "") if code is not None else "Unknown"
         raise ProviderRpcError(name, str(err.details() or "")) from None
