@@ -20,14 +20,12 @@ encrypted by skopeo from the registry and read by ours, and pulled by containerd
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import os
 import shutil
 import subprocess
 import tarfile
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.decoder import Result, run_decoder
 from support.gpgkeys import GpgHome
 from support.keygen import new_key, private_pem, write_key_pair
 from support.oci import (
@@ -164,35 +163,9 @@ def _plain_digests(layout: Path) -> list[str]:
     return [layer.descriptor["digest"] for layer in read_layers(layout)]
 
 
-def run_go_reference(blob: bytes, payload: bytes, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
-    """Run the Go reference decoder as containerd does: ``blob`` on stdin, ``payload`` on fd 3 (a pipe).
-
-    bash moves the pipe to fd 3 (support.decoder uses a ``preexec_fn``, which forces a plain fork: with
-    this process's gRPC channels open, grpc's fork handlers can abort that child before it execs).
-    """
-    read_end, write_end = os.pipe()
-    try:
-        command = ["bash", "-c", f'exec "$@" 3<&{read_end} {read_end}<&-', "bash", str(fastest_go_reference().path)]
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**os.environ, **env},
-            pass_fds=(read_end,),
-        )
-    finally:
-        os.close(read_end)
-
-    def feed() -> None:
-        with contextlib.suppress(BrokenPipeError), os.fdopen(write_end, "wb") as pipe:  # also its close
-            pipe.write(payload)
-
-    feeder = threading.Thread(target=feed, daemon=True)  # a payload may exceed the pipe's capacity
-    feeder.start()
-    stdout, stderr = process.communicate(blob, timeout=120)
-    feeder.join(timeout=10)
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+def run_go_reference(blob: bytes, payload: bytes, env: dict[str, str]) -> Result:
+    """Run the Go reference decoder as containerd does: ``blob`` on stdin, ``payload`` on fd 3 (a pipe)."""
+    return run_decoder(blob, payload, env=env, command=[str(fastest_go_reference().path)])
 
 
 def go_decrypt_in_store(
@@ -206,7 +179,7 @@ def go_decrypt_in_store(
         blob = client.read_content(layer["digest"])
         descriptor = Descriptor(layer["mediaType"], layer["digest"], layer["size"], dict(layer.get("annotations", {})))
         result = run_go_reference(blob, encode_payload(Payload(dc, descriptor)), env)
-        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        assert result.returncode == 0, result.stderr
         digest = sha256_digest(result.stdout)
         client.write_content(f"e2e-plain-{digest}", result.stdout, digest)
         digests.append(digest)
