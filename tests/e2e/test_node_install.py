@@ -132,8 +132,7 @@ def test_install_sync_rotate_revoke_uninstall(
 
     # The resident syncer follows the kubelet's ..data swaps.
     syncer = subprocess.Popen(
-        [OCICRYPT, "node", "sync-keys", "--host-root", str(host.root), "--host-prefix", str(host.root)]
-        + ["--secret-dir", str(secret), "--watch", "--interval", "0.2"],
+        [OCICRYPT, "node", "sync-keys", "--host-root", str(host.root), "--host-prefix", str(host.root), "--secret-dir", str(secret), "--watch", "--interval", "0.2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

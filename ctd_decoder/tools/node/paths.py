@@ -80,8 +80,10 @@ def host_mounts(flavour: Flavour) -> tuple[str, ...]:
 
 
 def keysync_mounts() -> tuple[str, ...]:
-    """The host directories the resident key syncer mounts: only the ocicrypt directory."""
-    return (OCICRYPT_DIR,)
+    """The host directories the resident key syncer mounts: /etc/containerd, which holds the keys
+    directory (a hostPath of the ocicrypt directory itself would be created by the kubelet before the
+    installer runs, so uninstall could not tell that it was never the operator's)."""
+    return ("/etc/containerd",)
 
 
 @dataclass(frozen=True)
