@@ -131,8 +131,10 @@ def test_install_sync_rotate_revoke_uninstall(
     assert status.returncode == 0 and "strategy imports" in status.stdout, status.stdout
 
     # The resident syncer follows the kubelet's ..data swaps.
+    root = str(host.root)
+    watch = ["--secret-dir", str(secret), "--watch", "--interval", "0.2"]
     syncer = subprocess.Popen(
-        [OCICRYPT, "node", "sync-keys", "--host-root", str(host.root), "--host-prefix", str(host.root), "--secret-dir", str(secret), "--watch", "--interval", "0.2"],
+        [OCICRYPT, "node", "sync-keys", "--host-root", root, "--host-prefix", root, *watch],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

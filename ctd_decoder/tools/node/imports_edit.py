@@ -27,13 +27,12 @@ def plan_insertions(text: str, import_path: str) -> list[Insertion]:
     top = text[: first_table.start()] if first_table else text
     existing = _IMPORTS.search(top)
     if existing:
-        close = _closing_bracket(text, existing.end())
-        before = text[existing.end() : close].rstrip()
-        if not before:
-            return [Insertion(close, quoted)]
-        if before.endswith(","):
-            return [Insertion(existing.end() + len(before), f" {quoted},")]
-        return [Insertion(existing.end() + len(before), f", {quoted}")]
+        last = _scan_array(text, existing.end())[1]
+        if text[last] == "[":
+            return [Insertion(last + 1, quoted)]
+        if text[last] == ",":
+            return [Insertion(last + 1, f" {quoted},")]
+        return [Insertion(last + 1, f", {quoted}")]
     version = _VERSION.search(top)
     line = f"{MARK}imports = [{quoted}]\n"
     if version is None:
@@ -44,28 +43,33 @@ def plan_insertions(text: str, import_path: str) -> list[Insertion]:
     return [Insertion(end, "\n" + line.rstrip("\n"))]  # a last line without a line break
 
 
-def _closing_bracket(text: str, start: int) -> int:
-    """The index of the ``]`` closing an array whose ``[`` ends just before ``start``."""
-    depth, index, quote = 1, start, ""
+def _scan_array(text: str, start: int) -> tuple[int, int]:
+    """For an array whose ``[`` is at ``start - 1``: the index of its closing ``]``, and the index of
+    its last character before that which is neither blank nor in a comment (``start - 1`` if none)."""
+    depth, index, quote, last = 1, start, "", start - 1
     while index < len(text):
         char = text[index]
         if quote:
+            last = index
             if char == "\\" and quote == '"':
                 index += 1
             elif char == quote:
                 quote = ""
         elif char in "\"'":
-            quote = char
+            quote, last = char, index
         elif char == "#":
             newline = text.find("\n", index)
             index = len(text) if newline < 0 else newline
             continue
         elif char == "[":
-            depth += 1
+            depth, last = depth + 1, index
         elif char == "]":
             depth -= 1
             if depth == 0:
-                return index
+                return index, last
+            last = index
+        elif not char.isspace():
+            last = index
         index += 1
     raise EditError("the imports array of the containerd config is not closed")
 
