@@ -5,8 +5,10 @@ pulling any base image: ``ocicrypt node install`` runs from it in a Kubernetes p
 
 The image has one layer: the bundle in /opt/ctd-decoder (``ocicrypt`` is a link to its executable,
 which runs the operator tools under that name), busybox-static in /bin with the applets the manifests
-and the installer use (sh, sleep, nsenter for the host's init system), its copyright file, and /tmp.
-The layer is reproducible: sorted entries, owner root, mtime 0.
+and the installer use (sh, sleep, nsenter for the host's init system), the build machine's C library
+files the bundle still links against (PyInstaller bundles libpython and the extension modules'
+libraries, not glibc: found with ldd, copied from the installed Debian packages with their copyright
+files), and /tmp. The layer is reproducible: sorted entries, owner root, mtime 0.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import io
 import json
 import os
 import platform
+import re
+import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
@@ -37,12 +41,63 @@ def _info(name: str, kind: bytes, mode: int, size: int = 0, link: str = "") -> t
     return info
 
 
+def _is_elf(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(4) == b"\x7fELF"
+
+
+def system_libraries(bundle: Path) -> list[Path]:
+    """The shared libraries (and the dynamic loader) the bundle's ELF files need from the system: what
+    ldd resolves outside the bundle; for the libraries in the bundle, less those it carries itself
+    (found through the bootloader's LD_LIBRARY_PATH), but all of the top-level executables' needs (the
+    bootloader is loaded before that path is set)."""
+    files = [p for p in bundle.rglob("*") if p.is_file() and not p.is_symlink() and _is_elf(p)]
+    carried = {p.name for p in bundle.rglob("*")}
+    found: set[str] = set()
+    for path in files:
+        done = subprocess.run(["ldd", str(path)], capture_output=True, text=True, check=False)
+        for line in done.stdout.splitlines():
+            match = re.search(r"(?:=>\s*)?(/\S+)\s+\(0x", line)
+            top_level = path.parent == bundle
+            if match and (top_level or Path(match.group(1)).name not in carried):
+                found.add(match.group(1))
+    return sorted(Path(p) for p in found)
+
+
+def copyright_files(libraries: list[Path]) -> list[Path]:
+    """The Debian copyright files of the packages that own ``libraries``."""
+    packages: set[str] = set()
+    for library in libraries:
+        for candidate in (library, library.resolve()):
+            done = subprocess.run(["dpkg", "-S", str(candidate)], capture_output=True, text=True, check=False)
+            if done.returncode == 0:
+                packages.update(line.split(":")[0] for line in done.stdout.splitlines())
+                break
+        else:
+            raise SystemExit(f"node-image.py: no Debian package owns {library}: cannot ship its licence")
+    return [Path(f"/usr/share/doc/{name}/copyright") for name in sorted(packages)]
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
 def layer_tar(bundle: Path, busybox: Path, busybox_copyright: Path | None) -> bytes:
     """The image's single layer as an uncompressed tar."""
+    libraries = system_libraries(bundle)
+    extra = [*libraries, *copyright_files(libraries)]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for directory in ("bin", "opt", "tmp", "usr", "usr/share", "usr/share/doc", "usr/share/doc/busybox-static"):
+        directories = {"bin", "opt", "tmp", "usr/share/doc/busybox-static"}
+        for path in extra:
+            directories.add(str(path.parent).lstrip("/"))
+        for directory in sorted({parent for d in directories for parent in [*_parents(d + "/x")]}):
             tar.addfile(_info(directory, tarfile.DIRTYPE, 0o1777 if directory == "tmp" else 0o755))
+        for path in extra:  # the resolved file under the name the loader looks for
+            data = path.resolve().read_bytes()
+            mode = 0o644 if path.suffix == "" and "doc" in path.parts else 0o755
+            tar.addfile(_info(str(path).lstrip("/"), tarfile.REGTYPE, mode, len(data)), io.BytesIO(data))
         tar.addfile(_info("bin/busybox", tarfile.REGTYPE, 0o755, busybox.stat().st_size), busybox.open("rb"))
         for applet in BUSYBOX_APPLETS:
             tar.addfile(_info(f"bin/{applet}", tarfile.SYMTYPE, 0o777, link="busybox"))
