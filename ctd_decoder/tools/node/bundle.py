@@ -40,6 +40,24 @@ def _source_files(bundle: str) -> dict[str, str]:
     return found
 
 
+def check_bundle(layout: HostLayout, bundle: str, old: InstallLedger | None) -> None:
+    """Refuse before anything is written if a path the bundle goes to holds a file the previous
+    install did not write."""
+    previous_files = old.files if old else {}
+    previous_links = old.links if old else {}
+    targets = [f"{BUNDLE_DIR}/{relative}" for relative in _source_files(bundle)] + list(LINKS)
+    for host_path in targets:
+        local = layout.local(host_path)
+        if not os.path.lexists(local):
+            continue
+        if os.path.islink(local):
+            ours = previous_links.get(host_path) == os.readlink(local)
+        else:
+            ours = previous_files.get(host_path) == sha256_file(local)
+        if not ours:
+            raise BundleError(f"{host_path} exists and was not installed by ocicrypt node: remove it first")
+
+
 def install_bundle(layout: HostLayout, bundle: str, old: InstallLedger | None, new: InstallLedger) -> bool:
     """Copy the bundle and make the links; record them in ``new``; return whether anything changed.
 
@@ -76,12 +94,13 @@ def install_bundle(layout: HostLayout, bundle: str, old: InstallLedger | None, n
             changed = True
         new.files[host_path] = digest
     for host_path in sorted(set(previous_files) | set(previous_links)):
-        if (
-            host_path.startswith(BUNDLE_DIR + "/")
-            and host_path not in wanted
-            and os.path.lexists(layout.local(host_path))
+        if not host_path.startswith(BUNDLE_DIR + "/") or host_path in wanted:
+            continue
+        local = layout.local(host_path)  # a file of the previous bundle version, removed if unchanged
+        if (os.path.islink(local) and os.readlink(local) == previous_links.get(host_path)) or (
+            not os.path.islink(local) and sha256_file(local) == previous_files.get(host_path)
         ):
-            os.unlink(layout.local(host_path))  # a file of the previous bundle version
+            os.unlink(local)
             changed = True
     make_dirs(layout.local(BIN_DIR), 0o755, new.dirs, BIN_DIR)
     for host_path, target in LINKS.items():

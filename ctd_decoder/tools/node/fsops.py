@@ -45,7 +45,7 @@ def atomic_write(path: str, data: bytes, mode: int) -> os.stat_result:
 
 
 def make_dirs(path: str, mode: int, created: list[str], host_name: str) -> None:
-    """Create ``path`` and missing parents with ``mode``; append the host names of those created.
+    """Create ``path`` with ``mode`` and missing parents with 0755; append the host names of those created.
 
     ``host_name`` is the host's name of ``path``; parents' host names are derived from it.
     """
@@ -55,8 +55,9 @@ def make_dirs(path: str, mode: int, created: list[str], host_name: str) -> None:
         missing.append((local, host))
         local, host = os.path.dirname(local), os.path.dirname(host)
     for local, host in reversed(missing):
-        os.mkdir(local, mode)
-        os.chmod(local, mode)  # mkdir's mode is masked by the umask
+        wanted = mode if local == path else 0o755
+        os.mkdir(local, wanted)
+        os.chmod(local, wanted)  # mkdir's mode is masked by the umask
         created.append(host)
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import imports_edit, keysync
-from .bundle import install_bundle
+from .bundle import check_bundle, install_bundle
 from .detect import Plan, imported, plan
 from .dropin import dropin_toml, template_text
 from .fsops import atomic_write, make_dirs, remove_empty_dirs, sha256_bytes, sha256_file
@@ -57,14 +58,19 @@ def _config_text(found: Plan, layout: HostLayout) -> str:
     return dropin_toml(found.config_version, decoder, keys, keyprovider)
 
 
+def _check_owned(layout: HostLayout, host_path: str, old: InstallLedger | None) -> None:
+    current = sha256_file(layout.local(host_path))
+    if current is not None and (old is None or old.files.get(host_path) != current):
+        raise InstallError(f"{host_path} exists and was not written by ocicrypt node: move it away first")
+
+
 def _write_owned(
     layout: HostLayout, host_path: str, data: bytes, old: InstallLedger | None, new: InstallLedger
 ) -> bool:
     """Write a file the installer owns; refuse to replace one it did not write. Return whether it changed."""
+    _check_owned(layout, host_path, old)
     local = layout.local(host_path)
     current = sha256_file(local)
-    if current is not None and (old is None or old.files.get(host_path) != current):
-        raise InstallError(f"{host_path} exists and was not written by ocicrypt node: move it away first")
     make_dirs(os.path.dirname(local), 0o755, new.dirs, os.path.dirname(host_path))
     digest = sha256_bytes(data)
     new.files[host_path] = digest
@@ -108,19 +114,27 @@ def install(options: Options, say: Say) -> int:
         found.target,
         dirs=list(old.dirs) if old else [],
     )
-    make_dirs(layout.local(OCICRYPT_DIR), 0o700, new.dirs, OCICRYPT_DIR)
     bundle = options.bundle
     if bundle is None:
         raise InstallError("no bundle to install: pass --bundle DIR (the node image runs from its own)")
-    changed = {"bundle": install_bundle(layout, bundle, old, new)}
+    check_bundle(layout, bundle, old)
     config_data = _config_text(found, layout).encode()
-    changed["config"] = _write_owned(layout, found.target, config_data, old, new)
+    _check_owned(layout, found.target, old)
     if found.strategy == "create":
-        main = f'version = 2\nimports = ["{layout.on_host(found.target)}"]\n'
-        changed["config"] |= _write_owned(layout, found.config, (imports_edit.MARK + main).encode(), old, new)
-    elif found.strategy == "imports":
-        changed["config"] |= _edit_imports(layout, found, old, new)
-    write_ledger(layout.local(INSTALL_LEDGER), new)
+        _check_owned(layout, found.config, old)
+    changed: dict[str, bool] = {}
+    try:
+        make_dirs(layout.local(OCICRYPT_DIR), 0o700, new.dirs, OCICRYPT_DIR)
+        changed["bundle"] = install_bundle(layout, bundle, old, new)
+        changed["config"] = _write_owned(layout, found.target, config_data, old, new)
+        if found.strategy == "create":
+            main = f"version = 2\nimports = [{json.dumps(layout.on_host(found.target))}]\n"
+            changed["config"] |= _write_owned(layout, found.config, (imports_edit.MARK + main).encode(), old, new)
+        elif found.strategy == "imports":
+            changed["config"] |= _edit_imports(layout, found, old, new)
+    finally:  # also after a failure part-way: uninstall then takes back what was written
+        if os.path.isdir(layout.local(OCICRYPT_DIR)):
+            write_ledger(layout.local(INSTALL_LEDGER), new)
     if options.secret_dir is not None:
         _, files = keysync.read_secret_volume(options.secret_dir)
         for line in keysync.sync(layout, files).lines():
