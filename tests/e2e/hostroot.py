@@ -12,12 +12,19 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
+import pytest
+from support.keygen import new_key, private_pem, public_pem
 from support.tempdirs import short_tempdir
 
+from .client import ContainerdClient
 from .daemons import CONTAINERD_1, Containerd, Registry, remove_tree
+from .node import Image, verify_pulled
+from .schemes import Recipient
 
 HOOK = "host-exec"
 # Runs where the installer runs (this machine, or the node image's busybox): the request is one
@@ -35,6 +42,7 @@ status=$(cat "$dir/$name.done")
 rm -f "$dir/$name.req" "$dir/$name.out" "$dir/$name.done"
 exit "$status"
 """
+KEYS = "etc/containerd/ocicrypt/keys"  # the host keys directory, relative to the host root
 RUNTIME = ("root", "state", "containerd.log", "c.sock", "c.sock.ttrpc")  # containerd's own, not config
 
 
@@ -149,3 +157,46 @@ def fake_bundle(directory: Path, decoder: str) -> Path:
     )
     exe.chmod(0o755)
     return directory
+
+
+def jwe_recipient(directory: Path, name: str, password: bytes | None = None) -> tuple[Recipient, object]:
+    """A JWE recipient whose private key file is ``name`` (encrypted with ``password`` if given)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = new_key("p256")
+    public = directory / f"{name}.pub"
+    public.write_bytes(public_pem(key))
+    files = {name: private_pem(key, password=password)}
+    if password:
+        files[f"{name}.password"] = password + b"\n"
+    return Recipient("jwe", files, {}, encryption_keys=[f"jwe:{public}"]), key
+
+
+def pull(host: FakeHost, image: Image) -> None:
+    """CRI ``PullImage`` on the host's containerd, then check every layer unpacked to its diff ID."""
+    with ContainerdClient(host.containerd.socket, "k8s.io") as client:
+        client.pull_image(image.ref)
+        verify_pulled(client, image)
+
+
+def pull_error(host: FakeHost, image: Image) -> str:
+    """CRI ``PullImage`` that must fail; return containerd's error text."""
+    with ContainerdClient(host.containerd.socket, "k8s.io") as client, pytest.raises(grpc.RpcError) as info:
+        client.pull_image(image.ref)
+    error = info.value
+    return str(error.details()) if isinstance(error, grpc.Call) else str(error)
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Poll ``predicate`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.1)
+
+
+def assert_no_secret(text: str, secrets: list[bytes]) -> None:
+    """No line of a key's body (nor a one-line password) appears in ``text``."""
+    for secret in secrets:
+        for line in secret.decode().strip().splitlines()[1:-1] or [secret.decode().strip()]:
+            assert line not in text, "key material in the output"

@@ -25,10 +25,9 @@ from support.tempdirs import short_tempdir
 from ctd_decoder.tools.node import paths
 
 from .daemons import Containerd, Registry, require_tool, running
-from .hostroot import FakeHost, start_fake_host
+from .hostroot import KEYS, FakeHost, assert_no_secret, jwe_recipient, pull, pull_error, start_fake_host, wait_for
 from .node import push_encrypted, small_layers
 from .packaged import packaged_release
-from .test_node_install import KEYS, assert_no_secret, jwe_recipient, pull, pull_error, wait_for
 
 IMAGE = "ctd-decoder-node"
 OCICRYPT = "/opt/ctd-decoder/ocicrypt"

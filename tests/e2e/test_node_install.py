@@ -7,22 +7,27 @@ uninstall restores the host byte for byte. (The node image runs the same in test
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
-from support.keygen import new_key, private_pem, public_pem
+from support.keygen import private_pem
 from support.secrets import kubernetes_secret_volume, update_secret_volume
 
-from .client import ContainerdClient
 from .daemons import Registry, stop_process
-from .hostroot import FakeHost, fake_bundle, start_fake_host
-from .node import Image, push_encrypted, small_layers, verify_pulled
-from .schemes import Recipient
+from .hostroot import (
+    KEYS,
+    FakeHost,
+    assert_no_secret,
+    fake_bundle,
+    jwe_recipient,
+    pull,
+    pull_error,
+    start_fake_host,
+    wait_for,
+)
+from .node import push_encrypted, small_layers
 
-KEYS = "etc/containerd/ocicrypt/keys"
 DROPIN = "etc/containerd/conf.d/90-ctd-decoder.toml"
 
 
@@ -33,64 +38,21 @@ def host(tools: None, registry: Registry) -> Iterator[FakeHost]:
     fake.stop()
 
 
-def jwe_recipient(directory: Path, name: str, password: bytes | None = None) -> tuple[Recipient, object]:
-    """A JWE recipient whose private key file is ``name`` (encrypted with ``password`` if given)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    key = new_key("p256")
-    public = directory / f"{name}.pub"
-    public.write_bytes(public_pem(key))
-    files = {name: private_pem(key, password=password)}
-    if password:
-        files[f"{name}.password"] = password + b"\n"
-    return Recipient("jwe", files, {}, encryption_keys=[f"jwe:{public}"]), key
+@pytest.fixture
+def ocicrypt(pip_decoder: str) -> str:
+    return str(Path(pip_decoder).with_name("ocicrypt"))
 
 
-def node_cli(host: FakeHost, action: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def node_cli(ocicrypt: str, host: FakeHost, action: str, *extra: str) -> subprocess.CompletedProcess[str]:
     """Run ``ocicrypt node ACTION`` with the host root and hook of ``host``."""
     args = ["--host-root", str(host.root), "--host-prefix", str(host.root)]
     if action != "status" and action != "sync-keys":
         args += ["--host-exec", str(host.hook)]
-    return subprocess.run([OCICRYPT, "node", action, *args, *extra], capture_output=True, text=True, timeout=300)
-
-
-OCICRYPT = ""
-
-
-@pytest.fixture(autouse=True)
-def _ocicrypt(pip_decoder: str) -> None:
-    global OCICRYPT
-    OCICRYPT = str(Path(pip_decoder).with_name("ocicrypt"))
-
-
-def pull(host: FakeHost, image: Image) -> None:
-    with ContainerdClient(host.containerd.socket, "k8s.io") as client:
-        client.pull_image(image.ref)
-        verify_pulled(client, image)
-
-
-def pull_error(host: FakeHost, image: Image) -> str:
-    with ContainerdClient(host.containerd.socket, "k8s.io") as client, pytest.raises(grpc.RpcError) as info:
-        client.pull_image(image.ref)
-    error = info.value
-    return str(error.details()) if isinstance(error, grpc.Call) else str(error)
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.1)
-
-
-def assert_no_secret(text: str, secrets: list[bytes]) -> None:
-    for secret in secrets:
-        for line in secret.decode().strip().splitlines()[1:-1] or [secret.decode().strip()]:
-            assert line not in text, "key material in the output"
+    return subprocess.run([ocicrypt, "node", action, *args, *extra], capture_output=True, text=True, timeout=300)
 
 
 def test_install_sync_rotate_revoke_uninstall(
-    host: FakeHost, registry: Registry, pip_decoder: str, tmp_path: Path
+    ocicrypt: str, host: FakeHost, registry: Registry, pip_decoder: str, tmp_path: Path
 ) -> None:
     alpha, _ = jwe_recipient(tmp_path / "alpha", "alpha.pem")
     beta, beta_key = jwe_recipient(tmp_path / "beta", "beta.pem", password=b"first password")
@@ -106,7 +68,7 @@ def test_install_sync_rotate_revoke_uninstall(
     image_beta = push_encrypted(registry, tmp_path, [beta], small_layers(2))
     outputs: list[str] = []
 
-    done = node_cli(host, "install", "--bundle", str(bundle), "--secret-dir", str(secret))
+    done = node_cli(ocicrypt, host, "install", "--bundle", str(bundle), "--secret-dir", str(secret))
     outputs.append(done.stdout + done.stderr)
     assert done.returncode == 0, outputs[-1]
     assert "strategy imports" in done.stdout and "config: updated" in done.stdout, done.stdout
@@ -120,21 +82,21 @@ def test_install_sync_rotate_revoke_uninstall(
 
     # A second install: nothing written, nothing restarted.
     mid = host.snapshot()
-    again = node_cli(host, "install", "--bundle", str(bundle), "--secret-dir", str(secret))
+    again = node_cli(ocicrypt, host, "install", "--bundle", str(bundle), "--secret-dir", str(secret))
     outputs.append(again.stdout + again.stderr)
     assert again.returncode == 0, outputs[-1]
     assert "config: unchanged" in again.stdout and "bundle: unchanged" in again.stdout, again.stdout
     assert "no restart" in again.stdout
     assert host.restarts == 1
     assert host.snapshot() == mid
-    status = node_cli(host, "status")
+    status = node_cli(ocicrypt, host, "status")
     assert status.returncode == 0 and "strategy imports" in status.stdout, status.stdout
 
     # The resident syncer follows the kubelet's ..data swaps.
     root = str(host.root)
     watch = ["--secret-dir", str(secret), "--watch", "--interval", "0.2"]
     syncer = subprocess.Popen(
-        [OCICRYPT, "node", "sync-keys", "--host-root", root, "--host-prefix", root, *watch],
+        [ocicrypt, "node", "sync-keys", "--host-root", root, "--host-prefix", root, *watch],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -170,7 +132,7 @@ def test_install_sync_rotate_revoke_uninstall(
     outputs.append(syncer.stdout.read().decode())
     assert "key removed (no longer in the Secret)" in outputs[-1], outputs[-1]
 
-    removed = node_cli(host, "uninstall")
+    removed = node_cli(ocicrypt, host, "uninstall")
     outputs.append(removed.stdout + removed.stderr)
     assert removed.returncode == 0, outputs[-1]
     assert host.restarts == 2
