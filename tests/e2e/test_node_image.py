@@ -31,6 +31,25 @@ from .packaged import packaged_release
 
 IMAGE = "ctd-decoder-node"
 OCICRYPT = "/opt/ctd-decoder/ocicrypt"
+# The capabilities containerd gives a container by default: dropping them all is the key-sync
+# container's `capabilities: drop: ["ALL"]` (ctr knows no ALL), with its readOnlyRootFilesystem.
+DEFAULT_CAPABILITIES = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+]
+SYNCER_SECURITY = ["--read-only", *[a for c in DEFAULT_CAPABILITIES for a in ("--cap-drop", f"CAP_{c}")]]
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +86,15 @@ def mounts(host: FakeHost, secret: Path) -> list[str]:
     options += ["--mount", f"type=bind,src={secret},dst={paths.SECRET_DIR},options=rbind:ro"]
     options += ["--mount", f"type=bind,src={host.hooks},dst=/hooks,options=rbind:rw"]
     return options
+
+
+def mounts_of_syncer(host: FakeHost, secret: Path) -> list[str]:
+    """The key-sync container's volumes: its hostPaths and the Secret, nothing else."""
+    options = []
+    for host_path in paths.keysync_mounts():
+        source = host.root / host_path.lstrip("/")
+        options += ["--mount", f"type=bind,src={source},dst={paths.HostLayout().local(host_path)},options=rbind:rw"]
+    return [*options, "--mount", f"type=bind,src={secret},dst={paths.SECRET_DIR},options=rbind:ro"]
 
 
 def ctr_run(
@@ -124,11 +152,12 @@ def test_node_image_installs_syncs_and_uninstalls(
     assert host.restarts == 1
     assert host.snapshot() == mid
 
-    # The DaemonSet's resident container: the image's key syncer follows the kubelet's ..data swap.
+    # The DaemonSet's resident container, without capabilities and with a read-only root: the image's
+    # key syncer follows the kubelet's ..data swap.
     containerd, image = runner
     syncer = f"key-sync-{uuid.uuid4().hex[:8]}"
     sync = [OCICRYPT, "node", "sync-keys", "--watch", "--interval", "0.2", "--secret-dir", paths.SECRET_DIR]
-    containerd.ctr("default", "run", "-d", *mounts(host, secret), image, syncer, *sync)
+    containerd.ctr("default", "run", "-d", *SYNCER_SECURITY, *mounts_of_syncer(host, secret), image, syncer, *sync)
     try:
         assert "is not a recipient" in pull_error(host, image_beta)
         update_secret_volume(secret, {**alpha.key_files, **beta.key_files})
