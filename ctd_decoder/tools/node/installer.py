@@ -105,7 +105,6 @@ def install(options: Options, say: Say) -> int:
     layout = options.layout
     old = read_ledger(layout.local(INSTALL_LEDGER))
     found = _plan_from(old) if old else plan(layout, options.flavour)
-    say(f"{found.flavour.value}: config version {found.config_version}, strategy {found.strategy} ({found.target})")
     new = InstallLedger(
         found.flavour.value,
         found.strategy,
@@ -122,6 +121,7 @@ def install(options: Options, say: Say) -> int:
     _check_owned(layout, found.target, old)
     if found.strategy == "create":
         _check_owned(layout, found.config, old)
+    say(f"{found.flavour.value}: config version {found.config_version}, strategy {found.strategy} ({found.target})")
     changed: dict[str, bool] = {}
     try:
         make_dirs(layout.local(OCICRYPT_DIR), 0o700, new.dirs, OCICRYPT_DIR)

@@ -48,6 +48,7 @@ def node(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def assert_one_line_error(done: subprocess.CompletedProcess[str], text: str) -> None:
     assert done.returncode == 1, done
+    assert done.stdout == "", done.stdout
     assert done.stderr.count("\n") == 1 and text in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
 
