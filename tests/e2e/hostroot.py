@@ -8,6 +8,7 @@ other command for real on this machine.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import threading
@@ -20,6 +21,8 @@ import grpc
 import pytest
 from support.keygen import new_key, private_pem, public_pem
 from support.tempdirs import short_tempdir
+
+from ctd_decoder.tools.node.paths import FLAVOURS, Flavour
 
 from .client import ContainerdClient
 from .daemons import CONTAINERD_1, Containerd, Registry, remove_tree
@@ -53,6 +56,7 @@ class FakeHost:
     root: Path
     hooks: Path
     containerd: Containerd
+    units: tuple[str, ...] = ("containerd.service",)  # what `systemctl try-restart` must name
     restarts: int = 0
     commands: list[list[str]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -60,14 +64,14 @@ class FakeHost:
 
     @property
     def config(self) -> Path:
-        return self.root / "etc/containerd/config.toml"
+        return self.containerd.directory / "config.toml"
 
     @property
     def hook(self) -> Path:
         return self.hooks / HOOK
 
-    def start(self) -> FakeHost:
-        self.containerd.start()
+    def start_supervisor(self) -> FakeHost:
+        """Start serving the hook (containerd is started already)."""
         self.hook.write_text(HOOK_SCRIPT)
         self.hook.chmod(0o755)
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -90,7 +94,7 @@ class FakeHost:
 
     def _run(self, argv: list[str]) -> tuple[int, str]:
         if argv[:1] == ["systemctl"]:
-            if argv[1:3] != ["try-restart", "containerd.service"]:
+            if argv[1:] != ["try-restart", *self.units]:
                 return 1, f"unexpected systemctl call {argv}\n"
             self.containerd.stop()
             try:
@@ -132,15 +136,26 @@ class FakeHost:
         return found
 
 
-def start_fake_host(registry: Registry, version: str = CONTAINERD_1) -> FakeHost:
+def start_fake_host(
+    registry: Registry, version: str = CONTAINERD_1, flavour: Flavour = Flavour.CONTAINERD, imports: str = ""
+) -> FakeHost:
     """A host root with containerd ``version`` configured as a node would be before the install: CRI
-    on, the registry reachable, no stream processors of ours."""
+    on, the registry reachable, no stream processors of ours. For k3s or RKE2 the config is where
+    they render it; ``imports`` (a host path glob, e.g. k3s#13680's drop-in directory) is added to it
+    as their base template does."""
     root = short_tempdir("ctd-host-")
     hooks = short_tempdir("ctd-hook-")
-    containerd = Containerd(root / "etc/containerd", [], [registry.host], version=version)
-    host = FakeHost(root, hooks, containerd)
+    where = FLAVOURS[flavour]
+    containerd = Containerd(root / where.config_dir.lstrip("/"), [], [registry.host], version=version)
+    host = FakeHost(root, hooks, containerd, where.units)
+    if imports:
+        containerd.directory.mkdir(parents=True)
+        text = containerd.config_toml()
+        version_line, _, rest = text.partition("\n")
+        host.config.write_text(f"{version_line}\nimports = [{json.dumps(str(root) + imports)}]\n{rest}")
     try:
-        return host.start()
+        host.containerd.start(write_config=not imports)
+        return host.start_supervisor()
     except BaseException:
         host.stop()
         raise

@@ -14,6 +14,8 @@ import pytest
 from support.keygen import private_pem
 from support.secrets import kubernetes_secret_volume, update_secret_volume
 
+from ctd_decoder.tools.node.paths import DROPIN_NAME, FLAVOURS, Flavour
+
 from .daemons import Registry, stop_process
 from .hostroot import (
     KEYS,
@@ -141,3 +143,35 @@ def test_install_sync_rotate_revoke_uninstall(
     secrets = [*alpha.key_files.values(), *beta.key_files.values(), *second.values(), admin.key_files["admin.pem"]]
     assert_no_secret("\n".join(outputs), secrets)
     assert not any("password" in arg for argv in host.commands for arg in argv)
+
+
+@pytest.mark.parametrize("flavour", [Flavour.K3S, Flavour.RKE2])
+def test_k3s_drop_in_directory_install_pull_uninstall(
+    flavour: Flavour, ocicrypt: str, tools: None, registry: Registry, pip_decoder: str, tmp_path: Path
+) -> None:
+    """k3s/RKE2 whose rendered config imports ``config.toml.d/*.toml`` (k3s#13680), with containerd
+    1.6.20 reading that config as k3s's containerd would: the installer only adds a drop-in there,
+    restarts the flavour's units, the CRI pulls with the synced key, and uninstall leaves no trace."""
+    where = FLAVOURS[flavour]
+    host = start_fake_host(registry, flavour=flavour, imports=f"{where.dropin_dir(2)}/*.toml")
+    try:
+        alpha, _ = jwe_recipient(tmp_path / "alpha", "alpha.pem")
+        secret = tmp_path / "secret"
+        kubernetes_secret_volume(secret, alpha.key_files)
+        image = push_encrypted(registry, tmp_path, [alpha], small_layers(2))
+        before = host.snapshot()
+        bundle = fake_bundle(tmp_path / "bundle", pip_decoder)
+        done = node_cli(ocicrypt, host, "install", "--bundle", str(bundle), "--secret-dir", str(secret))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"{flavour.value}: config version 2, strategy dropin" in done.stdout, done.stdout
+        assert "doctor: exit 0" in done.stdout, done.stdout
+        assert host.restarts == 1
+        assert (host.root / where.dropin_dir(2).lstrip("/") / DROPIN_NAME).is_file()
+        assert host.config.read_bytes() == before[str(host.config.relative_to(host.root))][1]
+        pull(host, image)
+        removed = node_cli(ocicrypt, host, "uninstall")
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        assert host.restarts == 2
+        assert host.snapshot() == before
+    finally:
+        host.stop()
