@@ -66,3 +66,15 @@ def remove_empty_dirs(local_dirs: list[str]) -> None:
     for local in sorted(local_dirs, key=len, reverse=True):
         with contextlib.suppress(FileNotFoundError, OSError):
             os.rmdir(local)
+
+
+def write_if_changed(path: str, data: bytes, mode: int) -> bool:
+    """:func:`atomic_write` unless ``path`` already holds ``data``; return whether it wrote."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read() == data:
+                return False
+    except FileNotFoundError:
+        pass
+    atomic_write(path, data, mode)
+    return True

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fsops import atomic_write, make_dirs, remove_empty_dirs
+from .fsops import atomic_write, make_dirs, remove_empty_dirs, write_if_changed
 from .paths import KEYPROVIDER_CONFIG, KEYPROVIDER_SECRET_KEY, KEYS_DIR, KEYS_LEDGER, HostLayout
 
 DATA_LINK = "..data"
@@ -82,7 +82,7 @@ class KeysLedger:
 
     def write(self, local_path: str) -> None:
         data = json.dumps({"format": 1, "files": self.files, "dirs": self.dirs}, indent=2, sort_keys=True) + "\n"
-        atomic_write(local_path, data.encode(), 0o600)
+        write_if_changed(local_path, data.encode(), 0o600)
 
 
 @dataclass

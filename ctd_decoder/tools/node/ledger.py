@@ -12,7 +12,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .fsops import atomic_write
+from .fsops import write_if_changed
 
 FORMAT = 1
 
@@ -92,8 +92,8 @@ def read_ledger(local_path: str) -> InstallLedger | None:
 
 
 def write_ledger(local_path: str, ledger: InstallLedger) -> None:
-    """Write the ledger atomically, readable by root only."""
-    atomic_write(local_path, ledger.to_json(), 0o600)
+    """Write the ledger atomically, readable by root only (not at all when it is unchanged)."""
+    write_if_changed(local_path, ledger.to_json(), 0o600)
 
 
 def remove_ledger(local_path: str) -> None:

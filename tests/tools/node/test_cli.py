@@ -26,6 +26,11 @@ def snapshot(root: Path) -> dict[str, bytes]:
     return found
 
 
+def identities(root: Path) -> dict[str, tuple[int, int]]:
+    """Inode and mtime of every file: a rewrite with the same bytes changes them."""
+    return {str(p.relative_to(root)): (p.lstat().st_ino, p.lstat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
 def setup(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
     root, bundle, log = tmp_path / "host", tmp_path / "bundle", tmp_path / "host-exec.log"
     (root / "usr/local").mkdir(parents=True)
@@ -73,10 +78,10 @@ def test_k3s_template_install_is_idempotent_and_uninstall_restores(tmp_path: Pat
         "systemctl try-restart k3s.service k3s-agent.service",
         f"{paths.OCICRYPT_TOOL} doctor --containerd-config {K3S.config}",
     ]
-    middle = snapshot(root)
+    middle, touched = snapshot(root), identities(root)
     again = node(root, "install", *args)
     assert again.returncode == 0 and "no restart" in again.stdout, again.stdout
-    assert snapshot(root) == middle and len(log.read_text().splitlines()) == 3  # only doctor again
+    assert snapshot(root) == middle and identities(root) == touched and len(log.read_text().splitlines()) == 3  # only doctor again
     removed = node(root, "uninstall", "--host-exec", str(recorder))
     assert removed.returncode == 0, removed.stderr
     assert snapshot(root) == before
