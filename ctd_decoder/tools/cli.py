@@ -17,7 +17,7 @@ from ..ocicrypt import OcicryptError
 
 # Subcommand modules under ctd_decoder.tools, in the order --help lists them; imported lazily so
 # that `ocicrypt --help` stays fast and no scheme backend is loaded before it is needed.
-SUBCOMMANDS: tuple[str, ...] = ("encrypt", "decrypt", "recipients", "inspect", "doctor", "serve")
+SUBCOMMANDS: tuple[str, ...] = ("encrypt", "decrypt", "recipients", "inspect", "doctor", "serve", "node")
 
 Runner = Callable[[argparse.Namespace], int]
 
