@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from support.install_routes import exists_in_stage, named_paths, node_readme_examples, node_readme_paths
+from support.keygen import new_key, private_pem, public_pem
+from support.oci import layer_digests, make_layout
 from support.snippets import (
     INSTALLED_DECODER,
     PACKAGING,
@@ -270,6 +272,26 @@ def check_staged_doctor(stage: Path, prefix: str, workdir: Path) -> None:
     assert not missing, f"the doctor's fixes name {missing}"
 
 
+def check_staged_image_tools(ocicrypt: Path, workdir: Path) -> None:
+    """The rest of the command is in the bundle too: encrypt, inspect and decrypt an image with it."""
+    key = new_key("p256")
+    workdir.mkdir()
+    (workdir / "key.pem").write_bytes(private_pem(key))
+    (workdir / "key.pub").write_bytes(public_pem(key))
+    make_layout(workdir / "plain", [{"a.txt": b"first layer\n"}, {"b.txt": b"second layer\n"}])
+    plain, encrypted, decrypted = (f"oci:{workdir / name}:v1" for name in ("plain", "encrypted", "decrypted"))
+    steps = [
+        ("encrypt", "--recipient", f"jwe:{workdir / 'key.pub'}", plain, encrypted),
+        ("inspect", "--json", encrypted),
+        ("decrypt", "--key", str(workdir / "key.pem"), encrypted, decrypted),
+    ]
+    for step in steps:
+        result = run_ocicrypt(ocicrypt, *step)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (step, result)
+    assert layer_digests(workdir / "decrypted") == layer_digests(workdir / "plain")
+    assert layer_digests(workdir / "encrypted") != layer_digests(workdir / "plain")
+
+
 def test_release_tarball_holds_the_installer_snippets_readme_and_licences(tmp_path: Path) -> None:
     archive = packaged_release("*.tar.gz")
     with tarfile.open(archive) as tar:
@@ -300,6 +322,7 @@ def test_release_tarball_holds_the_installer_snippets_readme_and_licences(tmp_pa
     check_licences(stage / "usr/local/lib/ctd-decoder/licenses")
     assert (stage / "usr/local/share/doc/ctd-decoder/LICENSE").read_text() == (REPO / "LICENSE").read_text()
     check_staged_doctor(stage, "/usr/local", tmp_path)
+    check_staged_image_tools(stage / "usr/local/bin/ocicrypt", tmp_path / "images")
 
     # NODE-README.md's --warm recipe works from the unpacked tarball too: it stages both units.
     warm_stage = tmp_path / "warm-stage"
