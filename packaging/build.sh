@@ -110,11 +110,20 @@ case "$tool" in
         ;;
 esac
 
-# Smoke test before anything is replaced: the executable must start and print its usage.
+# Smoke test before anything is replaced: the executable must start and print its usage, and started
+# as `ocicrypt` (the name install.sh links it under) be the operator command (packaging/entry.py).
 "$bundle/ctd-decoder" --help | grep -q "ctd-decoder" || {
     echo "build.sh: the built executable does not start" >&2
     exit 1
 }
+if [ "$tool" = pyinstaller ]; then
+    ln -sfn "$bundle/ctd-decoder" "$stage/ocicrypt"
+    "$stage/ocicrypt" doctor --help | grep -q "containerd" || {
+        echo "build.sh: the built executable, started as ocicrypt, is not the operator command" >&2
+        exit 1
+    }
+    rm -f "$stage/ocicrypt"
+fi
 
 if [ "$tool" = pyinstaller ]; then
     "$venv/bin/python" "$here/licenses.py" --bundle "$bundle" --out "$bundle/licenses"

@@ -216,9 +216,12 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
         except OcicryptError as err:
             return _fail(f"call to DecryptLayer failed: {err}")
     try:
-        decrypt_stream(decryptor, sys.stdin.fileno(), sys.stdout.fileno(), size_hint=payload.descriptor.size)
+        # fds 0 and 1, not sys.stdin: Python sets that to None when fd 0 is closed.
+        decrypt_stream(decryptor, 0, 1, size_hint=payload.descriptor.size)
     except OcicryptError as err:
         return _fail(f"could not copy data: {err} (layer {payload.descriptor.digest})")
+    except OSError as err:  # fd 0 or 1 not open at all (containerd always opens both)
+        return _fail(f"could not copy data: stdin or stdout: {err.strerror} (layer {payload.descriptor.digest})")
     return 0
 
 

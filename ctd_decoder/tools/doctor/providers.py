@@ -93,7 +93,12 @@ def check_providers(report: Report, env: dict[str, str]) -> None:
         return
     config = load_provider_config(path)
     if config.error is not None:
-        report.error(check, config.error, f"fix the JSON in {path} (see the README's key provider section)")
+        report.error(
+            check,
+            config.error,
+            f'fix the JSON in {path}: {{"key-providers": {{"NAME": {{"cmd": {{"path": "/abs/program", "args": []}}}} '
+            'or {"grpc": "host:port"}}}',
+        )
         return
     names = ", ".join(sorted(config.providers)) or "none"
     report.ok(check, f"{path} parses; key providers: {names}")

@@ -169,14 +169,6 @@ def run_command(command: Command, request: bytes, timeout: float) -> CommandResu
     return CommandResult(process.returncode, bytes(exchange.stdout), bytes(exchange.stderr), exchange.stderr_truncated)
 
 
-def _read_file(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as err:
-        raise ProviderCallError(f"failed to load {what} {path}: {err.strerror}") from None
-
-
 def _host_port(target: str) -> tuple[str, int]:
     host, sep, port = target.rpartition(":")
     if not sep or not port.isdigit() or "/" in target:
@@ -238,16 +230,17 @@ def _channel(target: str, tls: GrpcTls | None, timeout: float) -> Any:
 
     if tls is None:
         return grpc.insecure_channel(target)
-    root = _read_file(tls.root_ca_file, "root CA certificates") if tls.root_ca_file else None
-    key = cert = None
-    if tls.cert_file and tls.key_file:
-        cert = _read_file(tls.cert_file, "client certificate")
-        key = _read_file(tls.key_file, "client key")
+    from . import tls as certificates
+
+    client = certificates.client_certificate(tls)
+    key, cert = client if client is not None else (None, None)
     options: list[tuple[str, str]] = []
     server_name = tls.server_name
     if tls.insecure_skip_verify:
         root, peer_name = _peer_certificate(target, timeout)
         server_name = peer_name
+    else:
+        root = certificates.root_certificates(tls)
     if server_name:
         options.append(("grpc.ssl_target_name_override", server_name))
     credentials = grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=cert)
