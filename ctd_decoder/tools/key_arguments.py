@@ -110,6 +110,8 @@ def encrypt_config(recipients: Sequence[str], gpg_homedir: str | None = None) ->
             ec.add(name, [parameter])
         else:
             raise ArgumentError(f"unknown recipient scheme {scheme!r} in {recipient!r} (schemes: {', '.join(SCHEMES)})")
+    if gpg_homedir and not gpg_recipients:
+        raise ArgumentError(f"--gpg-homedir {gpg_homedir} is used only to find pgp: recipients, and none was given")
     if gpg_recipients:
         ec.add(spec.GPG_RECIPIENTS, [value.encode() for value in gpg_recipients])
         ec.add(spec.GPG_PUBKEYRINGFILE, [export_gpg_public_keys(gpg_homedir, gpg_recipients)])

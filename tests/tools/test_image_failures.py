@@ -234,3 +234,11 @@ def test_decrypting_a_plain_image_says_so_and_writes_the_unchanged_copy(plain: P
     )
     assert image_blobs(tmp_path / "out") == image_blobs(plain)
     skopeo("inspect", f"oci:{tmp_path / 'out'}:v1")
+
+
+def test_a_gpg_homedir_without_pgp_recipients_is_refused(plain: Path, tmp_path: Path) -> None:
+    _, public, _ = write_key_pair(tmp_path, "k", "p256")
+    args = ["--gpg-homedir", str(tmp_path), "--recipient", f"jwe:{public}", f"oci:{plain}:v1", f"oci:{tmp_path / 'o'}"]
+    message = _fails("encrypt", *args)
+    assert message == f"ocicrypt: --gpg-homedir {tmp_path} is used only to find pgp: recipients, and none was given\n"
+    assert not (tmp_path / "o").exists()
