@@ -127,3 +127,25 @@ def test_sigint_still_says_interrupted_and_an_ignored_sighup_is_left_ignored(ima
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr
     assert (tmp_path / "out" / "index.json").is_file()
+
+
+def test_stop_signal_while_inspect_unpacks_an_archive_removes_the_unpacked_copy(images: Images, tmp_path: Path) -> None:
+    archive = tmp_path / "plain.tar"
+    ocicrypt("decrypt", f"oci:{images.plain}:v1", f"oci-archive:{archive}:v1")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    exe = Path(sys.executable).parent / "ocicrypt"
+    env = dict(os.environ, TMPDIR=str(scratch))
+    process = subprocess.Popen([str(exe), "inspect", f"oci-archive:{archive}:v1"], stderr=subprocess.PIPE, text=True,
+                               stdout=subprocess.DEVNULL, env=env)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        unpacked = [blob.stat().st_size for blob in scratch.glob("ocicrypt-archive-*/blobs/sha256/*")]
+        if max(unpacked, default=0) >= MIDWAY:
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, "inspect finished before the signal: nothing was tested"
+    process.send_signal(signal.SIGHUP)
+    _, stderr = process.communicate(timeout=120)
+    assert (process.returncode, stderr) == (129, "ocicrypt: stopped by SIGHUP\n")
+    assert list(scratch.iterdir()) == [], "the unpacked oci-archive was left in TMPDIR"

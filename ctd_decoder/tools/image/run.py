@@ -40,7 +40,7 @@ def rewrite(
             sys.stderr.write(f"ocicrypt: note: {message}; {target_ref} is an unchanged copy\n")
         with LayoutWriter(target_ref) as writer:
             record = rewrite_image(image, writer, selection, operation, target_ref.ref)
-    if getattr(args, "json", False):
+    if args.json:
         from ..record import render
 
         report = render(command, source_ref, target_ref, record, recipients)
