@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from support.keygen import new_key, private_pem, write_key_pair
-from support.oci import image_blobs, make_layout, ocicrypt, read_layers, skopeo
+from support.oci import image_blobs, layer_digests, make_layout, ocicrypt, read_layers, skopeo
 
 LAYERS = [{"etc/hello.txt": b"hello\n"}, {"bin/tool": bytes(range(256)) * 2000}]
 
@@ -214,6 +214,9 @@ def test_recipients_on_an_image_with_no_encrypted_layer_selected_are_refused(pla
     assert "no selected layer is encrypted" in message
     ocicrypt("recipients", "add", "--layer", "1", *key_args, f"oci:{tmp_path / 'top'}:v1", out)
     assert (tmp_path / "out" / "index.json").is_file()
+    # Decrypting an image with one encrypted layer decrypts it without a note.
+    decrypted = ocicrypt("decrypt", "--key", str(private), f"oci:{tmp_path / 'top'}:v1", f"oci:{tmp_path / 'dec'}:v1")
+    assert decrypted.stderr == "" and layer_digests(tmp_path / "dec") == layer_digests(plain)
     _no_leftovers(tmp_path)
 
 
