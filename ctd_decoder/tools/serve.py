@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
         default=default_socket(),
         help=f"socket path (default: ${SOCKET_ENV} or {DEFAULT_SOCKET}); its directory must be private (0700)",
     )
-    parser.set_defaults(run=_run)
+    parser.set_defaults(run=_run, own_stop_signals=True)
 
 
 def _run(args: argparse.Namespace) -> int:
