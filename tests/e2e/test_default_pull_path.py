@@ -9,11 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from .daemons import CONTAINERD_2_LINE, Registry
-from .node import DEFAULT_LAYERS, Node, push_encrypted
-from .schemes import Recipient
-from .test_failures import rpc_error
+from support.e2e.client import rpc_error
+from support.e2e.daemons import CONTAINERD_2_LINE, Registry
+from support.e2e.node import DEFAULT_LAYERS, Node, push_encrypted
+from support.e2e.schemes import Recipient
 
 
 @pytest.mark.parametrize("containerd_version", [CONTAINERD_2_LINE], ids=lambda v: f"containerd-{v}")

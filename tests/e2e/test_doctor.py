@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 from support.doctor import Doctor, run_doctor
-from support.tempdirs import short_tempdir
-
-from .daemons import (
+from support.e2e.client import rpc_error
+from support.e2e.daemons import (
     CONTAINERD_2_LINE,
     PROCESSOR_TAR,
     PROCESSOR_TAR_GZIP,
@@ -23,9 +22,9 @@ from .daemons import (
     decoder_processors,
     remove_tree,
 )
-from .node import DEFAULT_LAYERS, Image, Node, encrypt_image, push_layout
-from .schemes import Recipient
-from .test_failures import rpc_error
+from support.e2e.node import DEFAULT_LAYERS, Image, Node, encrypt_image, push_layout
+from support.e2e.schemes import Recipient
+from support.tempdirs import short_tempdir
 
 Make = Callable[[str], Recipient]
 LAYERS = DEFAULT_LAYERS[:1]
@@ -141,7 +140,7 @@ def test_path_check_reads_the_running_containerd_and_agrees_with_a_pull(
     paths = result.of("containerd.processor.path")
     assert len(paths) == 2, result.findings  # one per processor entry
     assert all(f"/proc/{daemon.process.pid}/environ" in f["message"] for f in paths), paths
-    from .client import ContainerdClient
+    from support.e2e.client import ContainerdClient
 
     with ContainerdClient(daemon.socket, "k8s.io") as client:
         if decoder_on_path:

@@ -7,29 +7,18 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import grpc
 import pytest
 from google.protobuf import any_pb2
+from support.e2e.client import rpc_error
+from support.e2e.daemons import PROCESSOR_TAR, PROCESSOR_TAR_GZIP, PROCESSOR_TAR_ZSTD, Registry
+from support.e2e.node import DEFAULT_LAYERS, Node, apply_with_payload, encrypt_image, push_encrypted
+from support.e2e.schemes import SCHEMES, Recipient
 from support.oci import Layer, read_layers, sha256_digest, skopeo
 
 from ctd_decoder.decoder.payload import PAYLOAD_TYPE_URL
 from ctd_decoder.ocicrypt.config import DecryptConfig
 
-from .daemons import PROCESSOR_TAR, PROCESSOR_TAR_GZIP, PROCESSOR_TAR_ZSTD, Registry
-from .node import DEFAULT_LAYERS, Node, apply_with_payload, encrypt_image, push_encrypted
-from .schemes import SCHEMES, Recipient
-
 Make = Callable[[str], Recipient]
-
-
-def rpc_error(call: Callable[[], object]) -> str:
-    """Run a call that must fail; return the gRPC error text."""
-    with pytest.raises(grpc.RpcError) as info:
-        call()
-    error = info.value
-    text = str(error.details()) if isinstance(error, grpc.Call) else str(error)
-    print(f"gRPC error: {text}")
-    return text
 
 
 def test_cri_pull_with_wrong_key_reports_why(

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+from support.e2e.daemons import Registry, remove_tree
+from support.e2e.node import Node, push_encrypted, small_layers, verify_pulled
+from support.e2e.schemes import Recipient
 from support.tempdirs import short_tempdir
 from support.warm import COLD_ENV, WarmServer
-
-from .daemons import Registry, remove_tree
-from .node import Node, push_encrypted, small_layers, verify_pulled
-from .schemes import Recipient
 
 
 @pytest.fixture

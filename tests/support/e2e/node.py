@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+
+from ctd_decoder.decoder.payload import Payload, encode_payload
+from ctd_decoder.ocicrypt.config import DecryptConfig, EncryptConfig
+from ctd_decoder.ocicrypt.descriptor import Descriptor
+from ctd_decoder.ocicrypt.keywrap.pkcs11.environment import scoped_environment
 from support.oci import (
     Layer,
     diff_ids,
@@ -23,11 +28,6 @@ from support.oci import (
     skopeo,
 )
 from support.tempdirs import short_tempdir
-
-from ctd_decoder.decoder.payload import Payload, encode_payload
-from ctd_decoder.ocicrypt.config import DecryptConfig, EncryptConfig
-from ctd_decoder.ocicrypt.descriptor import Descriptor
-from ctd_decoder.ocicrypt.keywrap.pkcs11.environment import scoped_environment
 
 from . import wire
 from .client import UNCOMPRESSED_LABEL, ContainerdClient
