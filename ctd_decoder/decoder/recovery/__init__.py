@@ -26,7 +26,7 @@ from .parent import ancestors
 from .peek import PEEK_SIZE, PeekError, peek
 from .switch import turned_off_by
 
-__all__ = ["RecoveryError", "Recovered", "recover"]
+__all__ = ["Recovered", "RecoveryError", "recover"]
 
 
 class RecoveryError(Exception):
