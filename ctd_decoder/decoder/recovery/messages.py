@@ -36,8 +36,9 @@ def no_payload(media_type: str, recovery: str) -> str:
     head = f"{MISSING_PAYLOAD} (containerd started ctd-decoder for {layer} without a decryption payload on fd 3"
     if media_type.endswith("+zstd+encrypted"):
         head += ": " + _zstd_processor_id(media_type)
+    example = "" if media_type else " (a .tar.zstd entry, for example)"
     return (
         f"{head}; descriptor recovery {recovery}; containerd sends no payload on these paths: "
         f"{'; '.join(NO_PAYLOAD_PATHS)}; to get a payload, {GET_A_PAYLOAD}; "
-        f"other processor IDs than {' or '.join(PAYLOAD_PROCESSOR_IDS)} get none either)"
+        f"processor IDs other than {' or '.join(PAYLOAD_PROCESSOR_IDS)}{example} get none either)"
     )
