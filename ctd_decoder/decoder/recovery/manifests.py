@@ -1,10 +1,11 @@
 """The image manifests of a content store that list one layer: where its descriptor is recovered from.
 
 containerd writes an image's manifest into the content store before it fetches and unpacks the
-layers, so the manifest of the layer being unpacked is there, usually among the newest blobs. The
-search is bounded: directory entries examined, files and bytes read, and time. Big blobs are never
-read (a manifest is at most :data:`MAX_MANIFEST_SIZE`); small ones are read newest first and parsed
-only if they contain the layer's digest.
+layers, so the manifest of the layer being unpacked is there. First the manifests that containerd's
+metadata labels with the layer are read (:mod:`.boltindex`, a hint: each is checked); if none lists
+the layer, the content store's blobs are searched, newest first. That search is bounded: directory
+entries examined, files and bytes read, and time. Big blobs are never read (a manifest is at most
+:data:`MAX_MANIFEST_SIZE`); small ones are parsed only if they contain the layer's digest.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Search:
         self.bytes_read = 0
         self.manifests_parsed = 0
         self.stopped_by = ""  # the bound that ended the search early, if one did
+        self.hinted = 0  # manifests containerd's metadata pointed at
         self.elapsed_ms = 0.0
 
 
@@ -62,6 +64,10 @@ def find_layer(blobs_dir: str, digest: str, size: int, media_type: str | None) -
     """
     search = Search()
     started = time.monotonic()
+    search.found = _hinted(blobs_dir, digest, size, media_type, search)
+    if search.found:
+        search.elapsed_ms = (time.monotonic() - started) * 1000
+        return search
     deadline = started + TIME_BUDGET
     try:
         candidates = _small_blobs(blobs_dir, digest, search)
@@ -93,6 +99,31 @@ def find_layer(blobs_dir: str, digest: str, size: int, media_type: str | None) -
                 reads_left = READS_AFTER_MATCH
     search.elapsed_ms = (time.monotonic() - started) * 1000
     return search
+
+
+def _hinted(blobs_dir: str, digest: str, size: int, media_type: str | None, search: Search) -> list[Found]:
+    """The manifests containerd's metadata labels with the layer that do list it, newest first."""
+    from .boltindex import manifests_labelled_with, metadata_db_for
+
+    store = os.path.dirname(os.path.dirname(blobs_dir))
+    hints = manifests_labelled_with(metadata_db_for(store), digest) or []
+    search.hinted = len(hints)
+    found: list[Found] = []
+    for name in hints:
+        try:
+            info = os.stat(os.path.join(blobs_dir, name), follow_symlinks=False)
+        except OSError:
+            continue
+        if not MIN_MANIFEST_SIZE <= info.st_size <= MAX_MANIFEST_SIZE:
+            continue
+        data = _read_blob(blobs_dir, name, search)
+        if data is None or digest.encode("ascii") not in data:
+            continue
+        descriptor = _layer_in_manifest(data, digest, size, media_type, search)
+        if descriptor is not None:
+            found.append(Found(descriptor, "sha256:" + name, info.st_mtime_ns))
+    found.sort(key=lambda item: item.mtime_ns, reverse=True)
+    return found
 
 
 def _small_blobs(blobs_dir: str, digest: str, search: Search) -> list[tuple[int, str]]:

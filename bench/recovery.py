@@ -1,0 +1,140 @@
+"""Descriptor recovery's cost: the same image pulled with a payload and through recovery on the same containerd.
+
+The 28 MiB, 3 MiB, 12 MiB and 250 B image (incompressible gzip layers, skopeo-encrypted to a fresh
+RSA-2048 JWE key) is pulled with CRI ``PullImage`` by a fresh private containerd each run: once with
+``key_model = "node"`` (containerd sends the payload) and once with ``key_model = ""`` (no payload:
+the decoder recovers each layer's descriptor from the content store), alternating, run after run.
+``--unrelated N`` first puts N unrelated blobs into each node's content store (a third small JSON
+documents, the rest 64 KiB of random data), so the recovery pulls search among them. After the
+recovery pulls, the manifest search alone (what the store's size changes) is timed per layer in the
+node's own content store.
+
+The daemons and images come from the end-to-end helpers (tests/e2e), run as root like those tests.
+
+Usage: python bench/recovery.py [--runs 5] [--unrelated 10000] [--containerd 1.6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from e2e.daemons import CONTAINERD_1, CONTAINERD_VERSIONS, Registry, remove_tree  # noqa: E402
+from e2e.node import Node, push_encrypted, start_node  # noqa: E402
+from e2e.recovery import blobs_dir  # noqa: E402
+from e2e.schemes import jwe  # noqa: E402
+from support.tempdirs import short_tempdir  # noqa: E402
+
+from ctd_decoder.decoder.recovery.manifests import find_layer  # noqa: E402
+
+KIB, MIB = 1 << 10, 1 << 20
+LAYER_SIZES = [28 * MIB, 3 * MIB, 12 * MIB, 250]
+PULL_TARGET = 0.05  # recovery may cost at most 5% of the pull time
+SEARCH_TARGET_MS = 20.0  # and at most 20 ms per layer with 10,000 unrelated blobs
+
+
+def fill_store(node: Node, count: int) -> None:
+    """Write ``count`` unrelated, content-addressed blobs into the node's content store, older than now."""
+    directory = blobs_dir(node)
+    directory.mkdir(parents=True, exist_ok=True)
+    old = time.time() - 86_400
+    for index in range(count):
+        data = json.dumps({"n": index, "pad": "x" * 200}).encode() if index % 3 == 0 else os.urandom(64 * KIB)
+        path = directory / hashlib.sha256(data).hexdigest()
+        path.write_bytes(data)
+        os.utime(path, (old - index, old - index))
+
+
+def pull_once(
+    decoder: str, registry: Registry, ref: str, keys: dict[str, bytes], recovery: bool, args: argparse.Namespace
+) -> tuple[float, list[float]]:
+    """Time one CRI pull on a fresh node; for a recovery pull also time the manifest search per layer (ms)."""
+    node = start_node(decoder, registry, keys, version=args.containerd, key_model="" if recovery else "node")
+    try:
+        fill_store(node, args.unrelated)
+        client = node.client("k8s.io")
+        started = time.perf_counter()
+        client.pull_image(ref)
+        elapsed = time.perf_counter() - started
+        calls = node.decoder_calls()
+        if len(calls) != len(LAYER_SIZES) or any(call.payload == recovery for call in calls):
+            raise RuntimeError(
+                f"expected {len(LAYER_SIZES)} decoder runs {'without' if recovery else 'with'} a payload: {calls}"
+            )
+        searches: list[float] = []
+        if recovery:
+            target = client.image_target(ref)
+            manifest = client.read_json(str(target["digest"]))
+            for layer in manifest["layers"]:
+                begun = time.perf_counter()
+                found = find_layer(str(blobs_dir(node)), layer["digest"], layer["size"], layer["mediaType"])
+                searches.append((time.perf_counter() - begun) * 1000)
+                assert found.found, f"no manifest found for {layer['digest']}"
+        return elapsed, searches
+    finally:
+        node.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="pulls of each kind (default 5)")
+    parser.add_argument("--unrelated", type=int, default=10_000, help="unrelated blobs in each store (default 10000)")
+    parser.add_argument("--containerd", default=CONTAINERD_1, choices=CONTAINERD_VERSIONS)
+    args = parser.parse_args()
+    decoder = shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
+    if decoder is None:
+        parser.error("ctd-decoder is not installed next to this interpreter")
+    base = short_tempdir("ctd-bench-rec-")
+    registry = Registry(base / "registry")
+    (base / "registry").mkdir()
+    registry.start()
+    try:
+        recipient = jwe("rsa2048")(base / "key")
+        files = [{f"data-{index}.bin": os.urandom(size)} for index, size in enumerate(LAYER_SIZES)]
+        image = push_encrypted(registry, base / "image", [recipient], files)
+        payload_runs: list[float] = []
+        recovery_runs: list[float] = []
+        searches: list[float] = []
+        for run in range(args.runs):
+            payload_runs.append(pull_once(decoder, registry, image.ref, recipient.key_files, False, args)[0])
+            seconds, search_ms = pull_once(decoder, registry, image.ref, recipient.key_files, True, args)
+            recovery_runs.append(seconds)
+            searches += search_ms
+            print(
+                f"run {run + 1}: payload {payload_runs[-1] * 1000:.0f} ms, recovery {seconds * 1000:.0f} ms", flush=True
+            )
+        payload_ms = statistics.median(payload_runs) * 1000
+        recovery_ms = statistics.median(recovery_runs) * 1000
+        cost = (recovery_ms - payload_ms) / payload_ms
+        search_ms = statistics.median(searches)
+        print(
+            f"containerd {args.containerd}, image 28 MiB + 3 MiB + 12 MiB + 250 B, {args.runs} pulls each, "
+            f"{args.unrelated:,} unrelated blobs in the store, load average {os.getloadavg()[0]:.1f}"
+        )
+        print(f"  pull with payload (median):  {payload_ms:.0f} ms")
+        print(
+            f"  pull through recovery:       {recovery_ms:.0f} ms  ({cost:+.1%}; target <= {PULL_TARGET:.0%}: "
+            f"{'met' if cost <= PULL_TARGET else 'NOT met'})"
+        )
+        print(
+            f"  manifest search per layer:   median {search_ms:.1f} ms, max {max(searches):.1f} ms "
+            f"(target <= {SEARCH_TARGET_MS:.0f} ms: {'met' if search_ms <= SEARCH_TARGET_MS else 'NOT met'})"
+        )
+    finally:
+        registry.stop()
+        remove_tree(base)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
