@@ -24,11 +24,14 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from e2e import wire  # noqa: E402
+from e2e.client import CONTENT_WRITE  # noqa: E402
 from e2e.daemons import CONTAINERD_1, CONTAINERD_VERSIONS, Registry, remove_tree  # noqa: E402
 from e2e.node import Node, push_encrypted, start_node  # noqa: E402
 from e2e.recovery import blobs_dir  # noqa: E402
@@ -44,24 +47,73 @@ SEARCH_TARGET_MS = 20.0  # and at most 20 ms per layer with 10,000 unrelated blo
 
 
 def fill_store(node: Node, count: int) -> None:
-    """Write ``count`` unrelated, content-addressed blobs into the node's content store, older than now."""
-    directory = blobs_dir(node)
-    directory.mkdir(parents=True, exist_ok=True)
-    old = time.time() - 86_400
-    for index in range(count):
-        data = json.dumps({"n": index, "pad": "x" * 200}).encode() if index % 3 == 0 else os.urandom(64 * KIB)
-        path = directory / hashlib.sha256(data).hexdigest()
-        path.write_bytes(data)
-        os.utime(path, (old - index, old - index))
+    """Write ``count`` unrelated blobs through containerd's content service, as pulls of other images would
+    have: a third small JSON documents labelled with a child (as manifests are), the rest 64 KiB of data.
+    containerd records them in its metadata too, so both the metadata and the content store are that big."""
+    if not count:
+        return
+    client = node.client("k8s.io")
+    client.use_new_lease(f"bench-unrelated-{os.getpid()}")
+    stub = client.channel.stream_stream(CONTENT_WRITE, request_serializer=bytes, response_deserializer=bytes)
+
+    def requests() -> Iterator[bytes]:
+        for index in range(count):
+            if index % 3 == 0:
+                child = "sha256:" + hashlib.sha256(os.urandom(16)).hexdigest()
+                data = json.dumps({"n": index, "layers": [{"digest": child}], "pad": "x" * 200}).encode()
+                labels = {"containerd.io/gc.ref.content.l.0": child}
+            else:
+                data, labels = os.urandom(64 * KIB), {}
+            yield _write_request(f"unrelated-{index}", data, labels)
+
+    for request in requests():
+        for _ in stub(iter([request]), timeout=60, metadata=client.metadata):
+            pass
+
+
+def _write_request(ref: str, data: bytes, labels: dict[str, str]) -> bytes:
+    """content.v1.WriteContentRequest with its labels (field 7, a map of string to string)."""
+    request = wire.write_content_request(ref, data, "sha256:" + hashlib.sha256(data).hexdigest())
+    for name, value in labels.items():
+        request += wire.field_bytes(7, wire.field_str(1, name) + wire.field_str(2, value))
+    return request
+
+
+STATE = (
+    Path("root") / "io.containerd.metadata.v1.bolt",
+    Path("root") / "io.containerd.content.v1.content" / "blobs",
+)
+
+
+def unrelated_state(decoder: str, registry: Registry, count: int, version: str) -> Node:
+    """A stopped node whose metadata and content store hold ``count`` unrelated blobs (written once)."""
+    node = start_node(decoder, registry, {}, version=version)
+    filling = time.perf_counter()
+    fill_store(node, count)
+    print(f"{count:,} unrelated blobs written in {time.perf_counter() - filling:.0f} s", flush=True)
+    node.containerd.stop()
+    return node
 
 
 def pull_once(
-    decoder: str, registry: Registry, ref: str, keys: dict[str, bytes], recovery: bool, args: argparse.Namespace
+    decoder: str,
+    registry: Registry,
+    ref: str,
+    keys: dict[str, bytes],
+    recovery: bool,
+    args: argparse.Namespace,
+    state: Node | None,
 ) -> tuple[float, list[float]]:
-    """Time one CRI pull on a fresh node; for a recovery pull also time the manifest search per layer (ms)."""
+    """Time one CRI pull on a fresh node (given ``state``'s metadata and blobs); for a recovery pull also
+    time the manifest search per layer (ms)."""
     node = start_node(decoder, registry, keys, version=args.containerd, key_model="" if recovery else "node")
     try:
-        fill_store(node, args.unrelated)
+        if state is not None:
+            node.containerd.stop()
+            for part in STATE:
+                shutil.rmtree(node.containerd.directory / part, ignore_errors=True)
+                shutil.copytree(state.containerd.directory / part, node.containerd.directory / part)
+            node.containerd.start()
         client = node.client("k8s.io")
         started = time.perf_counter()
         client.pull_image(ref)
@@ -98,6 +150,7 @@ def main() -> int:
     registry = Registry(base / "registry")
     (base / "registry").mkdir()
     registry.start()
+    state: Node | None = None
     try:
         recipient = jwe("rsa2048")(base / "key")
         files = [{f"data-{index}.bin": os.urandom(size)} for index, size in enumerate(LAYER_SIZES)]
@@ -105,9 +158,10 @@ def main() -> int:
         payload_runs: list[float] = []
         recovery_runs: list[float] = []
         searches: list[float] = []
+        state = unrelated_state(decoder, registry, args.unrelated, args.containerd) if args.unrelated else None
         for run in range(args.runs):
-            payload_runs.append(pull_once(decoder, registry, image.ref, recipient.key_files, False, args)[0])
-            seconds, search_ms = pull_once(decoder, registry, image.ref, recipient.key_files, True, args)
+            payload_runs.append(pull_once(decoder, registry, image.ref, recipient.key_files, False, args, state)[0])
+            seconds, search_ms = pull_once(decoder, registry, image.ref, recipient.key_files, True, args, state)
             recovery_runs.append(seconds)
             searches += search_ms
             print(
@@ -131,6 +185,8 @@ def main() -> int:
             f"(target <= {SEARCH_TARGET_MS:.0f} ms: {'met' if search_ms <= SEARCH_TARGET_MS else 'NOT met'})"
         )
     finally:
+        if state is not None:
+            state.close()
         registry.stop()
         remove_tree(base)
     return 0

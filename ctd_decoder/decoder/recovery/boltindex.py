@@ -26,7 +26,8 @@ MAX_OVERFLOW_PAGES = 64
 _BOLT_MAGIC = 0xED0CDAED
 _PAGE_HEADER = struct.Struct("<QHHI")  # id, flags, count, overflow
 _META = struct.Struct("<III")  # magic, version, page size (after the page header)
-_DIGEST_KEY = rb"sha256:([0-9a-f]{64})"
+_DIGEST_KEY = re.compile(rb"sha256:[0-9a-f]{64}")
+_DIGEST_KEY_SIZE = len("sha256:") + 64
 
 
 def metadata_db_for(store: str) -> str:
@@ -83,13 +84,32 @@ def _page_of(data: mmap.mmap, offset: int, page_size: int) -> int | None:
 def _owners(data: mmap.mmap, page: int, page_size: int) -> list[str]:
     """Digest keys whose bucket is ``page``, directly or through a ``labels`` bucket in its own page."""
     owners = _digest_keys_of(data, page)
-    for match in re.finditer(rb"labels" + re.escape(struct.pack("<Q", page)), data):
-        parent = _page_of(data, match.start(), page_size)
+    for position in _finds(data, b"labels" + _bucket_value(page)):
+        parent = _page_of(data, position, page_size)
         if parent is not None:
             owners += _digest_keys_of(data, parent)
     return owners
 
 
+def _bucket_value(page: int) -> bytes:
+    """A nested bucket's value as bbolt stores it: its root page, then its sequence (0 for these buckets)."""
+    return struct.pack("<QQ", page, 0)
+
+
+def _finds(data: mmap.mmap, needle: bytes) -> list[int]:
+    """Where ``needle`` starts in ``data`` (mmap.find: a fast byte search, no regular expression)."""
+    found: list[int] = []
+    position = data.find(needle)
+    while position >= 0 and len(found) < MAX_OCCURRENCES:
+        found.append(position)
+        position = data.find(needle, position + 1)
+    return found
+
+
 def _digest_keys_of(data: mmap.mmap, page: int) -> list[str]:
-    pattern = re.compile(_DIGEST_KEY + re.escape(struct.pack("<Q", page)))
-    return [match.group(1).decode("ascii") for match in pattern.finditer(data)]
+    keys: list[str] = []
+    for position in _finds(data, _bucket_value(page)):
+        key = data[max(position - _DIGEST_KEY_SIZE, 0) : position]
+        if _DIGEST_KEY.fullmatch(key):
+            keys.append(key[len(b"sha256:") :].decode("ascii"))
+    return keys
