@@ -300,3 +300,32 @@ def test_decoder_refuses_a_bad_switch_value(layer: EncryptedLayer) -> None:
     result = run_decoder(layer.blob, None, ["--descriptor-recovery=maybe"])
     assert result.returncode == 1
     assert 'invalid value "maybe" for -descriptor-recovery: use on or off' in result.stderr
+
+
+def test_without_containerd_metadata_the_store_is_searched(tmp_path: Path, layer: EncryptedLayer) -> None:
+    from ctd_decoder.decoder.recovery.boltindex import manifests_labelled_with, metadata_db_for
+
+    store = Store(tmp_path / "root")
+    digest = store.add(layer.blob)
+    store.manifest(layer_entry(layer, digest))
+    database = metadata_db_for(str(store.blobs.parent.parent))
+    assert manifests_labelled_with(database, digest) is None
+    Path(database).parent.mkdir()
+    Path(database).write_bytes(os.urandom(8192))  # not a bbolt file
+    assert manifests_labelled_with(database, digest) is None
+    search = find_layer(str(store.blobs), digest, len(layer.blob), None)
+    assert len(search.found) == 1 and search.hinted == 0
+
+
+def test_readme_states_the_bounds_of_the_code() -> None:
+    from ctd_decoder.decoder.recovery.switch import RECOVERY_ENV, RECOVERY_FLAG
+
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    assert f"first {PEEK_SIZE} bytes are stdin's first {PEEK_SIZE} bytes" in readme
+    assert (
+        f"only blobs of {manifests.MIN_MANIFEST_SIZE} B to {manifests.MAX_MANIFEST_SIZE >> 20} MiB" in readme
+        and f"at most {manifests.MAX_ENTRIES:,} entries, {manifests.MAX_FILES_READ:,} files and "
+        f"{manifests.MAX_BYTES_READ >> 20} MiB read, {manifests.TIME_BUDGET:g} s"
+        in readme
+    )
+    assert f"--{RECOVERY_FLAG} off" in readme and f"{RECOVERY_ENV}=off" in readme
