@@ -9,8 +9,8 @@ from ...ocicrypt.descriptor import Descriptor
 from ...ocicrypt.errors import DecoderError
 from ...ocicrypt.layer import LayerDecryption
 from ..exit_race import MEDIA_TYPE_ENV
-from . import RecoveryError, recover
 from .choose import first_usable
+from .find import RecoveryError, recover
 from .parent import default_starter
 
 
