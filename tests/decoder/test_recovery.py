@@ -205,6 +205,18 @@ def test_big_blobs_are_never_read(tmp_path: Path, layer: EncryptedLayer, monkeyp
     assert (search.found, search.files_read) == ([], 0)
 
 
+def test_layer_data_is_not_read_past_its_head(tmp_path: Path, layer: EncryptedLayer) -> None:
+    store = Store(tmp_path)
+    digest = store.add(layer.blob)
+    now = time.time()
+    store.manifest(layer_entry(layer, digest), mtime=now - 1000)
+    for n in range(5):
+        store.add(os.urandom(100_000), mtime=now - n)
+    search = find_layer(str(store.blobs), digest, len(layer.blob), None)
+    assert len(search.found) == 1 and search.files_read == 6
+    assert search.bytes_read < 5 * manifests.HEAD_SIZE + 2 * len(json.dumps(layer.descriptor.annotations))
+
+
 def test_the_search_stops_at_its_bounds(tmp_path: Path, layer: EncryptedLayer, monkeypatch: pytest.MonkeyPatch) -> None:
     store = Store(tmp_path)
     digest = store.add(layer.blob)
@@ -302,21 +314,6 @@ def test_decoder_refuses_a_bad_switch_value(layer: EncryptedLayer) -> None:
     assert 'invalid value "maybe" for -descriptor-recovery: use on or off' in result.stderr
 
 
-def test_without_containerd_metadata_the_store_is_searched(tmp_path: Path, layer: EncryptedLayer) -> None:
-    from ctd_decoder.decoder.recovery.boltindex import manifests_labelled_with, metadata_db_for
-
-    store = Store(tmp_path / "root")
-    digest = store.add(layer.blob)
-    store.manifest(layer_entry(layer, digest))
-    database = metadata_db_for(str(store.blobs.parent.parent))
-    assert manifests_labelled_with(database, digest) is None
-    Path(database).parent.mkdir()
-    Path(database).write_bytes(os.urandom(8192))  # not a bbolt file
-    assert manifests_labelled_with(database, digest) is None
-    search = find_layer(str(store.blobs), digest, len(layer.blob), None)
-    assert len(search.found) == 1 and search.hinted == 0
-
-
 def test_readme_states_the_bounds_of_the_code() -> None:
     from ctd_decoder.decoder.recovery.switch import RECOVERY_ENV, RECOVERY_FLAG
 
@@ -324,8 +321,10 @@ def test_readme_states_the_bounds_of_the_code() -> None:
     assert f"first {PEEK_SIZE} bytes are stdin's first {PEEK_SIZE} bytes" in readme
     assert (
         f"only blobs of {manifests.MIN_MANIFEST_SIZE} B to {manifests.MAX_MANIFEST_SIZE >> 20} MiB" in readme
-        and f"at most {manifests.MAX_ENTRIES:,} entries, {manifests.MAX_FILES_READ:,} files and "
+        and f"At most {manifests.MAX_ENTRIES:,} entries, {manifests.MAX_FILES_READ:,} files and "
         f"{manifests.MAX_BYTES_READ >> 20} MiB read, {manifests.TIME_BUDGET:g} s"
         in readme
     )
+    assert f"the first {manifests.HEAD_SIZE} bytes decide whether it can be JSON" in readme
+    assert f"{manifests.READS_AFTER_MATCH} more are read for other manifests listing it" in readme
     assert f"--{RECOVERY_FLAG} off" in readme and f"{RECOVERY_ENV}=off" in readme

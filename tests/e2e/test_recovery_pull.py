@@ -312,33 +312,3 @@ def test_four_images_pulled_concurrently_all_decrypt(
     calls = node.decoder_calls()
     assert len(calls) == 12 and not any(call.payload for call in calls), calls
     assert_nothing_left(node)
-
-
-@pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
-def test_containerd_metadata_leads_from_each_layer_to_its_manifest(
-    pip_decoder: str,
-    registry: Registry,
-    nodes: Callable[..., Node],
-    recipients: Callable[[str], Recipient],
-    tmp_path: Path,
-) -> None:
-    """The shortcut of the manifest search, on containerd's real metadata: 20 layers (a labels bucket of
-    its own page) and a second image sharing nothing."""
-    from ctd_decoder.decoder.recovery.boltindex import manifests_labelled_with, metadata_db_for
-
-    recipient = recipients("jwe-rsa2048")
-    images = [
-        push_encrypted(registry, tmp_path / str(n), [recipient], small_layers(count)) for n, count in enumerate((20, 2))
-    ]
-    node = nodes(pip_decoder, registry, recipient.key_files)
-    client = node.client("k8s.io")
-    for image in images:
-        result = ctr_pull(node, image.ref)
-        assert result.returncode == 0, result.stderr[-2000:]
-        verify_pulled(client, image)
-    assert [call.payload for call in node.decoder_calls()] == [False] * 22
-    database = metadata_db_for(str(blobs_dir(node).parent.parent))
-    for image in images:
-        manifest = str(client.image_target(image.ref)["digest"])
-        for layer in client.read_json(manifest)["layers"]:
-            assert manifests_labelled_with(database, layer["digest"]) == [manifest.removeprefix("sha256:")]

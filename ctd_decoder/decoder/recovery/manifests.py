@@ -1,11 +1,10 @@
 """The image manifests of a content store that list one layer: where its descriptor is recovered from.
 
 containerd writes an image's manifest into the content store before it fetches and unpacks the
-layers, so the manifest of the layer being unpacked is there. First the manifests that containerd's
-metadata labels with the layer are read (:mod:`.boltindex`, a hint: each is checked); if none lists
-the layer, the content store's blobs are searched, newest first. That search is bounded: directory
-entries examined, files and bytes read, and time. Big blobs are never read (a manifest is at most
-:data:`MAX_MANIFEST_SIZE`); small ones are parsed only if they contain the layer's digest.
+layers, so the manifest of the layer being unpacked is there, usually among the newest blobs. The
+search is bounded: directory entries examined, files and bytes read, and time. Big blobs are never
+read (a manifest is at most :data:`MAX_MANIFEST_SIZE`); of a small one the first bytes are read, and
+the rest only if they start a JSON object; it is parsed only if it contains the layer's digest.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ MAX_MANIFEST_SIZE = 4 * 1024 * 1024  # what registries accept (the distribution 
 MIN_MANIFEST_SIZE = 100  # smaller cannot hold a config and a layer descriptor
 MAX_ENTRIES = 200_000
 MAX_FILES_READ = 2_000
+HEAD_SIZE = 512  # what is read of a small blob before deciding whether it may be a manifest
 MAX_BYTES_READ = 64 * 1024 * 1024
 TIME_BUDGET = 2.0  # seconds
 # Once a manifest listing the layer is found, this many more (older) small blobs are read for
@@ -53,7 +53,6 @@ class Search:
         self.bytes_read = 0
         self.manifests_parsed = 0
         self.stopped_by = ""  # the bound that ended the search early, if one did
-        self.hinted = 0  # manifests containerd's metadata pointed at
         self.elapsed_ms = 0.0
 
 
@@ -64,10 +63,6 @@ def find_layer(blobs_dir: str, digest: str, size: int, media_type: str | None) -
     """
     search = Search()
     started = time.monotonic()
-    search.found = _hinted(blobs_dir, digest, size, media_type, search)
-    if search.found:
-        search.elapsed_ms = (time.monotonic() - started) * 1000
-        return search
     deadline = started + TIME_BUDGET
     try:
         candidates = _small_blobs(blobs_dir, digest, search)
@@ -101,31 +96,6 @@ def find_layer(blobs_dir: str, digest: str, size: int, media_type: str | None) -
     return search
 
 
-def _hinted(blobs_dir: str, digest: str, size: int, media_type: str | None, search: Search) -> list[Found]:
-    """The manifests containerd's metadata labels with the layer that do list it, newest first."""
-    from .boltindex import manifests_labelled_with, metadata_db_for
-
-    store = os.path.dirname(os.path.dirname(blobs_dir))
-    hints = manifests_labelled_with(metadata_db_for(store), digest) or []
-    search.hinted = len(hints)
-    found: list[Found] = []
-    for name in hints:
-        try:
-            info = os.stat(os.path.join(blobs_dir, name), follow_symlinks=False)
-        except OSError:
-            continue
-        if not MIN_MANIFEST_SIZE <= info.st_size <= MAX_MANIFEST_SIZE:
-            continue
-        data = _read_blob(blobs_dir, name, search)
-        if data is None or digest.encode("ascii") not in data:
-            continue
-        descriptor = _layer_in_manifest(data, digest, size, media_type, search)
-        if descriptor is not None:
-            found.append(Found(descriptor, "sha256:" + name, info.st_mtime_ns))
-    found.sort(key=lambda item: item.mtime_ns, reverse=True)
-    return found
-
-
 def _small_blobs(blobs_dir: str, digest: str, search: Search) -> list[tuple[int, str]]:
     """(mtime, name) of the blobs that may be manifests, newest first."""
     own = digest.removeprefix("sha256:")
@@ -149,18 +119,24 @@ def _small_blobs(blobs_dir: str, digest: str, search: Search) -> list[tuple[int,
 
 
 def _read_blob(blobs_dir: str, name: str, search: Search) -> bytes | None:
+    """The blob if it may be a JSON document: its first bytes decide before the rest is read."""
     try:
         fd = os.open(os.path.join(blobs_dir, name), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
         return None  # removed (garbage collected) since the listing
     try:
-        data = os.read(fd, MAX_MANIFEST_SIZE + 1)
+        head = os.read(fd, HEAD_SIZE)
+        search.files_read += 1
+        search.bytes_read += len(head)
+        if not head.lstrip(b" \t\r\n").startswith(b"{"):
+            return None  # layer data, not a manifest
+        rest = os.read(fd, MAX_MANIFEST_SIZE + 1 - len(head)) if len(head) == HEAD_SIZE else b""
     except OSError:
         return None
     finally:
         os.close(fd)
-    search.files_read += 1
-    search.bytes_read += len(data)
+    search.bytes_read += len(rest)
+    data = head + rest
     return data if len(data) <= MAX_MANIFEST_SIZE else None
 
 
