@@ -117,17 +117,35 @@ def test_warm_server_recovers_for_the_clients_parent(
 
 
 @pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
-def test_packaged_decoder_recovers_on_a_ctr_pull(
+def test_packaged_bundle_recovers_cold_and_through_its_small_client_and_warm_server(
     packaged_decoder: str,
     registry: Registry,
     nodes: Callable[..., Node],
     recipients: Callable[[str], Recipient],
     tmp_path: Path,
 ) -> None:
+    """The PyInstaller bundle on a plain ctr pull: run directly, then its small client handing the layers to
+    the bundle running as ``ctd-decoder-warm`` (socket-activated, as its unit starts it)."""
     recipient = recipients("pgp-rsa")
-    image = push_encrypted(registry, tmp_path, [recipient])
+    image = push_encrypted(registry, tmp_path / "cold", [recipient])
     node = nodes(packaged_decoder, registry, recipient.key_files, recipient.decoder_env)
     _ctr_pull_ok(node, image)
+    base = short_tempdir("ctd-warm-pkg-")
+    try:
+        server_exe = base / "ctd-decoder-warm"
+        server_exe.symlink_to(packaged_decoder)
+        server = WarmServer(base / "run", command=[str(server_exe)])
+        try:
+            warm_image = push_encrypted(registry, tmp_path / "warm", [recipient], small_layers(3))
+            client = str(Path(packaged_decoder).parent / "ctd-decoder-client")
+            node = nodes(client, registry, recipient.key_files, {**recipient.decoder_env, **server.env})
+            _ctr_pull_ok(node, warm_image)
+            lines = server.wait_for_layers(3)
+            assert len(lines) == 3 and all(" ok " in line for line in lines), server.lines
+        finally:
+            server.stop()
+    finally:
+        remove_tree(base)
 
 
 @pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
