@@ -17,13 +17,14 @@ import grpc
 import pytest
 from support.forged import forged_annotations
 from support.keygen import new_key, private_pem, public_pem
+from support.oci import skopeo
 from support.tempdirs import short_tempdir
 from support.warm import COLD_ENV, WarmServer
 
 from ctd_decoder.decoder.recovery.switch import RECOVERY_ENV
 
-from .daemons import CONTAINERD_1, Registry, remove_tree
-from .node import Image, Node, chain_ids, push_encrypted, small_layers, verify_pulled
+from .daemons import CONTAINERD_1, PROCESSOR_TAR, PROCESSOR_TAR_GZIP, PROCESSOR_TAR_ZSTD, Registry, remove_tree
+from .node import Image, Node, chain_ids, encrypt_image, push_encrypted, small_layers, verify_pulled
 from .recovery import assert_nothing_left, assert_nothing_secret, blobs_dir, ctr_pull, registry_blob, registry_layers
 from .schemes import Recipient
 
@@ -330,3 +331,42 @@ def test_four_images_pulled_concurrently_all_decrypt(
     calls = node.decoder_calls()
     assert len(calls) == 12 and not any(call.payload for call in calls), calls
     assert_nothing_left(node)
+
+
+@pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
+def test_plain_ctr_import_decrypts_through_recovery(
+    pip_decoder: str, nodes: Callable[..., Node], recipients: Callable[[str], Recipient], tmp_path: Path
+) -> None:
+    """``ctr images import`` unpacks through containerd's Diff service without a payload, like ``ctr images pull``."""
+    recipient = recipients("jwe-p256")
+    _, encrypted = encrypt_image(tmp_path, [recipient], small_layers(2))
+    archive = tmp_path / "enc.tar"
+    skopeo("copy", "-q", f"oci:{encrypted}:v1", f"oci-archive:{archive}:example.test/enc:v1")
+    node = nodes(pip_decoder, None, recipient.key_files)
+    node.containerd.ctr("k8s.io", "images", "import", str(archive))
+    assert [call.payload for call in node.decoder_calls()] == [False, False]
+    manifest = node.client("k8s.io").read_json(str(node.client("k8s.io").image_target("example.test/enc:v1")["digest"]))
+    assert len(manifest["layers"]) == 2
+    assert_nothing_left(node)
+
+
+@pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
+def test_tar_zstd_processor_id_without_payload_decrypts_through_recovery(
+    pip_decoder: str,
+    registry: Registry,
+    nodes: Callable[..., Node],
+    recipients: Callable[[str], Recipient],
+    tmp_path: Path,
+) -> None:
+    """imgcrypt's README's ``...v1.tar.zstd`` entry gets no payload; the zstd layers decrypt all the same."""
+    recipient = recipients("jwe-p256")
+    zstd = ("--dest-compress", "--dest-compress-format", "zstd")
+    image = push_encrypted(registry, tmp_path, [recipient], small_layers(2), zstd)
+    node = nodes(
+        pip_decoder,
+        registry,
+        recipient.key_files,
+        processor_ids=(PROCESSOR_TAR_GZIP, PROCESSOR_TAR, PROCESSOR_TAR_ZSTD),
+    )
+    node.client("k8s.io").pull_image(image.ref)
+    _pulled_without_payload(node, image)

@@ -15,7 +15,8 @@ NO_PAYLOAD_PATHS = (
 )
 GET_A_PAYLOAD = (
     'pull through the CRI (crictl, the kubelet, k3s) with key_model = "node" on containerd 1.6/1.7, or on '
-    "2.1.7+/2.2.2+/2.3+ with use_local_image_pull = true; or use `ctr-enc images pull --key ...`"
+    "2.1.7+/2.2.2+/2.3+ with use_local_image_pull = true; or use `ctr-enc images pull --key ...` / "
+    "`ctr-enc images import --key ...`"
 )
 
 
