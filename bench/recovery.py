@@ -7,7 +7,9 @@ the decoder recovers each layer's descriptor from the content store), alternatin
 ``--unrelated N`` first puts N unrelated blobs into each node's content store (a third small JSON
 documents, the rest 64 KiB of random data), so the recovery pulls search among them. After the
 recovery pulls, the manifest search alone (what the store's size changes) is timed per layer in the
-node's own content store.
+node's own content store. Last, the decoder alone on one 4 KiB layer, run the way containerd runs it by
+a process that holds the layer's blob open in a private content store: with the payload on fd 3, and
+without it (recovery): the fixed cost recovery adds to every layer.
 
 The daemons and images come from the end-to-end helpers (tests/e2e), run as root like those tests.
 
@@ -36,9 +38,15 @@ from e2e.daemons import CONTAINERD_1, CONTAINERD_VERSIONS, Registry, remove_tree
 from e2e.node import Node, push_encrypted, start_node  # noqa: E402
 from e2e.recovery import blobs_dir  # noqa: E402
 from e2e.schemes import jwe  # noqa: E402
+from support.decoder import run_decoder  # noqa: E402
+from support.layers import GZIP_ENCRYPTED, jwe_layer  # noqa: E402
 from support.tempdirs import short_tempdir  # noqa: E402
 
+from ctd_decoder.decoder.payload import MEDIA_TYPE_ENV, Payload, encode_payload  # noqa: E402
 from ctd_decoder.decoder.recovery.manifests import find_layer  # noqa: E402
+from ctd_decoder.decoder.recovery.openblobs import CONTENT_PLUGIN_DIR  # noqa: E402
+from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV  # noqa: E402
+from ctd_decoder.ocicrypt.config import DecryptConfig  # noqa: E402
 
 KIB, MIB = 1 << 10, 1 << 20
 LAYER_SIZES = [28 * MIB, 3 * MIB, 12 * MIB, 250]
@@ -137,11 +145,47 @@ def pull_once(
         node.close()
 
 
+def decoder_alone(runs: int, directory: Path) -> tuple[float, float]:
+    """Median ms of one 4 KiB layer through the cold decoder: with a payload, and through recovery."""
+    layer = jwe_layer(os.urandom(4 * KIB))
+    blobs = directory / CONTENT_PLUGIN_DIR / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    digest = hashlib.sha256(layer.blob).hexdigest()
+    (blobs / digest).write_bytes(layer.blob)
+    entry = {"mediaType": GZIP_ENCRYPTED, "digest": "sha256:" + digest, "size": len(layer.blob)}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {},
+        "layers": [{**entry, "annotations": layer.descriptor.annotations}],
+    }
+    data = json.dumps(manifest).encode()
+    (blobs / hashlib.sha256(data).hexdigest()).write_bytes(data)
+    keys = directory / "keys"
+    keys.mkdir(mode=0o700)
+    (keys / "node.pem").write_bytes(layer.private_key_pem)
+    payload = encode_payload(Payload(DecryptConfig(), layer.descriptor))
+    env = {MEDIA_TYPE_ENV: GZIP_ENCRYPTED, SOCKET_ENV: DISABLED}
+    times: dict[bool, list[float]] = {True: [], False: []}
+    with open(blobs / digest, "rb"):  # held open, as containerd holds the layer it feeds the decoder
+        for _ in range(runs):
+            for with_payload in (True, False):
+                started = time.perf_counter()
+                result = run_decoder(
+                    layer.blob, payload if with_payload else None, ["--decryption-keys-path", str(keys)], env=env
+                )
+                times[with_payload].append((time.perf_counter() - started) * 1000)
+                if result.returncode != 0 or result.stdout != layer.plaintext:
+                    raise RuntimeError(f"the decoder failed: {result.stderr}")
+    return statistics.median(times[True]), statistics.median(times[False])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="pulls of each kind (default 5)")
     parser.add_argument("--unrelated", type=int, default=10_000, help="unrelated blobs in each store (default 10000)")
     parser.add_argument("--containerd", default=CONTAINERD_1, choices=CONTAINERD_VERSIONS)
+    parser.add_argument("--decoder-runs", type=int, default=21, help="runs of the decoder-alone figure (default 21)")
     args = parser.parse_args()
     decoder = shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
     if decoder is None:
