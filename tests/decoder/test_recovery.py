@@ -328,3 +328,10 @@ def test_readme_states_the_bounds_of_the_code() -> None:
     assert f"the first {manifests.HEAD_SIZE} bytes decide whether it can be JSON" in readme
     assert f"{manifests.READS_AFTER_MATCH} more are read for other manifests listing it" in readme
     assert f"--{RECOVERY_FLAG} off" in readme and f"{RECOVERY_ENV}=off" in readme
+
+
+def test_the_provider_variable_name_is_the_librarys() -> None:
+    from ctd_decoder.decoder.recovery.run import PROVIDER_CONFIG_ENV
+    from ctd_decoder.ocicrypt.keywrap.provider.config import ENV_VAR
+
+    assert PROVIDER_CONFIG_ENV == ENV_VAR

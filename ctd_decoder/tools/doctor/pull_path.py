@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import io
 
+from ...decoder.recovery.run import PROVIDER_CONFIG_ENV
 from ...decoder.recovery.switch import RECOVERY_ENV, RECOVERY_FLAG, turned_off_by
 
 # (first, last) of each containerd release line whose CRI local pull attaches no payload.
 NO_PAYLOAD_LOCAL_PULL = (((2, 0, 0), (2, 0, 11)), ((2, 1, 0), (2, 1, 6)), ((2, 2, 0), (2, 2, 1)))
-PROVIDER_CONFIG_ENV = "OCICRYPT_KEYPROVIDER_CONFIG"
 UPGRADE = "containerd 2.1.7+, 2.2.2+ or 2.3+"
 
 
