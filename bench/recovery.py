@@ -228,6 +228,11 @@ def main() -> int:
             f"  manifest search per layer:   median {search_ms:.1f} ms, max {max(searches):.1f} ms "
             f"(target <= {SEARCH_TARGET_MS:.0f} ms: {'met' if search_ms <= SEARCH_TARGET_MS else 'NOT met'})"
         )
+        with_payload, through_recovery = decoder_alone(args.decoder_runs, base / "alone")
+        print(
+            f"  decoder alone, one 4 KiB layer ({args.decoder_runs} runs, median): payload {with_payload:.1f} ms, "
+            f"recovery {through_recovery:.1f} ms ({through_recovery - with_payload:+.1f} ms a layer)"
+        )
     finally:
         if state is not None:
             state.close()
