@@ -185,7 +185,7 @@ def test_recovery_turned_off_fails_with_the_no_payload_diagnostic(
     node = nodes(pip_decoder, registry, recipient.key_files, {RECOVERY_ENV: "off"} if how == "environment" else {})
     if how == "flag":  # the processors' args, as an operator writes them in config.toml
         node.close()
-        node = _node_with_args(nodes, pip_decoder, registry, recipient, ["--descriptor-recovery", "off"])
+        node = _node_with_args(nodes, pip_decoder, registry, recipient, ["--descriptor-recovery", "off"], tmp_path)
     result = ctr_pull(node, image.ref)
     assert result.returncode != 0
     assert NO_PAYLOAD in result.stderr and "descriptor recovery is turned off" in result.stderr, result.stderr
@@ -197,10 +197,10 @@ def test_recovery_turned_off_fails_with_the_no_payload_diagnostic(
 
 
 def _node_with_args(
-    nodes: Callable[..., Node], decoder: str, registry: Registry, recipient: Recipient, args: list[str]
+    nodes: Callable[..., Node], decoder: str, registry: Registry, recipient: Recipient, args: list[str], directory: Path
 ) -> Node:
-    """A node whose processor entries pass ``args`` after the keys path."""
-    wrapper = short_tempdir("ctd-rec-args-") / "decoder"
+    """A node whose processor entries pass ``args`` after the keys path (through a wrapper in ``directory``)."""
+    wrapper = directory / "decoder-with-args"
     wrapper.write_text(f"#!/bin/sh\nexec '{decoder}' \"$@\" {' '.join(args)}\n")
     wrapper.chmod(0o755)
     return nodes(str(wrapper), registry, recipient.key_files, recipient.decoder_env)
@@ -217,7 +217,7 @@ def test_manifest_removed_from_the_content_store_mid_pull_fails_cleanly(
     """Between containerd's fetch of the manifest and the decoder's start, the manifest blob goes away."""
     recipient = recipients("jwe-rsa2048")
     image = push_encrypted(registry, tmp_path, [recipient], small_layers(1))
-    remover = short_tempdir("ctd-rec-rm-") / "decoder"
+    remover = tmp_path / "decoder-removing-manifests"
     node = nodes(str(remover), registry, recipient.key_files)
     remover.write_text(
         "#!/bin/sh\n"
