@@ -72,19 +72,30 @@ def test_doctor_and_cri_pull_agree_on_a_wrong_key(
     assert "none of the private keys could be used" in text, text
 
 
+@pytest.mark.parametrize("recovery", ["on", "off"])
 @pytest.mark.parametrize("containerd_version", [CONTAINERD_2_LINE], ids=lambda v: f"containerd-{v}")
 def test_doctor_and_cri_pull_agree_on_the_transfer_service(
-    pip_decoder: str, registry: Registry, nodes: Callable[..., Node], recipients: Make, tmp_path: Path
+    recovery: str, pip_decoder: str, registry: Registry, nodes: Callable[..., Node], recipients: Make, tmp_path: Path
 ) -> None:
+    """The transfer service sends no payload: with descriptor recovery the doctor says so as information and
+    the pull decrypts; with recovery off the doctor fails and so does the pull."""
+    from ctd_decoder.decoder.recovery.switch import RECOVERY_ENV
+
     recipient = recipients("jwe-rsa2048")
     image, layout = encrypted_image(registry, tmp_path, recipient)
-    node = nodes(pip_decoder, registry, recipient.key_files, local_pull=False)
+    env = {RECOVERY_ENV: "off"} if recovery == "off" else {}
+    node = nodes(pip_decoder, registry, recipient.key_files, env, local_pull=False)
     result = doctor_node(node.containerd.directory / "config.toml", layout)
+    if recovery == "on":
+        assert "descriptor recovery" in result.one("cri.use_local_image_pull", "ok")["message"]
+        node.client("k8s.io").pull_image(image.ref)
+        node.assert_decoded_once_per_layer(image, payload=False)
+        return
     finding = result.one("cri.use_local_image_pull", "error")
-    assert "use_local_image_pull = true" in finding["fix"]
+    assert "use_local_image_pull = true" in finding["fix"] and RECOVERY_ENV in finding["fix"]
     assert result.returncode == 1
     text = rpc_error(lambda: node.client("k8s.io").pull_image(image.ref))
-    assert "read payload" in text, text
+    assert "read payload" in text and "descriptor recovery is turned off" in text, text
 
 
 @pytest.fixture

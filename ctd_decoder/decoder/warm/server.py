@@ -30,6 +30,7 @@ PRELOADED = (
     "ctd_decoder.decoder.cold",
     "ctd_decoder.decoder.payload",
     "ctd_decoder.decoder.warm.child",
+    "ctd_decoder.decoder.recovery.run",
     "ctd_decoder.ocicrypt.layer",
     "ctd_decoder.ocicrypt.stream",
     "ctd_decoder.ocicrypt.keysdir",
@@ -210,6 +211,7 @@ class WarmServer:
                 conn.close()
                 return
             request = _receive_request(conn)
+            request.peer_pid = pid  # descriptor recovery looks at the client's parent (containerd)
             conn.sendall(ACCEPTED)
         except (OSError, ProtocolError) as err:
             log(f"dropped a client (pid {pid}): {err}")
