@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.decoder import run_decoder
+from support.docs import README, section
 from support.layers import GZIP_ENCRYPTED, EncryptedLayer, jwe_layer
 
 from ctd_decoder.decoder import MEDIA_TYPE_ENV
@@ -317,7 +318,7 @@ def test_decoder_refuses_a_bad_switch_value(layer: EncryptedLayer) -> None:
 def test_readme_states_the_bounds_of_the_code() -> None:
     from ctd_decoder.decoder.recovery.switch import RECOVERY_ENV, RECOVERY_FLAG
 
-    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    readme = section(README, "## Pulls without a payload: descriptor recovery")
     assert f"first {PEEK_SIZE} bytes are stdin's first {PEEK_SIZE} bytes" in readme
     assert (
         f"only blobs of {manifests.MIN_MANIFEST_SIZE} B to {manifests.MAX_MANIFEST_SIZE >> 20} MiB" in readme

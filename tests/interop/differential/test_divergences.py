@@ -1,4 +1,5 @@
-"""The documented divergences (README, "What it does better than the Go decoder"), one named test each.
+"""The documented divergences (docs/differential-testing.md; README, "Compared with the Go decoder"), one
+named test each.
 
 Each test shows the Go reference decoder's behaviour on the input, ours, and that the differential check
 classifies the disagreement as that divergence and no other.
