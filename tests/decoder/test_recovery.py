@@ -212,7 +212,7 @@ def test_layer_data_is_not_read_past_its_head(tmp_path: Path, layer: EncryptedLa
     now = time.time()
     store.manifest(layer_entry(layer, digest), mtime=now - 1000)
     for n in range(5):
-        store.add(os.urandom(100_000), mtime=now - n)
+        store.add(b"\0" + os.urandom(100_000), mtime=now - n)  # never JSON-looking (a random "{" would be)
     search = find_layer(str(store.blobs), digest, len(layer.blob), None)
     assert len(search.found) == 1 and search.files_read == 6
     assert search.bytes_read < 5 * manifests.HEAD_SIZE + 2 * len(json.dumps(layer.descriptor.annotations))
@@ -231,7 +231,8 @@ def test_the_search_stops_at_its_bounds(tmp_path: Path, layer: EncryptedLayer, m
 
 
 def test_ten_thousand_unrelated_blobs(tmp_path: Path, layer: EncryptedLayer) -> None:
-    """The bound the README states: the search over 10,000 unrelated blobs (a third of them small JSON)."""
+    """The manifest is found among 10,000 unrelated blobs (a third of them small JSON) within the search's
+    bounds; its cost is measured by bench/recovery.py, not here."""
     store = Store(tmp_path)
     digest = store.add(layer.blob)
     now = time.time()
@@ -239,16 +240,9 @@ def test_ten_thousand_unrelated_blobs(tmp_path: Path, layer: EncryptedLayer) -> 
         data = json.dumps({"n": n, "pad": "x" * 150}).encode() if n % 3 == 0 else os.urandom(64 * 1024)
         store.add(data, mtime=now - 10 - n)
     store.manifest(layer_entry(layer, digest), mtime=now)
-    best = min(_timed(lambda: find_layer(str(store.blobs), digest, len(layer.blob), None)) for _ in range(3))
-    print(f"search over 10,000 unrelated blobs: {best:.1f} ms")
-    assert best < 200, "far above the 20 ms measured on an idle 2-core machine"
-
-
-def _timed(search: object) -> float:
-    started = time.perf_counter()
-    result = search()  # type: ignore[operator]
-    assert len(result.found) == 1
-    return (time.perf_counter() - started) * 1000
+    search = find_layer(str(store.blobs), digest, len(layer.blob), None)
+    assert len(search.found) == 1 and search.stopped_by == ""
+    assert search.files_read <= manifests.MAX_FILES_READ and search.bytes_read <= manifests.MAX_BYTES_READ
 
 
 # --- the switch ---------------------------------------------------------------------------------------
