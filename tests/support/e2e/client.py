@@ -12,7 +12,6 @@ from types import TracebackType
 from typing import Any
 
 import grpc
-import pytest
 
 from . import wire
 
@@ -163,6 +162,8 @@ class ContainerdClient:
 
 def rpc_error(call: Callable[[], object]) -> str:
     """Run a call that must fail; return the gRPC error text."""
+    import pytest  # here: the demo (packaging/demo.sh) uses this module without pytest installed
+
     with pytest.raises(grpc.RpcError) as info:
         call()
     error = info.value
