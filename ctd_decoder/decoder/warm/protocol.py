@@ -36,7 +36,7 @@ class ProtocolError(ValueError):
 class Request:
     """What the client hands over besides its descriptors."""
 
-    __slots__ = ("argv", "cwd", "environ", "fd_mask", "umask")
+    __slots__ = ("argv", "cwd", "environ", "fd_mask", "peer_pid", "umask")
 
     def __init__(self, argv: list[bytes], environ: list[bytes], cwd: bytes, umask: int, fd_mask: int) -> None:
         self.argv = argv
@@ -44,6 +44,7 @@ class Request:
         self.cwd = cwd
         self.umask = umask
         self.fd_mask = fd_mask
+        self.peer_pid = 0  # the client's pid, as the server saw it (SO_PEERCRED); never sent
 
     def encode(self) -> bytes:
         """Serialize with the length prefix."""
