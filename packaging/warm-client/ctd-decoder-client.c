@@ -5,11 +5,12 @@
  * It speaks ctd_decoder/decoder/warm/protocol.py: the request, then "A" from the server, then "G"
  * with stdin, stdout, stderr and fd 3 (those open) as SCM_RIGHTS, then "S" and the exit status.
  * If no server answers (no socket, refused, no "A" within a second, CTD_DECODER_WARM_SOCKET=off),
- * it execs the real decoder with the same argv: $CTD_DECODER_COLD, else "ctd-decoder" next to this
- * executable, with CTD_DECODER_WARM_SOCKET=off so that it does not try the server a second time.
+ * it execs the real decoder with the same argv: $CTD_DECODER_COLD, else COLD_NAME ("ctd-decoder"; a
+ * platform wheel builds it with "ctd-decoder-python", its Python entry point) next to this executable,
+ * with CTD_DECODER_WARM_SOCKET=off so that it does not try the server a second time.
  * After "G" is sent it never falls back: the layer may be partly read already.
  *
- * Build: cc -O2 -o ctd-decoder-client ctd-decoder-client.c
+ * Build: cc -O2 -o ctd-decoder-client ctd-decoder-client.c   (-DCOLD_NAME='"name"' for another fallback)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +29,9 @@
 
 extern char **environ;
 
+#ifndef COLD_NAME
+#define COLD_NAME "ctd-decoder"
+#endif
 #define SOCKET_ENV "CTD_DECODER_WARM_SOCKET"
 #define DEFAULT_SOCKET "/run/ctd-decoder/warm.sock"
 #define MAGIC "ctd-decoder-warm/1"
@@ -49,15 +53,21 @@ static int append(const char *text, int separator) {
 }
 
 static void exec_cold(char **argv) {
-    char path[PATH_MAX];
+    char path[PATH_MAX], self[PATH_MAX], target[PATH_MAX];
     const char *cold = getenv("CTD_DECODER_COLD");
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - sizeof "/" COLD_NAME);
+    if (n > 0) self[n] = '\0';
     if (cold == NULL || *cold == '\0') {
-        ssize_t n = readlink("/proc/self/exe", path, sizeof path - sizeof "/ctd-decoder");
         if (n <= 0) { fputs("ctd-decoder: cannot find the decoder (set CTD_DECODER_COLD)\n", stderr); _exit(1); }
-        path[n] = '\0';
+        strcpy(path, self);
         char *slash = strrchr(path, '/');
-        strcpy(slash ? slash + 1 : path, "ctd-decoder");
+        strcpy(slash ? slash + 1 : path, COLD_NAME);
         cold = path;
+    }
+    /* The fallback must be a decoder, not this client again (it would exec itself for ever). */
+    if (n > 0 && realpath(cold, target) != NULL && strcmp(target, self) == 0) {
+        fprintf(stderr, "ctd-decoder: %s is the warm client itself, not a decoder (set CTD_DECODER_COLD)\n", cold);
+        _exit(1);
     }
     setenv(SOCKET_ENV, "off", 1);
     execv(cold, argv);

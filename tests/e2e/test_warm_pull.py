@@ -12,12 +12,21 @@ import grpc
 import pytest
 from support.tempdirs import short_tempdir
 from support.warm import COLD_ENV, WarmServer
+from support.wheel import build_wheel, install_in_fresh_venv, is_small_client
 
 from ctd_decoder.decoder.warm.pool import DEFAULT_SIZE, POOL_ENV
 
 from .daemons import Registry, remove_tree
 from .node import Image, Node, push_encrypted, small_layers, verify_pulled
 from .schemes import Recipient
+
+
+@pytest.fixture(scope="module")
+def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """bin/ of a fresh venv with the wheel ``python -m build`` makes (the platform one, with the small client)."""
+    workdir = tmp_path_factory.mktemp("wheel")
+    wheel, _ = build_wheel(workdir)
+    return install_in_fresh_venv(wheel, workdir / "venv")
 
 
 @pytest.fixture
@@ -199,3 +208,33 @@ def test_cri_pull_through_the_small_client_of_a_pip_install_and_its_fallback(
     warm.stop()
     nodes(str(small_client), registry, recipient.key_files, env).pull_and_verify(image)
     assert len(warm.layer_lines()) == len(image.diff_ids), "the stopped server was used"
+
+
+def test_cri_pull_through_a_pip_installed_wheel_uses_its_small_client(
+    wheel_venv: Path,
+    registry: Registry,
+    nodes: Callable[..., Node],
+    recipients: Callable[[str], Recipient],
+    tmp_path: Path,
+) -> None:
+    """pip install of the wheel, nothing else: its ctd-decoder is the C client, the venv's server takes every
+    layer; with the server stopped the same path decodes in-process (the client execs ctd-decoder-python)."""
+    decoder = wheel_venv / "ctd-decoder"
+    assert is_small_client(decoder)
+    base = short_tempdir("ctd-warm-wheel-")
+    warm = WarmServer(base / "run", command=[str(wheel_venv / "ctd-decoder-warm")])
+    try:
+        recipient = recipients("jwe-rsa2048")
+        image = push_encrypted(registry, tmp_path, [recipient], small_layers())
+        started = time.monotonic()
+        nodes(str(decoder), registry, recipient.key_files, warm.env).pull_and_verify(image)
+        elapsed = time.monotonic() - started
+        lines = warm.wait_for_layers(len(image.diff_ids))
+        assert len(lines) == len(image.diff_ids) and all(" ok " in line for line in lines), lines
+        warm.stop()
+        nodes(str(decoder), registry, recipient.key_files, warm.env).pull_and_verify(image)
+        assert len(warm.layer_lines()) == len(image.diff_ids), "the stopped server was used"
+        print(f"CRI pull of {len(image.diff_ids)} layers through the wheel's small client: {elapsed:.2f} s")
+    finally:
+        warm.stop()
+        remove_tree(base)
