@@ -52,22 +52,28 @@ static int append(const char *text, int separator) {
     return 0;
 }
 
+static int is_self(const char *path, const char *self, ssize_t self_length) {
+    char target[PATH_MAX];
+    return self_length > 0 && realpath(path, target) != NULL && strcmp(target, self) == 0;
+}
+
 static void exec_cold(char **argv) {
-    char path[PATH_MAX], self[PATH_MAX], target[PATH_MAX];
+    char path[PATH_MAX], self[PATH_MAX];
     const char *cold = getenv("CTD_DECODER_COLD");
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - sizeof "/" COLD_NAME);
     if (n > 0) self[n] = '\0';
-    if (cold == NULL || *cold == '\0') {
+    /* $CTD_DECODER_COLD naming this client (a client handing over to a pip install's client, which is
+     * the platform wheel's ctd-decoder) means this client's own fallback: never exec itself for ever. */
+    if (cold == NULL || *cold == '\0' || is_self(cold, self, n)) {
         if (n <= 0) { fputs("ctd-decoder: cannot find the decoder (set CTD_DECODER_COLD)\n", stderr); _exit(1); }
         strcpy(path, self);
         char *slash = strrchr(path, '/');
         strcpy(slash ? slash + 1 : path, COLD_NAME);
         cold = path;
-    }
-    /* The fallback must be a decoder, not this client again (it would exec itself for ever). */
-    if (n > 0 && realpath(cold, target) != NULL && strcmp(target, self) == 0) {
-        fprintf(stderr, "ctd-decoder: %s is the warm client itself, not a decoder (set CTD_DECODER_COLD)\n", cold);
-        _exit(1);
+        if (is_self(cold, self, n)) {
+            fprintf(stderr, "ctd-decoder: %s is the warm client itself, not a decoder (set CTD_DECODER_COLD)\n", cold);
+            _exit(1);
+        }
     }
     setenv(SOCKET_ENV, "off", 1);
     execv(cold, argv);

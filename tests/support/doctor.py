@@ -12,8 +12,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .decoder import installed_python_decoder
+
 OCICRYPT = shutil.which("ocicrypt", path=os.path.dirname(sys.executable))
-DECODER = shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
+DECODER = installed_python_decoder()
 DEBIAN_CONTAINERD = "/usr/bin/containerd"
 
 

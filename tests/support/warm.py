@@ -82,10 +82,12 @@ class WarmServer:
     def _activate(self) -> None:
         """Connect once, as the first client would, so that the socket's listener execs the server."""
         deadline = time.monotonic() + 30
-        while not self.socket.exists() and self.process.poll() is None and time.monotonic() < deadline:
+        # The socket's file exists once bound, a moment before it listens: retry a refused connect.
+        while self.process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as probe:
+                probe.connect(str(self.socket))  # the server logs it as a client that closed mid-request
+                return
             time.sleep(0.02)
-        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as probe:
-            probe.connect(str(self.socket))  # the server logs it as a client that closed mid-request
 
     def _read(self) -> None:
         assert self.process.stderr is not None
