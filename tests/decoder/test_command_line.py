@@ -1,11 +1,16 @@
-"""The installed ``ctd-decoder`` command line, as an operator types it."""
+"""The installed ``ctd-decoder`` command line, as an operator types it, next to the Go reference decoder's.
+
+The reference (tests/support/goreference) parses its command line with Go's flag package the way imgcrypt's
+urfave/cli application does; the imgcrypt 1.1.7 and 2.0.2 decoders agreed with it on these inputs (exit
+status, stderr, and 2.0.2's first stdout line) when they were run here.
+"""
 
 from __future__ import annotations
 
 import pytest
-from support.binaries import GO_DECODER_1, GO_DECODER_2, require_binary
 from support.decoder import Result, run_decoder
 from support.layers import GZIP_ENCRYPTED
+from support.references import TOOLCHAINS, go_reference
 
 import ctd_decoder
 from ctd_decoder.decoder.main import USAGE
@@ -27,11 +32,8 @@ def test_help_lists_the_version_flag() -> None:
     assert b"--version, -v" in result.stdout
 
 
-GO_DECODERS = [GO_DECODER_1, GO_DECODER_2]
-
-
-def _go(name: str, args: list[str]) -> Result:
-    return run_decoder(b"", None, args, command=[str(require_binary(name))])
+def _go(toolchain: str, args: list[str]) -> Result:
+    return run_decoder(b"", None, args, command=[str(go_reference(toolchain).path)])
 
 
 @pytest.mark.parametrize("args", [["help"], ["h"], ["--decryption-keys-path", "/nowhere", "help"], ["--", "help"]])
@@ -39,18 +41,18 @@ def test_help_command_prints_the_usage_like_the_go_decoder(args: list[str]) -> N
     result = run_decoder(b"", None, args)
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.decode() == USAGE
-    for name in GO_DECODERS:
-        go = _go(name, args)
-        assert (go.returncode, go.stderr) == (0, ""), name
+    for toolchain in TOOLCHAINS:
+        go = _go(toolchain, args)
+        assert (go.returncode, go.stderr) == (0, ""), toolchain
         assert b"--decryption-keys-path value" in go.stdout
 
 
 def test_help_for_an_unknown_topic_fails_like_the_go_decoder() -> None:
     result = run_decoder(b"", None, ["help", "decrypt"])
     assert (result.returncode, result.stdout, result.stderr) == (3, b"", "No help topic for 'decrypt'\n")
-    for name in GO_DECODERS:
-        go = _go(name, ["help", "decrypt"])
-        assert (go.returncode, go.stdout, go.stderr) == (3, b"", result.stderr), name
+    for toolchain in TOOLCHAINS:
+        go = _go(toolchain, ["help", "decrypt"])
+        assert (go.returncode, go.stdout, go.stderr) == (3, b"", result.stderr), toolchain
 
 
 @pytest.mark.parametrize(
@@ -62,21 +64,21 @@ def test_bad_flag_prints_usage_on_stdout_and_the_error_on_stderr_like_the_go_dec
 ) -> None:
     monkeypatch.delenv(MEDIA_TYPE_ENV, raising=False)
     result = run_decoder(b"", None, args)
-    go_latest = _go(GO_DECODER_2, args)
-    assert result.returncode == go_latest.returncode == 1
-    assert result.stderr == go_latest.stderr
+    assert result.returncode == 1
     assert result.stdout.decode() == f"Incorrect Usage: {result.stderr}\n{USAGE}"
-    assert result.stdout.splitlines()[0] == go_latest.stdout.splitlines()[0]
-    go_first = _go(GO_DECODER_1, args)
-    assert (go_first.returncode, go_first.stderr) == (1, result.stderr)
+    for toolchain in TOOLCHAINS:
+        go = _go(toolchain, args)
+        assert (go.returncode, go.stderr) == (1, result.stderr), toolchain
+        assert result.stdout.splitlines()[0] == go.stdout.splitlines()[0]
 
 
 def test_flags_end_at_the_first_argument_like_the_go_decoder() -> None:
     result = run_decoder(b"", None, ["extra", "--bogus"], env={MEDIA_TYPE_ENV: GZIP_ENCRYPTED})
-    go = _go(GO_DECODER_1, ["extra", "--bogus"])
-    assert result.returncode == go.returncode == 1
-    assert result.stdout == go.stdout == b""
-    assert go.stderr == f"{MISSING_PAYLOAD}\n"
+    for toolchain in TOOLCHAINS:
+        go = _go(toolchain, ["extra", "--bogus"])
+        assert (go.returncode, go.stdout, go.stderr) == (1, b"", f"{MISSING_PAYLOAD}\n"), toolchain
+    assert result.returncode == 1
+    assert result.stdout == b""
     assert result.stderr.startswith(f"{MISSING_PAYLOAD} (")
 
 

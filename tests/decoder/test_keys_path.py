@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.binaries import GO_DECODER_1, GO_DECODER_2, require_binary
 from support.decoder import Result, decoder_command, run_decoder
 from support.gpgkeys import GpgHome
 from support.keygen import new_key, private_pem, public_pem
 from support.layers import EncryptedLayer, encrypted_layer, jwe_layer
 from support.pki import certificate, certificate_pem
+from support.references import TOOLCHAINS, go_reference
 from support.secrets import kubernetes_secret_volume
 
 from ctd_decoder.ocicrypt import config as params
@@ -63,13 +63,31 @@ def test_missing_keys_dir_and_no_payload_keys_says_so(tmp_path: Path) -> None:
     assert f"{absent} does not exist" in result.stderr
 
 
-def test_one_key_file_as_the_keys_path_decrypts_like_the_go_decoders(tmp_path: Path) -> None:
+def test_one_key_file_as_the_keys_path_decrypts_like_the_go_reference(tmp_path: Path) -> None:
     layer = jwe_layer(b"one key file" * 100)
     key_file = tmp_path / "layer.pem"
     key_file.write_bytes(layer.private_key_pem)
     args = ["--decryption-keys-path", str(key_file)]
     payload = layer.payload(dc=DecryptConfig())
-    for command in [None, *([str(require_binary(name))] for name in (GO_DECODER_1, GO_DECODER_2))]:
+    for command in [None, *([str(go_reference(toolchain).path)] for toolchain in TOOLCHAINS)]:
+        result = run_decoder(layer.blob, payload, args, command=command)
+        assert result.returncode == 0, (command, result.stderr)
+        assert result.stdout == layer.plaintext
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [["--decryption-keys-path={keys}"], ["-decryption-keys-path", "{keys}"], ["--decryption-keys-path", "{keys}", "x"]],
+    ids=["equals", "one-dash", "positional-ignored"],
+)
+def test_keys_path_spellings_decrypt_like_the_go_reference(spelling: list[str], tmp_path: Path) -> None:
+    layer = jwe_layer(b"spelled" * 100)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "layer.pem").write_bytes(layer.private_key_pem)
+    args = [word.format(keys=keys) for word in spelling]
+    payload = layer.payload(dc=DecryptConfig())
+    for command in [None, *([str(go_reference(toolchain).path)] for toolchain in TOOLCHAINS)]:
         result = run_decoder(layer.blob, payload, args, command=command)
         assert result.returncode == 0, (command, result.stderr)
         assert result.stdout == layer.plaintext

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.binaries import GO_DECODER_1, require_binary
 from support.decoder import run_decoder
 from support.layers import GZIP_ENCRYPTED, EncryptedLayer, jwe_layer
+from support.references import fastest_go_reference
 
 from ctd_decoder.decoder.main import USAGE
 from ctd_decoder.decoder.payload import MEDIA_TYPE_ENV, MISSING_PAYLOAD
@@ -67,5 +67,5 @@ def test_run_by_hand_on_a_terminal_shows_the_usage(terminal: Path) -> None:
     assert (result.returncode, result.stdout) == (1, b"")
     assert result.stderr.startswith(f"{MISSING_PAYLOAD}\nctd-decoder is meant to be run by containerd")
     assert result.stderr.endswith(USAGE)
-    go = run_decoder(terminal, None, command=[str(require_binary(GO_DECODER_1))])
+    go = run_decoder(terminal, None, command=[str(fastest_go_reference().path)])
     assert (go.returncode, go.stderr) == (1, f"{MISSING_PAYLOAD}\n"), "the Go prefix is kept"

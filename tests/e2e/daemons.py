@@ -163,17 +163,23 @@ def decoder_processors(
 
 
 CONTAINERD_1 = "1.6"  # Debian's containerd 1.6.20 (config version 2)
-CONTAINERD_2_LINE = "2.3"  # ../shared/bin/containerd-2.3.4 (config version 3)
+CONTAINERD_2_LINE = "2.3"  # the opt-in containerd 2.x of $CTD_REFERENCE_BIN (config version 3)
 CONTAINERD_VERSIONS = (CONTAINERD_1, CONTAINERD_2_LINE)
 
 
 def containerd_executable(version: str) -> str:
-    """The daemon of one containerd line: Debian's for 1.6, the reference build for 2.3."""
+    """The daemon of one containerd line: Debian's for 1.6, the opt-in containerd 2.x for 2.3 (tests that
+    need it are deselected without one: tests/conftest.py)."""
     if version == CONTAINERD_1:
         return require_tool("containerd", "containerd")
-    from support.binaries import CONTAINERD_2, require_binary
+    from support.references import REFERENCE_BIN_ENV, containerd_2
 
-    return str(require_binary(CONTAINERD_2))
+    path = containerd_2()
+    if path is None:
+        raise RuntimeError(
+            f"containerd 2.x is not given: set {REFERENCE_BIN_ENV} to a directory holding it and its ctr"
+        )
+    return str(path)
 
 
 def write_hosts_toml(config_path: Path, host: str) -> None:

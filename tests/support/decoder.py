@@ -93,7 +93,8 @@ def start_decoder(
     if payload is not None:
 
         def feed() -> None:
-            with os.fdopen(write_end, "wb") as pipe, contextlib.suppress(BrokenPipeError):
+            # suppress outermost: closing the pipe flushes, which fails too when the child never read fd 3.
+            with contextlib.suppress(BrokenPipeError), os.fdopen(write_end, "wb") as pipe:
                 pipe.write(payload)
 
         # A thread, so that a payload larger than the pipe does not block before the child reads it.

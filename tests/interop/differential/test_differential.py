@@ -1,10 +1,10 @@
-"""Differential tests: ours and both Go decoders on generated inputs around valid layers.
+"""Differential tests: ours and the Go reference decoder (both builds) on generated inputs around valid layers.
 
 Every input is a seed (a valid layer, ours or Go-written, with the payload that decrypts it) and up
 to three mutations of one family. The verdicts must agree (same output bytes, or both fail with
 the same text up to the first colon) unless the disagreement is one of the documented divergences
 in :mod:`.divergences`. Bounded by ``CTD_DIFFERENTIAL_EXAMPLES`` inputs per family (300: about
-0.15 s of CPU per input for the three decoders); the seed, the inputs run and their time are printed
+0.15 s of CPU per input for ours and the two reference builds); the seed, the inputs run and their time are printed
 at the end of the pytest run. A failing input is shrunk by hypothesis; keep it in ``test_regressions.py``.
 """
 

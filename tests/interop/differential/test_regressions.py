@@ -1,5 +1,5 @@
-"""Inputs on which ours once disagreed with the Go decoders, kept after the fix (shrunk by hypothesis
-or written down from Go's source and confirmed by the harness)."""
+"""Inputs on which ours once disagreed with the Go decoders (imgcrypt 1.1.7/2.0.2 then, the Go reference
+now), kept after the fix (shrunk by hypothesis or written down from Go's source and confirmed by the harness)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
 """``ocicrypt doctor`` on real containerd configs and on a broken copy of each for every containerd check.
 
 The real configs: Debian's /etc/containerd/config.toml (installed by the containerd package),
-``containerd config default`` of Debian's 1.6.20 and of the reference 2.3.4, and the shipped snippets
+``containerd config default`` of Debian's 1.6.20 and of an opt-in containerd 2.x (``$CTD_REFERENCE_BIN``,
+see tests/support/references.py), and the shipped snippets
 (packaging/containerd, packaging/k3s, config.toml.example). Each is pointed at the installed decoder
 and a test keys directory, then broken one setting at a time; every broken copy must give the named
-check's status and a fix that names the setting to change.
+check's status and a fix that names the setting to change. A case that runs containerd 2.x is marked
+``containerd_2``; tests/conftest.py deselects it (and says so in the run's last lines) when none is given.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from typing import Any
 
 import pytest
 from support import tomlwrite
-from support.binaries import CONTAINERD_2, require_binary
 from support.doctor import DEBIAN_CONTAINERD, DECODER, Doctor, run_doctor, run_doctor_command
+from support.references import REFERENCE_BIN_ENV, containerd_2
 from support.snippets import BASE_TEMPLATE_LINE, INSTALLED_DECODER, OCICRYPT_DIR, REPO, SNIPPETS, snippet_text
 
 GZIP_ID = "io.containerd.ocicrypt.decoder.v1.tar.gzip"
@@ -50,8 +52,20 @@ class Base:
         return self.file_name.endswith(".tmpl")
 
 
+# The bases containerd 2.x reads (their checks run it): cases with them are marked containerd_2.
+CONTAINERD_2_BASES = ("default-2.3", "snippet-v3", "k3s-v3")
+NEEDS_CONTAINERD_2 = pytest.mark.containerd_2
+
+
 def _containerd_2() -> str:
-    return str(require_binary(CONTAINERD_2))
+    """The opt-in containerd 2.x; without one, a name no PATH holds, so that running it fails loudly."""
+    path = containerd_2()
+    return str(path) if path is not None else f"containerd-2.x-not-given-set-{REFERENCE_BIN_ENV}"
+
+
+def bases(*names: str, needing_containerd_2: tuple[str, ...] = CONTAINERD_2_BASES) -> list[Any]:
+    """Parameters for the named bases, the ones in ``needing_containerd_2`` marked ``containerd_2``."""
+    return [pytest.param(name, marks=NEEDS_CONTAINERD_2) if name in needing_containerd_2 else name for name in names]
 
 
 def _config_default(exe: str) -> str:
@@ -131,7 +145,7 @@ def cri_images_table(document: dict[str, Any], base: Base) -> dict[str, Any]:
 # --- the real configs as shipped -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(BASES))
+@pytest.mark.parametrize("name", bases(*BASES))
 def test_real_config_names_the_processor_containerd_itself_uses(name: str, tmp_path: Path) -> None:
     """For each encrypted media type, the doctor names the entry ``containerd config dump`` has for it."""
     base = BASES[name]()
@@ -155,7 +169,7 @@ def test_real_config_names_the_processor_containerd_itself_uses(name: str, tmp_p
             assert "no stream processor accepts" in findings[0]["message"]
 
 
-@pytest.mark.parametrize("name", ["debian", "default-1.6", "snippet-v2", "snippet-v3", "example"])
+@pytest.mark.parametrize("name", bases("debian", "default-1.6", "snippet-v2", "snippet-v3", "example"))
 def test_real_config_pointed_at_the_decoder_has_no_error(name: str, tmp_path: Path) -> None:
     base = BASES[name]()
     result = doctor(base, write(base, prepared(base, tmp_path), tmp_path / "etc"))
@@ -167,6 +181,7 @@ def test_real_config_pointed_at_the_decoder_has_no_error(name: str, tmp_path: Pa
     assert args and all(f["status"] == "ok" and f["message"].endswith("/ocicrypt/keys") for f in args), args
 
 
+@NEEDS_CONTAINERD_2
 def test_containerd_2_default_config_pulls_through_the_transfer_service(tmp_path: Path) -> None:
     base = BASES["default-2.3"]()
     result = doctor(base, write(base, prepared(base, tmp_path), tmp_path / "etc"))
@@ -183,7 +198,7 @@ def test_debian_default_config_cannot_unpack_zstd_encrypted_layers(tmp_path: Pat
     assert TAR_ID in finding["fix"] and "returns" in finding["fix"]
 
 
-@pytest.mark.parametrize("name", ["k3s-v2", "k3s-v3"])
+@pytest.mark.parametrize("name", bases("k3s-v2", "k3s-v3"))
 def test_k3s_template_says_the_base_template_is_not_checked(name: str, tmp_path: Path) -> None:
     base = BASES[name]()
     result = doctor(base, write(base, prepared(base, tmp_path), tmp_path / "etc"))
@@ -281,7 +296,7 @@ MISTAKES: dict[str, tuple[Callable[[dict[str, Any], Base, Path], None], str, str
 
 
 @pytest.mark.parametrize("mistake", list(MISTAKES))
-@pytest.mark.parametrize("name", list(BASES))
+@pytest.mark.parametrize("name", bases(*BASES))
 def test_broken_copy_of_a_real_config(name: str, mistake: str, tmp_path: Path) -> None:
     base = BASES[name]()
     mutate, check, status, fix_words = MISTAKES[mistake]
@@ -296,7 +311,7 @@ def test_broken_copy_of_a_real_config(name: str, mistake: str, tmp_path: Path) -
     assert result.returncode == (1 if result.errors() else 0)
 
 
-@pytest.mark.parametrize("name", ["snippet-v3", "k3s-v3"])
+@pytest.mark.parametrize("name", bases("snippet-v3", "k3s-v3"))
 def test_broken_copy_without_use_local_image_pull(name: str, tmp_path: Path) -> None:
     base = BASES[name]()
     document = prepared(base, tmp_path)
@@ -307,6 +322,7 @@ def test_broken_copy_without_use_local_image_pull(name: str, tmp_path: Path) -> 
     assert result.returncode == 1
 
 
+@NEEDS_CONTAINERD_2
 def test_registry_mirrors_make_containerd_2_pull_locally_anyway(tmp_path: Path) -> None:
     """containerd 2.x falls back to a local pull when registry.mirrors is set (CheckLocalImagePullConfigs)."""
     base = BASES["default-2.3"]()
@@ -319,7 +335,8 @@ def test_registry_mirrors_make_containerd_2_pull_locally_anyway(tmp_path: Path) 
     assert "registry.mirrors" in finding["message"] and "use_local_image_pull = true" in finding["fix"]
 
 
-@pytest.mark.parametrize("name", ["snippet-v3", "default-2.3", "k3s-v3"])
+# Only the default config needs containerd 2.x here (to write it); the snippets are checked with 1.6.
+@pytest.mark.parametrize("name", bases("snippet-v3", "default-2.3", "k3s-v3", needing_containerd_2=("default-2.3",)))
 def test_config_version_3_with_containerd_1(name: str, tmp_path: Path) -> None:
     base = BASES[name]()
     path = write(base, prepared(base, tmp_path), tmp_path / "etc")
@@ -328,7 +345,7 @@ def test_config_version_3_with_containerd_1(name: str, tmp_path: Path) -> None:
     assert "config version" in finding["message"] and "version 2" in finding["fix"]
 
 
-@pytest.mark.parametrize("name", list(BASES))
+@pytest.mark.parametrize("name", bases(*BASES))
 def test_broken_toml_is_an_error_naming_the_file(name: str, tmp_path: Path) -> None:
     base = BASES[name]()
     path = write(base, prepared(base, tmp_path), tmp_path / "etc")
@@ -387,7 +404,7 @@ def test_usage_error_of_the_command_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "oci:DIR" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("name", list(BASES))
+@pytest.mark.parametrize("name", bases(*BASES))
 def test_key_model_fix_names_the_table_containerd_reads_it_from(name: str, tmp_path: Path) -> None:
     """containerd 2.x migrates a version 2 file's old CRI table, so the fix must name that table there."""
     base = BASES[name]()
