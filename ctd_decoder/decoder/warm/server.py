@@ -39,6 +39,7 @@ PRELOADED = (
     "ctd_decoder.ocicrypt.digest",
     "ctd_decoder.ocicrypt.keywrap.jwe",
     "ctd_decoder.ocicrypt.keywrap.pkcs7.wrapper",
+    "ctd_decoder.ocicrypt.scratch",
 )
 # A client has this long to send its request and its go-ahead.
 REQUEST_TIMEOUT = 2.0
@@ -51,9 +52,15 @@ class ServerError(Exception):
 
 
 def preload() -> None:
-    """Import what the children will need (fork-safe modules only)."""
+    """Import what the children will need (fork-safe modules only) and do OpenSSL's first-use work."""
     for name in PRELOADED:
         importlib.import_module(name)
+    from ...ocicrypt.diagnostics import inert_lines, printable
+    from .warmup import warm_up
+
+    printable("")  # compiles its pattern on first use: once here, not in every child
+    inert_lines("")
+    warm_up()
     # Out of the collector's reach: a child's collections would otherwise write to (and so copy)
     # every page of the server's objects.
     gc.freeze()
