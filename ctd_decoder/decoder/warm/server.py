@@ -219,13 +219,19 @@ class WarmServer:
                     self._client_gone(self._by_conn[fd])
 
     def _refill_timeout(self) -> int | None:
-        """Milliseconds poll() may wait: none while the pool is short (after the back-off), else forever."""
-        if self._stopping or len(self._waiting) >= self._pool_size:
+        """Milliseconds poll() may wait: none while the pool is short (after the back-off), else forever.
+
+        Not while a layer runs: a fork and a new child's set-up would take CPU from it (on a small node,
+        half of it); a request that finds the pool empty gets a child forked for it.
+        """
+        if self._stopping or len(self._waiting) >= self._pool_size or self._by_pidfd:
             return None
         return max(0, int((self._refill_at - time.monotonic()) * 1000) + 1) if self._refill_at else 0
 
     def _refill(self) -> None:
-        if self._stopping or len(self._waiting) >= self._pool_size or time.monotonic() < self._refill_at:
+        if self._stopping or len(self._waiting) >= self._pool_size or self._by_pidfd:
+            return
+        if time.monotonic() < self._refill_at:
             return
         try:
             child = pool.spawn(self._run_child)
