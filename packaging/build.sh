@@ -10,6 +10,10 @@
 #   --tarball  also ctd-decoder-VERSION-linux-ARCH.tar.gz beside DIR: the bundle, install.sh, the
 #              containerd and k3s snippets, config.toml.example, README.md (NODE-README.md), LICENSE
 #   --deb      also ctd-decoder_VERSION_ARCH.deb beside DIR (deb.sh)
+#   --node-image  also ctd-decoder-node-VERSION-linux-ARCH.oci.tar beside DIR (node-image.py): an
+#              oci-archive for `skopeo copy oci-archive:FILE docker://...` or `ctr images import`,
+#              the bundle plus Debian's busybox-static (apt-get install -y busybox-static), the image
+#              deploy/kubernetes/ runs `ocicrypt node install` from; built for this machine's arch
 #
 # The build runs in its own venv (WORK/venv, default build/packaging) with the project installed
 # from this checkout with all extras (pgp, pkcs11, grpc), so no test-only package is bundled.
@@ -24,6 +28,7 @@ work="$repo/build/packaging"
 tool="pyinstaller"
 tarball=0
 deb=0
+node_image=0
 python="${PYTHON:-python3}"
 
 PYINSTALLER_VERSION="6.22.3"
@@ -40,13 +45,14 @@ while [ $# -gt 0 ]; do
         --tool=*) tool="${1#--tool=}"; shift ;;
         --tarball) tarball=1; shift ;;
         --deb) deb=1; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --node-image) node_image=1; shift ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 case "$tool" in pyinstaller|shiv|pex) ;; *) echo "build.sh: --tool must be pyinstaller, shiv or pex" >&2; exit 2 ;; esac
-if [ "$tool" != pyinstaller ] && [ $((tarball + deb)) -gt 0 ]; then
-    echo "build.sh: --tarball and --deb package the PyInstaller bundle (no --tool)" >&2
+if [ "$tool" != pyinstaller ] && [ $((tarball + deb + node_image)) -gt 0 ]; then
+    echo "build.sh: --tarball, --deb and --node-image package the PyInstaller bundle (no --tool)" >&2
     exit 2
 fi
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
@@ -104,11 +110,20 @@ case "$tool" in
         ;;
 esac
 
-# Smoke test before anything is replaced: the executable must start and print its usage.
+# Smoke test before anything is replaced: the executable must start and print its usage, and started
+# as `ocicrypt` (the name install.sh links it under) be the operator command (packaging/entry.py).
 "$bundle/ctd-decoder" --help | grep -q "ctd-decoder" || {
     echo "build.sh: the built executable does not start" >&2
     exit 1
 }
+if [ "$tool" = pyinstaller ]; then
+    ln -sfn "$bundle/ctd-decoder" "$stage/ocicrypt"
+    "$stage/ocicrypt" doctor --help | grep -q "containerd" || {
+        echo "build.sh: the built executable, started as ocicrypt, is not the operator command" >&2
+        exit 1
+    }
+    rm -f "$stage/ocicrypt"
+fi
 
 if [ "$tool" = pyinstaller ]; then
     "$venv/bin/python" "$here/licenses.py" --bundle "$bundle" --out "$bundle/licenses"
@@ -146,4 +161,16 @@ if [ "$tarball" = 1 ]; then
 fi
 if [ "$deb" = 1 ]; then
     bash "$here/deb.sh" "$out" "$version" "$work/deb-root" "$(dirname "$out")"
+fi
+if [ "$node_image" = 1 ]; then
+    # The image has no C library: only the static busybox of Debian's busybox-static will run in it.
+    busybox=/bin/busybox
+    if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed"; then
+        echo "build.sh: --node-image needs busybox-static (apt-get install -y busybox-static)" >&2
+        exit 1
+    fi
+    image="$(dirname "$out")/ctd-decoder-node-$version-linux-$(uname -m).oci.tar"
+    "$venv/bin/python" "$here/node-image.py" --bundle "$out" --busybox "$busybox" \
+        --busybox-copyright /usr/share/doc/busybox-static/copyright --version "$version" --out "$image"
+    echo "built $image"
 fi

@@ -4,8 +4,9 @@
 #   packaging/deb.sh BUNDLE VERSION WORKDIR OUTDIR
 #
 # Writes OUTDIR/ctd-decoder_VERSION_ARCH.deb: the bundle in /usr/lib/ctd-decoder (installed by
-# install.sh --warm with --prefix /usr), /usr/bin/ctd-decoder (the small warm client, which runs the
-# bundle when no warm server answers), /usr/bin/ctd-decoder-warm (the server), the units
+# install.sh --warm with --prefix /usr; licence texts in /usr/lib/ctd-decoder/licenses),
+# /usr/bin/ctd-decoder (the small warm client, which runs the bundle when no warm server answers),
+# /usr/bin/ocicrypt (the operator command), /usr/bin/ctd-decoder-warm (the server), the units
 # ctd-decoder-warm.socket + .service in /lib/systemd/system (Debian 12's systemdsystemunitdir),
 # /etc/containerd/ocicrypt/keys (0700), /usr/share/doc/ctd-decoder (README.md, copyright, the
 # containerd and k3s snippets with the path /usr/bin/ctd-decoder), and debian/{postinst,prerm,postrm}
@@ -16,7 +17,6 @@ set -euo pipefail
 [ $# -eq 4 ] || { echo "usage: deb.sh BUNDLE VERSION WORKDIR OUTDIR" >&2; exit 2; }
 bundle="$1" version="$2" root="$3" outdir="$4"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(dirname "$here")"
 command -v dpkg-deb >/dev/null || { echo "deb.sh: needs dpkg-deb (Debian: dpkg)" >&2; exit 1; }
 
 arch="$(dpkg --print-architecture)"
@@ -26,17 +26,12 @@ deb_file="$outdir/ctd-decoder_${version}_${arch}.deb"
 rm -rf "$root"
 DESTDIR="" bash "$here/install.sh" --from "$bundle" --prefix /usr --destdir "$root" \
     --warm --unit-dir /lib/systemd/system >/dev/null
+# install.sh put README.md and the snippets (naming /usr/bin/ctd-decoder) in /usr/share/doc/ctd-decoder;
+# the package's copyright file replaces LICENSE (it names Debian's copy of the Apache licence).
 doc="$root/usr/share/doc/ctd-decoder"
-install -d -m 0755 "$doc/examples/containerd" "$doc/examples/k3s" "$root/DEBIAN"
-install -m 0644 "$here/NODE-README.md" "$doc/README.md"
+rm "$doc/LICENSE"
+install -d -m 0755 "$root/DEBIAN"
 install -m 0755 "$here/debian/postinst" "$here/debian/prerm" "$here/debian/postrm" "$root/DEBIAN/"
-# The snippets name /usr/local/bin/ctd-decoder (install.sh's default); the package's command is /usr/bin.
-examples=("$repo/config.toml.example" "$here"/containerd/*.toml "$here"/k3s/*.tmpl)
-for source in "${examples[@]}"; do
-    case "$source" in */containerd/*) target="$doc/examples/containerd" ;; */k3s/*) target="$doc/examples/k3s" ;; *) target="$doc/examples" ;; esac
-    sed 's#/usr/local/bin/ctd-decoder#/usr/bin/ctd-decoder#g' "$source" > "$target/$(basename "$source")"
-    chmod 0644 "$target/$(basename "$source")"
-done
 cat > "$doc/copyright" <<END_COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: ctd-decoder
@@ -64,7 +59,8 @@ Description: containerd stream processor that decrypts encrypted image layers
  A drop-in replacement for containerd's ctd-decoder (imgcrypt), self-contained (its own Python
  runtime in /usr/lib/ctd-decoder). It decrypts layers whose keys are wrapped with JWE, PKCS#7,
  OpenPGP, PKCS#11 or a key provider. Private keys go in /etc/containerd/ocicrypt/keys;
- /usr/share/doc/ctd-decoder has the containerd and k3s configuration snippets.
+ /usr/share/doc/ctd-decoder/examples has the containerd and k3s configuration snippets, and
+ "ocicrypt doctor" checks the node's decryption setup.
  .
  The package enables ctd-decoder-warm.socket: a resident server, started by its socket on the
  first layer, spares each layer the decoder's start-up. Without it (systemd not running, or

@@ -7,8 +7,11 @@
 #   --from DIR                 the bundle built by packaging/build.sh (default: ctd-decoder/ beside
 #                              this script in a release tarball, else dist/ctd-decoder of the
 #                              checkout); a .tar.gz made by build.sh --tarball is accepted too
-#   --prefix PREFIX            default /usr/local: PREFIX/lib/ctd-decoder/ holds the bundle and
-#                              PREFIX/bin/ctd-decoder links to it (the path containerd runs)
+#   --prefix PREFIX            default /usr/local: PREFIX/lib/ctd-decoder/ holds the bundle (its
+#                              licence texts in licenses/), PREFIX/bin/ctd-decoder (the path containerd
+#                              runs) and PREFIX/bin/ocicrypt (the operator command: ocicrypt doctor)
+#                              link to it, PREFIX/share/doc/ctd-decoder/ has README.md, LICENSE and
+#                              examples/ (the containerd and k3s snippets, naming PREFIX/bin/ctd-decoder)
 #   --destdir DESTDIR          stage everything below DESTDIR (also taken from $DESTDIR), for
 #                              packaging and tests; nothing outside it is touched
 #   --keyprovider-config FILE  install FILE as /etc/containerd/ocicrypt/ocicrypt_keyprovider.conf
@@ -23,12 +26,13 @@
 #   --unit-dir DIR             where --warm puts the units: default /etc/systemd/system (the
 #                              administrator's); deb.sh passes /lib/systemd/system (a package's)
 #
-# Existing keys are never touched. What containerd needs then (measured on containerd 1.6.20 and 2.3.4):
+# Existing keys are never touched. `PREFIX/bin/ocicrypt doctor` then checks the node. What containerd
+# needs (measured on containerd 1.6.20 and 2.3.4; EX = PREFIX/share/doc/ctd-decoder/examples):
 #   containerd 1.x: nothing for gzip and uncompressed layers when PREFIX/bin is on containerd's PATH
 #     (its built-in entries run `ctd-decoder` from PATH, looked up at each pull: no restart);
-#     zstd layers need containerd/config-v2.toml merged into /etc/containerd/config.toml and a restart.
-#   containerd 2.x: merge containerd/config-v3.toml (use_local_image_pull = true) and restart.
-#   k3s: k3s/config.toml.tmpl or k3s/config-v3.toml.tmpl, then restart k3s.
+#     zstd layers need EX/containerd/config-v2.toml merged into /etc/containerd/config.toml and a restart.
+#   containerd 2.x: merge EX/containerd/config-v3.toml (use_local_image_pull = true) and restart.
+#   k3s: EX/k3s/config.toml.tmpl or EX/k3s/config-v3.toml.tmpl, then restart k3s.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -57,7 +61,7 @@ while [ $# -gt 0 ]; do
         --warm) warm=1; shift ;;
         --unit-dir) unit_dir="$2"; shift 2 ;;
         --unit-dir=*) unit_dir="${1#--unit-dir=}"; shift ;;
-        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -98,8 +102,33 @@ if [ -e "$lib" ]; then
 fi
 mv "$lib.new" "$lib"
 rm -rf "$lib.old"
-# A relative link, so a staged tree (DESTDIR) works where it is and after it is copied to /.
+# Relative links, so a staged tree (DESTDIR) works where it is and after it is copied to /. The bundle
+# is the decoder, or the operator command when started as `ocicrypt` (packaging/entry.py).
 ln -sfn "../lib/ctd-decoder/ctd-decoder" "$bin/ctd-decoder"
+ln -sfn "../lib/ctd-decoder/ctd-decoder" "$bin/ocicrypt"
+
+# The node README and the snippets, pointed at this prefix's decoder (the sources name /usr/local/bin).
+# From a checkout they are packaging/NODE-README.md and ../config.toml.example; in a release tarball
+# README.md and config.toml.example beside this script.
+doc="$destdir$prefix/share/doc/ctd-decoder"
+readme="$here/NODE-README.md"
+[ -f "$readme" ] || readme="$here/README.md"
+example="$repo/config.toml.example"
+[ -f "$example" ] || example="$here/config.toml.example"
+licence="$repo/LICENSE"
+[ -f "$licence" ] || licence="$here/LICENSE"
+install -d -m 0755 "$doc/examples/containerd" "$doc/examples/k3s"
+install -m 0644 "$readme" "$doc/README.md"
+install -m 0644 "$licence" "$doc/LICENSE"
+for source in "$example" "$here"/containerd/*.toml "$here"/k3s/*.tmpl; do
+    case "$source" in
+        */containerd/*) target="$doc/examples/containerd" ;;
+        */k3s/*) target="$doc/examples/k3s" ;;
+        *) target="$doc/examples" ;;
+    esac
+    sed "s#/usr/local/bin/ctd-decoder#$prefix/bin/ctd-decoder#g" "$source" > "$target/$(basename "$source")"
+    chmod 0644 "$target/$(basename "$source")"
+done
 
 install -d -m 0755 "$etc"
 install -d -m 0700 "$destdir$keys_dir"
@@ -110,6 +139,7 @@ if [ -n "$keyprovider_config" ]; then
 fi
 
 "$bin/ctd-decoder" --help >/dev/null || fail "the installed $prefix/bin/ctd-decoder does not start"
+"$bin/ocicrypt" --version >/dev/null || fail "the installed $prefix/bin/ocicrypt does not start"
 
 if [ "$warm" = 1 ]; then
     # The bundle's executable is the warm server when it runs under that name.
@@ -133,11 +163,12 @@ if [ "$warm" = 1 ]; then
     fi
 fi
 
-echo "installed $prefix/bin/ctd-decoder -> $prefix/lib/ctd-decoder/${destdir:+ (under $destdir)}"
+echo "installed $prefix/bin/ctd-decoder and $prefix/bin/ocicrypt -> $prefix/lib/ctd-decoder/${destdir:+ (under $destdir)}"
 echo "keys directory $keys_dir (mode 0700)${keyprovider_config:+; key providers in /etc/containerd/ocicrypt/ocicrypt_keyprovider.conf}"
-snippets="$here/containerd"
+examples="$prefix/share/doc/ctd-decoder/examples"
+echo "check the node first: $prefix/bin/ocicrypt doctor"
 echo "containerd 1.x: gzip and uncompressed encrypted layers decrypt now, with no restart, if $prefix/bin is on"
 echo "  containerd's PATH (its built-in entries run ctd-decoder from PATH)."
-echo "zstd layers, containerd 2.x, or another path: merge $snippets/config-v2.toml (1.x) or"
-echo "  $snippets/config-v3.toml (2.x) into /etc/containerd/config.toml and restart containerd;"
-echo "  k3s: $here/k3s/config.toml.tmpl or config-v3.toml.tmpl into /var/lib/rancher/k3s/agent/etc/containerd/."
+echo "zstd layers, containerd 2.x, or another path: merge $examples/containerd/config-v2.toml (1.x) or"
+echo "  $examples/containerd/config-v3.toml (2.x) into /etc/containerd/config.toml and restart containerd;"
+echo "  k3s: $examples/k3s/config.toml.tmpl or config-v3.toml.tmpl into /var/lib/rancher/k3s/agent/etc/containerd/."

@@ -1,4 +1,13 @@
-"""The containerd stream processor ``ctd-decoder``: argv, the fd-3 payload, exit codes."""
+"""The containerd stream processor ``ctd-decoder``: argv, the fd-3 payload, exit codes.
+
+``main`` here is the console entry point; the in-process decoding it falls back to is
+:mod:`ctd_decoder.decoder.cold`, the fd-3 payload :mod:`ctd_decoder.decoder.payload`.
+"""
+
+# containerd sets it for every stream processor it starts, to the layer's media type. Defined here,
+# in the package every path has loaded already: the failing warm client's exit-race guard reads it
+# without importing the payload module (and through it the library).
+MEDIA_TYPE_ENV = "STREAM_PROCESSOR_MEDIATYPE"
 
 
 def main() -> int:
@@ -18,7 +27,7 @@ def main() -> int:
 
     status = hand_off(sys.argv)
     if status is None:
-        from .main import decode_main
+        from .cold import decode_main
 
         status = decode_main(sys.argv[1:])
     if status != 0:

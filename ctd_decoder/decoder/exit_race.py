@@ -19,9 +19,8 @@ import stat
 import sys
 import time
 
-# containerd sets it for every stream processor it starts. Defined here, not in .payload: a warm
-# client whose layer failed imports this module, and nothing else of the decoder.
-MEDIA_TYPE_ENV = "STREAM_PROCESSOR_MEDIATYPE"
+from . import MEDIA_TYPE_ENV
+
 REAP_WAIT_LIMIT = 1.0  # seconds; containerd reaps at once, this only bounds other callers
 AFTER_REAP_MARGIN = 0.1  # seconds for containerd's goroutine to record the error after reaping
 POLL_INTERVAL = 0.002

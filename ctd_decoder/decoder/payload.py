@@ -14,10 +14,10 @@ from typing import Any
 
 from ..ocicrypt.config import DecryptConfig, Parameters
 from ..ocicrypt.descriptor import Descriptor
-from ..ocicrypt.errors import PayloadError
+from ..ocicrypt.errors import OcicryptError
 from ..ocicrypt.gojson import BYTES, INT64, STRING, MapOf, SliceOf, Struct, b64encode, unmarshal
+from . import MEDIA_TYPE_ENV
 from .anywire import WireError, read_any, write_any
-from .exit_race import MEDIA_TYPE_ENV
 
 PAYLOAD_TYPE_URL = "io.containerd.ocicrypt.v1.Payload"
 PAYLOAD_FD = 3
@@ -54,6 +54,10 @@ _CRI_CAUSES = (
     'the CRI image_decryption key_model is not "node"',
     "containerd 2.x pulled through the transfer service, which needs use_local_image_pull = true",
 )
+
+
+class PayloadError(OcicryptError):
+    """The fd-3 payload is missing, too large or not a valid ocicrypt payload."""
 
 
 class MissingPayloadError(PayloadError):

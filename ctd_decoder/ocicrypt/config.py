@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-PRIVKEYS = "privkeys"
-PRIVKEYS_PASSWORDS = "privkeys-passwords"
-X509S = "x509s"
-GPG_PRIVATEKEYS = "gpg-privatekeys"
-GPG_PRIVATEKEYS_PASSWORDS = "gpg-privatekeys-passwords"
-PKCS11_YAMLS = "pkcs11-yamls"
-PKCS11_CONFIG = "pkcs11-config"
-
-PUBKEYS = "pubkeys"
-GPG_RECIPIENTS = "gpg-recipients"
-GPG_PUBKEYRINGFILE = "gpg-pubkeyringfile"
-PKCS11_PUBKEYS = "pkcs11-pubkeys"
+# The parameter names are the spec's; re-exported here for the library's ``params.NAME``.
+from .spec import GPG_PRIVATEKEYS as GPG_PRIVATEKEYS
+from .spec import GPG_PRIVATEKEYS_PASSWORDS as GPG_PRIVATEKEYS_PASSWORDS
+from .spec import GPG_PUBKEYRINGFILE as GPG_PUBKEYRINGFILE
+from .spec import GPG_RECIPIENTS as GPG_RECIPIENTS
+from .spec import PKCS11_CONFIG as PKCS11_CONFIG
+from .spec import PKCS11_PUBKEYS as PKCS11_PUBKEYS
+from .spec import PKCS11_YAMLS as PKCS11_YAMLS
+from .spec import PRIVKEYS as PRIVKEYS
+from .spec import PRIVKEYS_PASSWORDS as PRIVKEYS_PASSWORDS
+from .spec import PUBKEYS as PUBKEYS
+from .spec import X509S as X509S
 
 Parameters = dict[str, list[bytes | None]]
 

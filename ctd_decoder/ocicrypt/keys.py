@@ -1,4 +1,4 @@
-"""Recognising and parsing key material: private keys, certificates, OpenPGP rings, PKCS#11 key files.
+"""Recognising and parsing key material: private keys, certificates, public keys, PKCS#11 key files.
 
 Private keys are accepted in every form the Go toolchain accepts (DER PKCS#8 / PKCS#1 / SEC1, PEM
 PKCS#8 / PKCS#1, legacy-encrypted PEM, JWK JSON) plus SEC1 EC PEM and encrypted PKCS#8. Keys are
@@ -259,32 +259,6 @@ def public_key_kind(data: bytes) -> str | None:
     except (ValueError, TypeError, UnsupportedAlgorithm):
         return None
     return "a DER public key"
-
-
-_PGP_SECRET_KEY_TAGS = {5}
-_PGP_PUBLIC_KEY_TAGS = {6}
-
-
-def _pgp_first_packet_tag(data: bytes) -> int | None:
-    if not data or not data[0] & 0x80:
-        return None
-    if data[0] & 0x40:
-        return data[0] & 0x3F
-    return (data[0] >> 2) & 0x0F
-
-
-def is_pgp_secret_keyring(data: bytes) -> bool:
-    """Tell whether ``data`` starts an OpenPGP secret key ring, binary or ASCII-armored."""
-    if data.lstrip().startswith(b"-----BEGIN PGP PRIVATE KEY BLOCK-----"):
-        return True
-    return _pgp_first_packet_tag(data) in _PGP_SECRET_KEY_TAGS
-
-
-def is_pgp_public_keyring(data: bytes) -> bool:
-    """Tell whether ``data`` is an OpenPGP public key ring (useless for decryption)."""
-    if data.lstrip().startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----"):
-        return True
-    return _pgp_first_packet_tag(data) in _PGP_PUBLIC_KEY_TAGS
 
 
 _PKCS11_URI = rb"^\s*uri\s*:\s*['\"]?pkcs11:"

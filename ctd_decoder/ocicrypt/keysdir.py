@@ -6,8 +6,8 @@ Differences from the Go decoder, all in the operator's favour:
   files are refused, and a file reached twice is loaded once;
 - entries whose name starts with ``..`` (the Secret volume's own bookkeeping) are ignored;
 - a file that is no usable key, or cannot be read, is skipped with a note instead of failing every pull;
-- the walk is bounded (depth, directory entries, files, bytes read; files larger than any key are not
-  read), with a note saying what was left out;
+- the walk is bounded by time, depth and bytes (names listed, bytes read; files larger than any key
+  are not read), not by a count of entries, with a note saying what was left out;
 - ``--decryption-keys-path`` may name one key file (Go's ``filepath.Walk`` accepts that too);
 - key material that group or others can reach, or (running as root) not owned by root, gets a warning;
 - an encrypted private key takes its password from a sibling file ``<name>.password``
@@ -18,18 +18,22 @@ from __future__ import annotations
 
 import os
 import stat
+import time
+from collections.abc import Iterator
 
 from . import config as params
 from . import keys
 from .config import DecryptConfig
 from .errors import KeysDirError, PrivateKeyError
+from .keywrap.pgp.packets import is_pgp_public_keyring, is_pgp_secret_keyring, secret_keys_need_passphrase
 
 MAX_KEY_FILE_SIZE = 4 * 1024 * 1024
-# The walk is bounded whatever the directory holds (a symlink into /usr, a huge tree): far above any
-# keys directory, far below what would slow every pull down.
+# The walk is bounded whatever the directory holds (a symlink into /usr, a huge tree) by what it costs
+# a pull: time and memory, not a count of entries (5,000 notes beside one key take about 0.6 s on a
+# busy 2-core machine; Go walks any number). Far above any keys directory, far below a hung pull.
+MAX_WALK_SECONDS = 5.0  # walking, reading and classifying together
 MAX_WALK_DEPTH = 8
-MAX_WALK_ENTRIES = 4096
-MAX_KEY_FILES = 512
+MAX_LISTED_BYTES = 16 * 1024 * 1024  # the paths of the entries looked at, which the walk holds
 MAX_BYTES_READ = 32 * 1024 * 1024
 PASSWORD_SUFFIX = ".password"
 SECRET_VOLUME_DATA = "..data"  # the kubelet's atomic writer links every file through it
@@ -122,18 +126,22 @@ def load_keys_dir(root: str | os.PathLike[str]) -> KeysDir:
     except OSError as err:
         raise KeysDirError(f"cannot open keys directory {root_path}: {err.strerror}") from None
     result = KeysDir()
+    files: Iterator[str]
     if stat.S_ISREG(root_stat.st_mode):
-        files = [root_path]
+        files = iter([root_path])
     elif stat.S_ISDIR(root_stat.st_mode):
         result.secret_volume = os.path.islink(os.path.join(root_path, SECRET_VOLUME_DATA))
         if not result.secret_volume:
             result.warnings.extend(_exposure(root_path, root_stat, EXPOSED_DIRECTORY, "chmod 700 it"))
-        files = _walk(root_path, result)
+        # Each file is read as the walk reaches it, so a budget that runs out keeps what came before.
+        files = _walk(root_path, result, time.monotonic() + MAX_WALK_SECONDS)
     else:
         raise KeysDirError(f"{root_path} is neither a directory nor a key file")
-    listed = set(files)
+    listed: set[str] = set()
     bytes_read = 0
     for path in files:
+        listed.add(path)
+        # A password file comes right after its key (the key's name is a prefix of it).
         if path.endswith(PASSWORD_SUFFIX) and path[: -len(PASSWORD_SUFFIX)] in listed:
             continue
         if bytes_read > MAX_BYTES_READ:
@@ -180,38 +188,60 @@ def _exposure(path: str, info: os.stat_result, what: str, fix: str) -> list[Expo
     return warnings
 
 
-def _walk(root: str, result: KeysDir) -> list[str]:
-    """Return the regular files below ``root``, following links, each real file once."""
+def _walk(root: str, result: KeysDir, deadline: float) -> Iterator[str]:
+    """Yield the regular files below ``root`` in lexical order, following links, each real file once.
+
+    At ``deadline`` the walk ends; once :data:`MAX_LISTED_BYTES` of names are listed, no further
+    directory is listed (the entries already listed are still looked at). A note says which.
+    """
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
-    found: list[str] = []
-    entries = 0
+    listed_bytes = 0
+    listing_cut = False
+    timed_out = False
 
-    def visit(directory: str, depth: int) -> bool:
-        """Visit ``directory``; return False once a limit stops the whole walk."""
-        nonlocal entries
+    def names_of(directory: str) -> list[str]:
+        """The directory's names in lexical order, as many as the listing budget holds."""
+        nonlocal listed_bytes, listing_cut
+        names = []
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                listed_bytes += len(entry.name) + len(directory) + 1
+                if listed_bytes > MAX_LISTED_BYTES:
+                    listing_cut = True
+                    result.notes.append(
+                        f"stopped listing the keys directory after {MAX_LISTED_BYTES} bytes of names, in "
+                        f"{directory}: its other entries and the directories not yet entered were not looked at"
+                    )
+                    break
+                names.append(entry.name)
+        return sorted(names)
+
+    def visit(directory: str, depth: int) -> Iterator[str]:
+        """Yield the files of ``directory`` and below, until a limit."""
+        nonlocal timed_out
         info = os.stat(directory)
-        if (info.st_dev, info.st_ino) in seen_dirs:
-            return True
+        if listing_cut or (info.st_dev, info.st_ino) in seen_dirs:
+            return
         seen_dirs.add((info.st_dev, info.st_ino))
         try:
-            names = sorted(os.listdir(directory))
+            names = names_of(directory)
         except OSError as err:
             if depth == 0:
                 raise KeysDirError(f"cannot list {directory}: {err.strerror}") from None
             result.skip(directory, SKIP_UNREADABLE, f"cannot list it: {err.strerror}")
-            return True
+            return
         for name in names:
             if name.startswith(".."):
                 continue
-            entries += 1
-            if entries > MAX_WALK_ENTRIES or len(found) >= MAX_KEY_FILES:
-                result.notes.append(
-                    f"stopped walking the keys directory after {MAX_WALK_ENTRIES} entries or {MAX_KEY_FILES} "
-                    f"files; {os.path.join(directory, name)} and the rest were not looked at"
-                )
-                return False
             path = os.path.join(directory, name)
+            if time.monotonic() > deadline:
+                timed_out = True
+                result.notes.append(
+                    f"stopped walking the keys directory after {MAX_WALK_SECONDS:g} s; "
+                    f"{path} and the rest were not looked at"
+                )
+                return
             try:
                 info = os.stat(path)
             except OSError as err:
@@ -220,19 +250,19 @@ def _walk(root: str, result: KeysDir) -> list[str]:
             if stat.S_ISDIR(info.st_mode):
                 if depth + 1 > MAX_WALK_DEPTH:
                     result.skip(path, SKIP_NOT_REGULAR, f"a directory more than {MAX_WALK_DEPTH} levels deep")
-                elif not visit(path, depth + 1):
-                    return False
+                    continue
+                yield from visit(path, depth + 1)
+                if timed_out:
+                    return
             elif not stat.S_ISREG(info.st_mode):
                 result.skip(path, SKIP_NOT_REGULAR, "not a regular file")
             elif info.st_size > MAX_KEY_FILE_SIZE:
                 result.skip(path, SKIP_TOO_LARGE, f"larger than {MAX_KEY_FILE_SIZE} bytes, so not a key")
             elif (info.st_dev, info.st_ino) not in seen_files:
                 seen_files.add((info.st_dev, info.st_ino))
-                found.append(path)
-        return True
+                yield path
 
-    visit(root, 0)
-    return found
+    yield from visit(root, 0)
 
 
 def _read(path: str) -> tuple[bytes | None, os.stat_result]:
@@ -274,9 +304,7 @@ def _classify(path: str, data: bytes, result: KeysDir) -> bool:
     if keys.is_pkcs11_keyfile(data):
         config.add(params.PKCS11_YAMLS, [data])
         result.loaded.append(LoadedFile(path, params.PKCS11_YAMLS))
-    elif keys.is_pgp_secret_keyring(data):
-        from .pgp_packets import secret_keys_need_passphrase
-
+    elif is_pgp_secret_keyring(data):
         password = _sibling_password(path, result)
         if password is None and secret_keys_need_passphrase(data):
             result.skip(
@@ -291,7 +319,7 @@ def _classify(path: str, data: bytes, result: KeysDir) -> bool:
         result.loaded.append(
             LoadedFile(path, params.GPG_PRIVATEKEYS, None if password is None else path + PASSWORD_SUFFIX)
         )
-    elif keys.is_pgp_public_keyring(data):
+    elif is_pgp_public_keyring(data):
         result.skip(path, SKIP_PUBLIC_PGP, "an OpenPGP public key cannot decrypt; put the secret key here")
         return False
     else:

@@ -16,22 +16,10 @@ from .blockcipher import DEFAULT_CIPHER, LayerDecryptor, PrivateOptions, PublicO
 from .config import DecryptConfig, EncryptConfig
 from .descriptor import Descriptor
 from .diagnostics import names, printable, summarize
-from .errors import DecoderError, LayerError, LimitError, UnwrapError, WrapError
+from .errors import LayerError, LimitError, OcicryptError, UnwrapError, WrapError
 from .gojson import b64decode
-from .keywrap import (
-    ANNOTATION_PREFIX,
-    PUBOPTS_ANNOTATION,
-    KeyWrapper,
-    get_wrapper,
-    schemes_for_recipients,
-    schemes_in,
-)
-
-ENCRYPTED_MEDIA_TYPES = {
-    "application/vnd.oci.image.layer.v1.tar+gzip+encrypted",
-    "application/vnd.oci.image.layer.v1.tar+zstd+encrypted",
-    "application/vnd.oci.image.layer.v1.tar+encrypted",
-}
+from .keywrap import KeyWrapper, get_wrapper, schemes_for_recipients, schemes_in
+from .spec import ANNOTATION_PREFIX, ENCRYPTED_MEDIA_TYPES, PUBOPTS_ANNOTATION
 
 
 class LayerDecryption:
@@ -104,7 +92,7 @@ def _unwrap_scheme(
             result = wrapper.unwrap_key(dc, wrapped)
         except LimitError:
             raise
-        except DecoderError as err:
+        except OcicryptError as err:
             limit = scope.limit_reached()  # a wrapper may report the spent budget as its own failure
             if limit is not None:
                 raise limit from None

@@ -13,11 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .. import __version__
-from ..ocicrypt.errors import DecoderError
+from ..ocicrypt import OcicryptError
 
 # Subcommand modules under ctd_decoder.tools, in the order --help lists them; imported lazily so
 # that `ocicrypt --help` stays fast and no scheme backend is loaded before it is needed.
-SUBCOMMANDS: tuple[str, ...] = ("encrypt", "decrypt", "rewrap", "inspect", "doctor", "serve")
+SUBCOMMANDS: tuple[str, ...] = ("encrypt", "decrypt", "recipients", "inspect", "doctor", "serve", "node")
 
 Runner = Callable[[argparse.Namespace], int]
 
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return run(args)
-    except DecoderError as err:
+    except OcicryptError as err:
         sys.stderr.write(f"ocicrypt: {err}\n")
         return 1
     except KeyboardInterrupt:

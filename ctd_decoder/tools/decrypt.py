@@ -24,8 +24,9 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Decrypt SRC into DST."""
     from . import layercrypt
-    from .options import rewrite, with_keys_dir
-    from .recipients import decrypt_config
+    from .image.run import rewrite
+    from .key_arguments import decrypt_config
+    from .options import with_keys_dir
 
     dc = with_keys_dir(args.keys_dir, decrypt_config(args.key, args.dec_recipient))
     return rewrite(args, layercrypt.decrypt(dc))

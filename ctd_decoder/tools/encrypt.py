@@ -25,8 +25,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Encrypt SRC into DST."""
     from . import layercrypt
-    from .options import rewrite
-    from .recipients import decrypt_config, encrypt_config
+    from .image.run import rewrite
+    from .key_arguments import decrypt_config, encrypt_config
 
     ec = encrypt_config(args.recipient, args.gpg_homedir)
     dc = decrypt_config(args.key, args.dec_recipient)

@@ -7,10 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ..ocicrypt.config import DecryptConfig
-from ..ocicrypt.descriptor import Descriptor
-from ..ocicrypt.errors import DecoderError
-from ..ocicrypt.gojson import b64decode
+from ..ocicrypt import DecryptConfig, Descriptor, OcicryptError, b64decode
 
 
 def register(subparsers: Any) -> None:
@@ -40,7 +37,8 @@ def _wrapped_elements(value: str) -> list[bytes | None]:
 
 
 def _schemes(descriptor: Descriptor) -> dict[str, list[str]]:
-    from ..ocicrypt.keywrap import ANNOTATION_PREFIX, PROVIDER_PREFIX, describe_recipients, schemes_in
+    from ..ocicrypt import describe_recipients, schemes_in
+    from ..ocicrypt.spec import ANNOTATION_PREFIX, PROVIDER_PREFIX
 
     result: dict[str, list[str]] = {}
     for scheme in schemes_in(descriptor.annotations):
@@ -57,11 +55,11 @@ def _schemes(descriptor: Descriptor) -> dict[str, list[str]]:
 
 
 def _unwrap(dc: DecryptConfig, descriptor: Descriptor) -> dict[str, Any]:
-    from ..ocicrypt.layer import unwrap_private_options
+    from ..ocicrypt import unwrap_private_options
 
     try:
         _, scheme = unwrap_private_options(dc, descriptor)
-    except DecoderError as err:
+    except OcicryptError as err:
         return {"possible": False, "reason": str(err)}
     return {"possible": True, "scheme": scheme}
 
@@ -130,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
     """Print the inspection of SRC."""
     dc: DecryptConfig | None = None
     if args.keys_dir or args.key:
+        from .key_arguments import decrypt_config
         from .options import with_keys_dir
-        from .recipients import decrypt_config
 
         dc = with_keys_dir(args.keys_dir, decrypt_config(args.key))
     report = build_report(args.source, dc)

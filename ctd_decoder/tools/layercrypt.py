@@ -10,12 +10,25 @@ import hashlib
 import os
 from typing import Any
 
-from ..ocicrypt.blockcipher import LayerDecryptor
-from ..ocicrypt.config import DecryptConfig, EncryptConfig
-from ..ocicrypt.errors import IntegrityError, LayerError, UnwrapError
-from ..ocicrypt.keywrap import ANNOTATION_PREFIX, PUBOPTS_ANNOTATION
-from ..ocicrypt.layer import ENCRYPTED_MEDIA_TYPES, add_recipients, decrypt_layer, encrypt_layer
-from ..ocicrypt.stream import decrypt_stream
+from ..ocicrypt import (
+    DecryptConfig,
+    EncryptConfig,
+    IntegrityError,
+    LayerDecryptor,
+    LayerError,
+    UnwrapError,
+    add_recipients,
+    decrypt_layer,
+    decrypt_stream,
+    encrypt_layer,
+)
+from ..ocicrypt.spec import (
+    ANNOTATION_PREFIX,
+    ENC_ANNOTATION_PREFIX,
+    ENCRYPTED_MEDIA_TYPES,
+    ENCRYPTED_SUFFIX,
+    PUBOPTS_ANNOTATION,
+)
 from .image.errors import ImageError
 from .image.hashing import BackgroundHash
 from .image.layout import Image, VerifiedBlob, to_descriptor
@@ -23,9 +36,7 @@ from .image.ocijson import DOCKER_LAYER_TO_OCI
 from .image.writer import LayoutWriter
 from .progress import Progress
 
-ENCRYPTED_SUFFIX = "+encrypted"
 PLAIN_LAYER_TYPES = {media_type.removesuffix(ENCRYPTED_SUFFIX) for media_type in ENCRYPTED_MEDIA_TYPES}
-ENC_ANNOTATION_PREFIX = "org.opencontainers.image.enc."
 READ_CHUNK = 2 << 20
 
 

@@ -1,14 +1,10 @@
-"""Arguments and the run of the image-rewriting subcommands (encrypt, decrypt, recipients)."""
+"""The arguments of the image-rewriting subcommands (encrypt, decrypt, recipients); :mod:`.image.run` runs them."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..ocicrypt.config import DecryptConfig
-from .image.layout import Platform, open_image
-from .image.reference import parse_reference
-from .image.rewrite import LayerTransform, Selection, rewrite_image
-from .image.writer import LayoutWriter
+from ..ocicrypt import DecryptConfig
 
 
 def add_image_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,15 +64,6 @@ def with_keys_dir(keys_dir: str | None, dc: DecryptConfig) -> DecryptConfig:
     """``dc`` plus the keys of ``--keys-dir`` (as the node's decoder loads them), if one was given."""
     if not keys_dir:
         return dc
-    from ..ocicrypt.keysdir import load_keys_dir
+    from ..ocicrypt import load_keys_dir
 
     return load_keys_dir(keys_dir).config.combined_with(dc)
-
-
-def rewrite(args: argparse.Namespace, transform: LayerTransform) -> int:
-    """Rewrite SRC into DST with ``transform`` on the selected layers; exit status 0."""
-    source_ref, target_ref = parse_reference(args.source), parse_reference(args.destination)
-    selection = Selection([Platform.parse(text) for text in args.platform], list(args.layer))
-    with open_image(source_ref) as image, LayoutWriter(target_ref) as writer:
-        rewrite_image(image, writer, selection, transform, target_ref.ref)
-    return 0

@@ -1,162 +1,45 @@
-"""``--recipient SCHEME:VALUE`` and ``--key FILE[:PASSWORD]`` as skopeo and ctr-enc spell them.
-
-Recipients: ``jwe:PUBKEY``, ``pkcs7:CERT``, ``pgp:EMAIL-OR-KEYID`` (keys from ``--gpg-homedir`` or the
-user's GnuPG), ``pkcs11:KEY.yaml`` or ``pkcs11:PUBKEY``, ``provider:NAME[:ATTRS]``.
-
-Keys: ``FILE[:PASSWORD]`` where FILE is a private key, an OpenPGP secret key ring, a PKCS#11 key file
-or a certificate (PKCS#7 needs it to find its recipient); the password is ``pass=X``, ``file=PATH``,
-``fd=N`` or the literal text. ``provider:NAME[:ATTRS]`` asks a key provider; ``pkcs11:FILE`` is a
-PKCS#11 key file. Messages name files, never their contents or passwords.
-"""
+"""``ocicrypt recipients add|rotate``: give an encrypted image more recipients, or a new key for a new set."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Sequence
-
-from ..ocicrypt import config as params
-from ..ocicrypt import keys
-from ..ocicrypt.config import DecryptConfig, EncryptConfig
-from ..ocicrypt.errors import DecoderError
-from ..ocicrypt.keysdir import MAX_KEY_FILE_SIZE
-
-SCHEMES = ("jwe", "pkcs7", "pgp", "pkcs11", "provider")
+import argparse
+from typing import Any
 
 
-class ArgumentError(DecoderError):
-    """A ``--recipient`` or ``--key`` argument cannot be used."""
+def register(subparsers: Any) -> None:
+    """Add the ``recipients`` subcommand with ``add`` and ``rotate``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "recipients", help="add recipients to an encrypted image, or rotate its layer keys"
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    from .options import add_image_arguments, add_key_arguments, add_recipient_arguments
+
+    add_parser = actions.add_parser(
+        "add",
+        help="wrap every layer key for more recipients (layer data untouched)",
+        description="Unwrap each encrypted layer's key with --key and wrap it again for the new recipients, "
+        "who are added to those already there. Layer blobs are copied unchanged.",
+    )
+    rotate_parser = actions.add_parser(
+        "rotate",
+        help="re-encrypt every layer under a new key for exactly the given recipients",
+        description="Decrypt each encrypted layer with --key and encrypt it again under a fresh layer key for "
+        "exactly the given recipients: recipients not named can no longer decrypt the result.",
+    )
+    for sub, action in ((add_parser, "add"), (rotate_parser, "rotate")):
+        add_image_arguments(sub)
+        add_recipient_arguments(sub)
+        add_key_arguments(sub, required=True)
+        sub.set_defaults(run=run, action=action)
 
 
-def _read(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_KEY_FILE_SIZE + 1)
-    except OSError as err:
-        raise ArgumentError(f"cannot read {what} {path}: {err.strerror}") from None
-    if len(data) > MAX_KEY_FILE_SIZE:
-        raise ArgumentError(f"{what} {path} is larger than {MAX_KEY_FILE_SIZE} bytes, so not a key")
-    return data
+def run(args: argparse.Namespace) -> int:
+    """Add recipients to, or rotate the keys of, SRC into DST."""
+    from . import layercrypt
+    from .image.run import rewrite
+    from .key_arguments import decrypt_config, encrypt_config
 
-
-def _is_public_key(data: bytes) -> bool:
-    from ..ocicrypt.keyload import load_der_public_key, load_pem_public_key
-
-    for load in (load_pem_public_key, load_der_public_key):
-        try:
-            load(data)
-        except (ValueError, TypeError):
-            continue
-        return True
-    return data.lstrip().startswith(b"{") and b'"kty"' in data and b'"d"' not in data
-
-
-def _provider_parameter(value: str) -> tuple[str, bytes]:
-    name, colon, attributes = value.partition(":")
-    if not name:
-        raise ArgumentError("provider: needs a key provider name (provider:NAME[:ATTRS])")
-    return name, attributes.encode() if colon else b"Enabled"
-
-
-def export_gpg_public_keys(homedir: str | None, recipients: list[str]) -> bytes:
-    """Export the recipients' public keys with ``gpg --export`` (from ``homedir`` if given)."""
-    command = ["gpg", "--batch", "--no-tty"] + (["--homedir", homedir] if homedir else []) + ["--export", *recipients]
-    try:
-        result = subprocess.run(command, capture_output=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise ArgumentError(f"cannot run gpg to export the pgp recipients' keys: {err}") from None
-    if result.returncode != 0 or not result.stdout:
-        where = homedir or "the user's GnuPG home"
-        raise ArgumentError(f"gpg found no public key for pgp recipients {', '.join(recipients)} in {where}")
-    return result.stdout
-
-
-def encrypt_config(recipients: Sequence[str], gpg_homedir: str | None = None) -> EncryptConfig:
-    """Return the encrypt config for ``--recipient`` arguments; raise :class:`ArgumentError` on bad ones."""
-    ec = EncryptConfig()
-    gpg_recipients: list[str] = []
-    for recipient in recipients:
-        scheme, colon, value = recipient.partition(":")
-        if not colon or not value:
-            raise ArgumentError(f"invalid recipient {recipient!r}: expected SCHEME:VALUE with SCHEME one of {SCHEMES}")
-        if scheme == "pgp":
-            gpg_recipients.append(value)
-        elif scheme == "jwe":
-            data = _read(value, "jwe recipient public key")
-            if not _is_public_key(data):
-                raise ArgumentError(f"jwe recipient {value} is not a public key")
-            ec.add(params.PUBKEYS, [data])
-        elif scheme == "pkcs7":
-            data = _read(value, "pkcs7 recipient certificate")
-            if not keys.looks_like_certificate(data):
-                raise ArgumentError(f"pkcs7 recipient {value} is not an x509 certificate")
-            ec.add(params.X509S, [data])
-        elif scheme == "pkcs11":
-            data = _read(value, "pkcs11 recipient")
-            if keys.is_pkcs11_keyfile(data):
-                ec.add(params.PKCS11_YAMLS, [data])
-            elif _is_public_key(data):
-                ec.add(params.PKCS11_PUBKEYS, [data])
-            else:
-                raise ArgumentError(f"pkcs11 recipient {value} is neither a PKCS#11 key file nor a public key")
-        elif scheme == "provider":
-            name, parameter = _provider_parameter(value)
-            ec.add(name, [parameter])
-        else:
-            raise ArgumentError(f"unknown recipient scheme {scheme!r} in {recipient!r} (schemes: {', '.join(SCHEMES)})")
-    if gpg_recipients:
-        ec.add(params.GPG_RECIPIENTS, [value.encode() for value in gpg_recipients])
-        ec.add(params.GPG_PUBKEYRINGFILE, [export_gpg_public_keys(gpg_homedir, gpg_recipients)])
-    return ec
-
-
-def _password(text: str) -> bytes:
-    if text.startswith("pass="):
-        return text[5:].encode()
-    if text.startswith("file="):
-        data = _read(text[5:], "password file")
-        return data[:-1] if data.endswith(b"\n") else data
-    if text.startswith("fd="):
-        try:
-            with os.fdopen(int(text[3:]), "rb", closefd=False) as handle:
-                return handle.read(MAX_KEY_FILE_SIZE).rstrip(b"\n")
-        except (ValueError, OSError):
-            raise ArgumentError("cannot read the key password from the given fd") from None
-    return text.encode()
-
-
-def decrypt_config(key_arguments: Sequence[str], dec_recipients: Sequence[str] = ()) -> DecryptConfig:
-    """Return the decrypt config for ``--key`` (and ctr-enc's ``--dec-recipient``) arguments."""
-    dc = DecryptConfig()
-    for argument in key_arguments:
-        if argument.startswith("provider:"):
-            name, parameter = _provider_parameter(argument[len("provider:") :])
-            dc.add(name, [parameter])
-            continue
-        argument = argument.removeprefix("pkcs11:")
-        path, colon, password_text = argument.partition(":")
-        password = _password(password_text) if colon else None
-        data = _read(path, "key file")
-        if keys.is_pkcs11_keyfile(data):
-            dc.add(params.PKCS11_YAMLS, [data])
-        elif keys.is_pgp_secret_keyring(data):
-            dc.add(params.GPG_PRIVATEKEYS, [data])
-            dc.add(params.GPG_PRIVATEKEYS_PASSWORDS, [password])
-        elif keys.looks_like_certificate(data):
-            dc.add(params.X509S, [data])
-        else:
-            try:
-                keys.parse_private_key(data, password)
-            except DecoderError as err:
-                raise ArgumentError(f"key file {path}: {err}") from None
-            dc.add(params.PRIVKEYS, [data])
-            dc.add(params.PRIVKEYS_PASSWORDS, [password])
-    for recipient in dec_recipients:
-        scheme, _, value = recipient.partition(":")
-        if scheme != "pkcs7" or not value:
-            raise ArgumentError(f"invalid --dec-recipient {recipient!r}: expected pkcs7:CERT")
-        data = _read(value, "pkcs7 certificate")
-        if not keys.looks_like_certificate(data):
-            raise ArgumentError(f"--dec-recipient {value} is not an x509 certificate")
-        dc.add(params.X509S, [data])
-    return dc
+    ec = encrypt_config(args.recipient, args.gpg_homedir)
+    dc = decrypt_config(args.key, args.dec_recipient)
+    transform = layercrypt.add(ec, dc) if args.action == "add" else layercrypt.rotate(ec, dc)
+    return rewrite(args, transform)

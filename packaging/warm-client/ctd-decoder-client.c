@@ -8,7 +8,8 @@
  * it execs the real decoder with the same argv: $CTD_DECODER_COLD, else COLD_NAME ("ctd-decoder"; a
  * platform wheel builds it with "ctd-decoder-python", its Python entry point) next to this executable,
  * with CTD_DECODER_WARM_SOCKET=off so that it does not try the server a second time.
- * After "G" is sent it never falls back: the layer may be partly read already.
+ * After "G" is sent it never falls back: the layer may be partly read already. A directory as stdin is
+ * refused before any of this (one line, exit status 1).
  *
  * Build: cc -O2 -o ctd-decoder-client ctd-decoder-client.c   (-DCOLD_NAME='"name"' for another fallback)
  */
@@ -39,6 +40,10 @@ extern char **environ;
 #define SERVER_GONE                                                                                 \
     "ctd-decoder: the warm decoder server went away before the layer was done "                  \
     "(see its log; stop it, or set " SOCKET_ENV "=off, to decode in-process)\n"
+
+#define STDIN_IS_A_DIRECTORY                                                                        \
+    "ctd-decoder: stdin is a directory, not a readable stream: containerd pipes the encrypted layer "  \
+    "to ctd-decoder's stdin\n"
 
 static char request[MAX_REQUEST + 4];
 static size_t used = 4;
@@ -117,7 +122,19 @@ static void hold_stdout_until_reaped(void) {
     _exit(0);
 }
 
+/* stdin must be a stream to read the layer from. A directory there makes the bundle's interpreter abort
+ * in its start-up ("Fatal Python error: init_sys_streams: <stdin> is a directory, cannot continue" and a
+ * stack header), whatever the arguments: say it in one line instead, warm or cold alike. */
+static void refuse_directory_stdin(void) {
+    struct stat info;
+    if (fstat(0, &info) != 0 || !S_ISDIR(info.st_mode)) return;
+    fputs(STDIN_IS_A_DIRECTORY, stderr);
+    hold_stdout_until_reaped();
+    exit(1);
+}
+
 int main(int argc, char **argv) {
+    refuse_directory_stdin();
     const char *path = getenv(SOCKET_ENV);
     if (path == NULL) path = DEFAULT_SOCKET;
     struct sockaddr_un address = {.sun_family = AF_UNIX};

@@ -24,6 +24,8 @@ from ctd_decoder.ocicrypt.stream import MIN_HOLD_BACK
 pytestmark = pytest.mark.usefixtures("decoder_path")
 
 PLAINTEXT = os.urandom(3 * (1 << 20) + 777)
+JWE_ANNOTATION = "org.opencontainers.image.enc.keys.jwe"
+JWE_KEY = JWE_ANNOTATION.replace(".", "_")  # as _with_annotations takes it
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +142,42 @@ def test_malformed_jwe_annotation_is_refused(layer: EncryptedLayer, annotation: 
     descriptor = _with_annotations(layer, org_opencontainers_image_enc_keys_jwe=annotation)
     result = run_decoder(layer.blob, layer.payload(descriptor=descriptor))
     assert_refused(result, "call to DecryptLayer failed:", layer)
+    assert result.stdout == b""
+
+
+def _jwe_document(layer: EncryptedLayer) -> dict[str, object]:
+    document: dict[str, object] = json.loads(base64.b64decode(layer.descriptor.annotations[JWE_ANNOTATION]))
+    return document
+
+
+def test_jwe_recipient_without_an_encrypted_key_is_refused_cleanly(layer: EncryptedLayer) -> None:
+    """go-jose CVE-2026-34986: a key-wrap recipient with an empty encrypted_key (go-jose panicked)."""
+    document = _jwe_document(layer)
+    document["encrypted_key"] = ""
+    forged = base64.b64encode(json.dumps(document).encode()).decode()
+    result = run_decoder(layer.blob, layer.payload(descriptor=_with_annotations(layer, **{JWE_KEY: forged})))
+    assert_refused(result, "call to DecryptLayer failed:", layer)
+    assert "JWE: No suitable private key found for decryption; recipients: RSA-OAEP without an encrypted key" in (
+        result.stderr
+    )
+    assert result.stdout == b""
+
+
+def test_jwe_recipient_without_an_encrypted_key_does_not_hide_the_next_one(layer: EncryptedLayer) -> None:
+    document = _jwe_document(layer)  # alg stays in the protected header, which covers both recipients
+    document["recipients"] = [{"encrypted_key": ""}, {"encrypted_key": document.pop("encrypted_key")}]
+    wrapped = base64.b64encode(json.dumps(document).encode()).decode()
+    result = run_decoder(layer.blob, layer.payload(descriptor=_with_annotations(layer, **{JWE_KEY: wrapped})))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == PLAINTEXT
+
+
+def test_compact_jwe_of_millions_of_dots_is_refused_at_once(layer: EncryptedLayer) -> None:
+    """go-jose CVE-2025-27144: compact input with very many dots blew up in memory when split."""
+    dots = base64.b64encode(b"." * 8_000_000).decode()
+    result = run_decoder(layer.blob, layer.payload(descriptor=_with_annotations(layer, **{JWE_KEY: dots})))
+    assert_refused(result, "call to DecryptLayer failed:", layer)
+    assert "jose.ParseEncrypted failed: compact JWE format must have five parts" in result.stderr
     assert result.stdout == b""
 
 

@@ -23,7 +23,7 @@ from support.gpgkeys import require_gpg
 from support.layers import jwe_layer
 
 from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV
-from ctd_decoder.ocicrypt.scratch import DEFAULT_PARENT, GPG_HOME_PREFIX
+from ctd_decoder.ocicrypt.keywrap.pgp.scratch import DEFAULT_PARENT, GPG_HOME_PREFIX
 
 FIXTURE = "pgp-no-passphrase"
 # Seconds after the run's GnuPG home appeared: while the agent starts, keys are imported, gpg decrypts.

@@ -13,7 +13,7 @@ from support.layers import GZIP_ENCRYPTED
 from support.references import TOOLCHAINS, go_reference
 
 import ctd_decoder
-from ctd_decoder.decoder.main import USAGE
+from ctd_decoder.decoder.cold import USAGE
 from ctd_decoder.decoder.payload import MEDIA_TYPE_ENV, MISSING_PAYLOAD
 
 

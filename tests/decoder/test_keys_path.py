@@ -33,6 +33,22 @@ def test_secret_volume_with_stray_files_still_decrypts(tmp_path: Path) -> None:
     assert result.stdout == layer.plaintext
 
 
+def test_key_after_5000_small_files_in_sub_directories_decrypts(tmp_path: Path) -> None:
+    """The walk is bounded by time and bytes, not by a count of entries: the key, lexically after 5,000
+    small non-key files in 50 sub-directories, is found (the Go decoders walk any number too)."""
+    layer = jwe_layer(b"layer bytes" * 5000)
+    keys = tmp_path / "keys"
+    for directory in range(50):
+        sub = keys / f"notes-{directory:02d}"
+        sub.mkdir(parents=True)
+        for number in range(100):
+            (sub / f"note-{number:03d}.txt").write_text(f"note {directory}/{number}\n")
+    (keys / "zz-node-key.pem").write_bytes(layer.private_key_pem)
+    result = run_decoder(layer.blob, layer.payload(dc=DecryptConfig()), ["--decryption-keys-path", str(keys)])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == layer.plaintext
+
+
 def test_failure_lists_the_skipped_files(tmp_path: Path) -> None:
     layer = jwe_layer(b"x" * 100)
     keys = tmp_path / "keys"

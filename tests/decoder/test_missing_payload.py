@@ -12,7 +12,7 @@ from support.decoder import run_decoder
 from support.layers import GZIP_ENCRYPTED, EncryptedLayer, jwe_layer
 from support.references import fastest_go_reference
 
-from ctd_decoder.decoder.main import USAGE
+from ctd_decoder.decoder.cold import USAGE
 from ctd_decoder.decoder.payload import MEDIA_TYPE_ENV, MISSING_PAYLOAD
 
 ZSTD_ENCRYPTED = "application/vnd.oci.image.layer.v1.tar+zstd+encrypted"

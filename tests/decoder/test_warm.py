@@ -384,6 +384,73 @@ def test_small_client_without_a_server_runs_the_decoder_in_process(
     assert missing_fd3.stderr.startswith("read payload: read configFd: bad file descriptor")
 
 
+STDIN_IS_A_DIRECTORY = (
+    "ctd-decoder: stdin is a directory, not a readable stream: containerd pipes the encrypted layer to "
+    "ctd-decoder's stdin\n"
+)
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["no-server", "server"])
+def test_small_client_refuses_a_directory_as_stdin_in_one_line(
+    warm: bool, small_client: Path, warm_server: WarmServer, tmp_path: Path
+) -> None:
+    """Before the server or the bundle sees it: started with a directory as stdin, the bundle's interpreter
+    aborts in its start-up (see the next test), whatever the arguments."""
+    import support.decoder as decoder_support
+
+    cold = decoder_support.decoder_command()[0]
+    before = len(warm_server.layer_lines())
+    socket_path = str(warm_server.socket) if warm else str(tmp_path / "none.sock")
+    directory = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for args in ([], ["--decryption-keys-path", str(tmp_path)], ["--version"]):
+            env = {SOCKET_ENV: socket_path, COLD_ENV: cold}
+            # No payload: nothing reads it (its pipe would break as the process exits).
+            process = start_decoder(directory, None, env=env, command=[str(small_client), *args])
+            stdout, stderr = process.communicate(timeout=30)
+            assert (process.returncode, stdout, stderr.decode()) == (1, b"", STDIN_IS_A_DIRECTORY), args
+    finally:
+        os.close(directory)
+    assert len(warm_server.layer_lines()) == before, "the layer went to the server"
+
+
+def test_python_entry_point_with_a_directory_as_stdin_is_stopped_by_the_interpreter(tmp_path: Path) -> None:
+    """What an operator sees from ``ctd-decoder`` of a pip install (and from the bundle started directly):
+    Python aborts in its start-up, before any of our code runs, with exit status 1. The README quotes this."""
+    directory = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        process = start_decoder(directory, None, env={SOCKET_ENV: DISABLED})  # fd 3 is never read
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        os.close(directory)
+    assert (process.returncode, stdout) == (1, b"")
+    lines = stderr.decode().splitlines()
+    assert lines[:2] == [
+        "Fatal Python error: init_sys_streams: <stdin> is a directory, cannot continue",
+        "Python runtime state: core initialized",
+    ], lines
+
+
+@pytest.mark.parametrize("client", ["python", "small-client"])
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_closed_stdin_is_one_line_not_an_internal_error(
+    client: str, warm: bool, small_client: Path, warm_server: WarmServer, layer: EncryptedLayer
+) -> None:
+    import support.decoder as decoder_support
+
+    decoder = decoder_support.decoder_command()[0]
+    executable = str(small_client) if client == "small-client" else decoder
+    env = {SOCKET_ENV: str(warm_server.socket) if warm else DISABLED, COLD_ENV: decoder}
+    process = start_decoder(
+        subprocess.DEVNULL, layer.payload(), env=env, command=["sh", "-c", 'exec "$0" <&-', executable]
+    )
+    stdout, stderr = process.communicate(timeout=30)
+    assert (process.returncode, stdout) == (1, b""), stderr
+    assert stderr.decode() == (
+        f"could not copy data: stdin or stdout: Bad file descriptor (layer {layer.descriptor.digest})\n"
+    ), stderr
+
+
 def test_socket_activation_serves_on_the_socket_systemd_passes(tmp_path: Path, layer: EncryptedLayer) -> None:
     activate = shutil.which("systemd-socket-activate")
     if activate is None:

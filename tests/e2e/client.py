@@ -22,7 +22,9 @@ DIFF_APPLY = "/containerd.services.diff.v1.Diff/Apply"
 CONTENT_INFO = "/containerd.services.content.v1.Content/Info"
 CONTENT_READ = "/containerd.services.content.v1.Content/Read"
 CONTENT_WRITE = "/containerd.services.content.v1.Content/Write"
+CONTENT_UPDATE = "/containerd.services.content.v1.Content/Update"
 IMAGES_GET = "/containerd.services.images.v1.Images/Get"
+IMAGES_CREATE = "/containerd.services.images.v1.Images/Create"
 LEASES_CREATE = "/containerd.services.leases.v1.Leases/Create"
 
 SNAPSHOT_KINDS = {0: "unknown", 1: "view", 2: "active", 3: "committed"}
@@ -83,12 +85,16 @@ class ContainerdClient:
         return responses
 
     def write_content(self, ref: str, data: bytes, digest: str) -> None:
-        """Put a blob into the content store (Content ``Write``, one COMMIT message)."""
+        """Put a blob into the content store (Content ``Write``, one COMMIT message). A blob the namespace
+        already holds is fine, as for containerd's own client (``content.WriteBlob``)."""
         stub = self.channel.stream_stream(CONTENT_WRITE, request_serializer=_identity, response_deserializer=_identity)
-        for _ in stub(
-            iter([wire.write_content_request(ref, data, digest)]), timeout=self.timeout, metadata=self.metadata
-        ):
-            pass
+        request = wire.write_content_request(ref, data, digest)
+        try:
+            for _ in stub(iter([request]), timeout=self.timeout, metadata=self.metadata):
+                pass
+        except grpc.RpcError as err:
+            if not (isinstance(err, grpc.Call) and err.code() == grpc.StatusCode.ALREADY_EXISTS):
+                raise
 
     # --- CRI ----------------------------------------------------------------------------------------
 
@@ -109,6 +115,14 @@ class ContainerdClient:
     def image_target(self, name: str) -> dict[str, object]:
         image = wire.get_bytes(self.call(IMAGES_GET, wire.image_get_request(name)), 1)
         return wire.parse_descriptor(wire.get_bytes(image, 3))
+
+    def create_image(self, name: str, target: bytes) -> None:
+        """Images ``Create``: record image ``name`` pointing at ``target`` (a containerd.types.Descriptor)."""
+        self.call(IMAGES_CREATE, wire.create_image_request(name, target))
+
+    def set_content_labels(self, digest: str, labels: dict[str, str]) -> None:
+        """Content ``Update`` of the named labels of blob ``digest`` (others are kept)."""
+        self.call(CONTENT_UPDATE, wire.update_content_labels_request(digest, labels))
 
     def read_content(self, digest: str) -> bytes:
         return b"".join(wire.get_bytes(chunk, 2) for chunk in self.stream(CONTENT_READ, wire.content_request(digest)))

@@ -289,14 +289,16 @@ class Containerd:
             ]
         return lines
 
-    def start(self, timeout: float = 30.0) -> Containerd:
+    def start(self, timeout: float = 30.0, write_config: bool = True) -> Containerd:
+        """Start containerd; ``write_config`` False restarts it with its config.toml as it is now."""
         exe = containerd_executable(self.version)
         require_tool("runc", "runc")
         self.directory.mkdir(parents=True, exist_ok=True)
         for host in self.registry_hosts:
             write_hosts_toml(self.config_path, host)
         config = self.directory / "config.toml"
-        config.write_text(self.config_toml())
+        if write_config:
+            config.write_text(self.config_toml())
         env = {**os.environ, **self.env}
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen([exe, "--config", str(config)], stdout=log, stderr=log, env=env)

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from support.oci import Layer, diff_ids, encrypt_layout, make_layout, skopeo
+from support.oci import (
+    Layer,
+    diff_ids,
+    encrypt_layout,
+    image_blobs,
+    image_layers,
+    make_layout,
+    manifest_documents,
+    skopeo,
+)
 from support.tempdirs import short_tempdir
 
 from ctd_decoder.decoder.payload import Payload, encode_payload
@@ -313,10 +322,11 @@ def apply_with_payload(
     snapshotter: str = "overlayfs",
     processor_ids: tuple[str, ...] = (PROCESSOR_TAR_GZIP, PROCESSOR_TAR),
 ) -> list[str]:
-    """Unpack encrypted layers (:func:`support.oci.read_layers`) the way ``ctr-enc ... --key`` does,
-    under a lease: content Write, snapshot Prepare, Diff ``Apply`` with the payload under each
-    processor ID, Commit. Returns the applied digests (the diff IDs). ``payload_for`` overrides the
-    payload bytes per layer digest.
+    """Unpack encrypted layers (:func:`support.oci.read_layers`) the way ``ctr-enc ... --key`` does
+    (imgcrypt's ``WithDecryptedUnpack``: one payload, under every ocicrypt processor ID), under a lease:
+    content Write, snapshot Prepare, Diff ``Apply`` with the payload under each processor ID, Commit
+    under the chain ID, the layer's ``containerd.io/uncompressed`` label. Returns the applied digests
+    (the diff IDs). ``payload_for`` overrides the payload bytes per layer digest.
     """
     if not client.lease:
         client.use_new_lease(f"e2e-{uuid.uuid4().hex[:8]}")
@@ -342,4 +352,41 @@ def apply_with_payload(
         applied.append(str(result["digest"]))
         parent = next_chain_id(parent, applied[-1])
         client.commit(snapshotter, parent, key)
+        client.set_content_labels(d["digest"], {UNCOMPRESSED_LABEL: applied[-1]})
+    return applied
+
+
+def import_with_payload(
+    client: ContainerdClient,
+    layout: Path,
+    name: str,
+    decrypt_config: DecryptConfig,
+    ref: str = "v1",
+    platform: str = "linux/amd64",
+    snapshotter: str = "overlayfs",
+) -> list[str]:
+    """What ``ctr-enc images import --key`` (and ``run --key`` on an image not yet unpacked) does to
+    containerd: content Write of every blob of image ``ref`` of ``layout`` (all platforms), image
+    ``name`` created on its top descriptor, and ``platform``'s layers unpacked with the keys in the
+    payload (:func:`apply_with_payload`), the config labelled with the top snapshot for the garbage
+    collector as containerd's unpacker does. Returns the applied diff IDs.
+    """
+    entry, blobs = image_blobs(layout, ref)
+    layers = image_layers(layout, ref)
+    platform_layers = layers["-"] if "-" in layers else layers[platform]
+    layer_digests = {layer["digest"] for layer in platform_layers}
+    if not client.lease:
+        client.use_new_lease(f"e2e-{uuid.uuid4().hex[:8]}")
+    for digest, blob in blobs.items():
+        if digest not in layer_digests:  # apply_with_payload writes the layers it unpacks
+            client.write_content(f"e2e-{digest}", blob, digest)
+    applied = apply_with_payload(
+        client, [Layer(d, blobs[d["digest"]]) for d in platform_layers], decrypt_config=decrypt_config,
+        snapshotter=snapshotter,
+    )  # fmt: skip
+    documents = manifest_documents(layout, ref)
+    config = documents["-" if "-" in documents else platform]["config"]["digest"]
+    snapshot_label = f"containerd.io/gc.ref.snapshot.{snapshotter}"
+    client.set_content_labels(config, {snapshot_label: chain_ids(applied)[-1]})
+    client.create_image(name, wire.descriptor(entry["mediaType"], entry["digest"], entry["size"]))
     return applied

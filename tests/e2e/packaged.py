@@ -1,5 +1,6 @@
 """The packaged (PyInstaller one-folder) ctd-decoder for the e2e tests, built once and cached, with the
-release tarball and the Debian package made from it (``build.sh --tarball --deb``).
+release tarball, the Debian package and the node image made from it (``build.sh --tarball --deb
+--node-image``).
 
 The cache key is a hash of everything that goes into the bundle (the package sources, pyproject.toml
 and the packaging scripts), so a rebuild happens only when one of them changed. Set
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-RELEASES = ["--tarball", "--deb"]  # built with the bundle: packaged_release() finds them
+RELEASES = ["--tarball", "--deb", "--node-image"]  # built with the bundle: packaged_release() finds them
 BUILD_INPUTS = [
     "pyproject.toml",
     "LICENSE",
@@ -30,6 +31,7 @@ BUILD_INPUTS = [
     "packaging/deb.sh",
     "packaging/install.sh",
     "packaging/NODE-README.md",
+    "packaging/node-image.py",
     "packaging/warm-client/ctd-decoder-client.c",
 ]
 

@@ -217,41 +217,23 @@ def provider(kind: str) -> Callable[[Path], Recipient]:
     return make
 
 
-def ctr_enc_arguments(recipient: Recipient, directory: Path) -> tuple[list[str], list[str]]:
-    """The ``--recipient`` values that encrypt to ``recipient`` and the ``--key`` / ``--dec-recipient``
-    arguments that decrypt, with the key files written under ``directory``. ctr-enc and ``ocicrypt``
-    spell them alike."""
-    directory.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for name, content in recipient.key_files.items():
-        (directory / name).write_bytes(content)
-        (directory / name).chmod(0o600)
-        files[name] = directory / name
+def recipient_values(recipient: Recipient, directory: Path) -> list[str]:
+    """The ``--recipient`` values (``ocicrypt encrypt``, spelled as ctr-enc spells them) that encrypt to
+    ``recipient``; a PKCS#11 recipient's public key is written under ``directory``."""
     if recipient.scheme == f"provider.{PROVIDER_NAME}":
-        return [f"provider:{PROVIDER_NAME}"], ["--key", f"provider:{PROVIDER_NAME}"]
+        return [f"provider:{PROVIDER_NAME}"]
     if recipient.scheme == "pkcs11":
         assert recipient.encrypt_config is not None
         der = recipient.encrypt_config.parameters[params.PKCS11_PUBKEYS][0]
+        directory.mkdir(parents=True, exist_ok=True)
         public = directory / "hsm-key.pub.pem"
         public.write_bytes(
             serialization.load_der_public_key(der).public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
-        return [f"pkcs11:{public}"], ["--key", str(files["hsm-key.yaml"])]
-    keys = []
-    for name, path in files.items():
-        if name.endswith(".crt.pem"):
-            keys += ["--dec-recipient", f"pkcs7:{path}"]
-        else:
-            keys += ["--key", str(path)]
-    return recipient.encryption_keys, keys
-
-
-def ctr_enc_env(recipient: Recipient) -> dict[str, str]:
-    """What ctr-enc itself needs: the encrypt env (GNUPGHOME, OAEP hash, provider config) and, for its
-    own authorization check, the decoder's (PKCS#11 module policy and token)."""
-    return {**recipient.encrypt_env, **recipient.decoder_env}
+        return [f"pkcs11:{public}"]
+    return recipient.encryption_keys
 
 
 SCHEMES: dict[str, Callable[[Path], Recipient]] = {

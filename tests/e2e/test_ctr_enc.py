@@ -1,10 +1,18 @@
-"""The ``ctr-enc ... --key`` user path for real, with imgcrypt's ``ctr-enc`` 1.1.7, containerd 1.6.20 and runc.
+"""The ``ctr-enc ... --key`` user path, driven by the project's own client against Debian's containerd 1.6.20.
 
-A runnable busybox image (Debian's busybox-static) is encrypted by ``ctr-enc images encrypt`` on one
-containerd, exported, then imported with ``--key`` into a fresh containerd (its own root: no snapshot
-of the plaintext exists there) whose stream processors are our decoder, and run with
-``ctr-enc run --rm --key ... echo hello``. The other way, our own library encrypts and the Go decoder
-(imgcrypt 1.1.7) is the stream processor. Costs about 5 s per case.
+``ctr-enc images import --key`` and ``ctr-enc run --key`` (imgcrypt) do three things to containerd: content
+Write of the image's blobs, image Create, and per layer a snapshot Prepare and a Diff ``Apply`` whose
+``payloads`` map holds one payload (the private keys and the layer descriptor) under both ocicrypt processor
+IDs, then Commit. :func:`e2e.node.import_with_payload` does exactly that over gRPC; the keys directory of the
+node stays empty, so only the payload can decrypt. Debian's ``ctr run`` then starts a container from the
+unpacked snapshots with runc (a runnable busybox image, Debian's busybox-static).
+
+The images come from the Go toolchain where it can make them (skopeo 1.9.3, Go ocicrypt 1.0.3: JWE, PKCS#7,
+OpenPGP; it always gzips before encrypting) and from our own library otherwise (PKCS#11 and key providers,
+which skopeo 1.9.3 does not know, and uncompressed ``tar+encrypted`` layers, which no Go tool in Debian
+writes: ``buildah push --disable-compression --encryption-key`` also gives ``tar+gzip+encrypted``). The
+other way, our library encrypts and the project's Go reference decoder (Debian's ocicrypt 1.0.3) is the
+stream processor. About 3 s per case.
 """
 
 from __future__ import annotations
@@ -13,24 +21,27 @@ import os
 import subprocess
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.binaries import CTR_ENC, GO_DECODER_1, require_binary
-from support.oci import encrypt_layout, make_layout, skopeo
+from support.oci import LAYER_GZIP, LAYER_TAR, encrypt_layout, make_layout, skopeo
+from support.references import fastest_go_reference
 
-from ctd_decoder.tools.recipients import encrypt_config
+from ctd_decoder.ocicrypt.keywrap.pkcs11.environment import scoped_environment
+from ctd_decoder.tools.key_arguments import encrypt_config
 
+from .client import ContainerdClient
 from .daemons import CONTAINERD_1, Containerd, require_tool
-from .node import Image, Node
-from .schemes import Recipient, ctr_enc_arguments, ctr_enc_env
+from .node import Image, Node, import_with_payload, verify_pulled
+from .schemes import Recipient
 
 BUSYBOX = Path("/bin/busybox")
-GREETING = b"decrypted by ctd-decoder, run by ctr-enc\n"
-SCHEMES = ["jwe-rsa2048", "jwe-p256", "pkcs7-rsa", "pgp-rsa", "pkcs11-softhsm", "provider-cmd"]
-OUR_ENCRYPTOR_SCHEMES = ["jwe-rsa2048", "jwe-p384", "pkcs7-rsa"]
-PKCS11_NOTE = "Note: pkcs11 support is currently experimental\n"  # ctr-enc prints it on stdout
+GREETING = b"decrypted by ctd-decoder, unpacked with the keys in the payload\n"
+EXECUTABLES = frozenset({"bin/busybox", "bin/echo", "bin/cat"})
+# skopeo (Go ocicrypt 1.0.3) encrypts these; the others only our library can encrypt.
+GO_ENCRYPTED_SCHEMES = ["jwe-rsa2048", "jwe-p256", "pkcs7-rsa", "pgp-rsa"]
+LIBRARY_ENCRYPTED_SCHEMES = ["pkcs11-softhsm", "provider-cmd"]
+OUR_ENCRYPTOR_SCHEMES = ["jwe-rsa2048", "jwe-p384", "pkcs7-rsa", "pgp-rsa"]
 
 pytestmark = pytest.mark.parametrize("containerd_version", [CONTAINERD_1], ids=lambda v: f"containerd-{v}")
 
@@ -43,99 +54,108 @@ def busybox_layers() -> list[dict[str, bytes]]:
     return [{"bin/busybox": busybox, "bin/echo": busybox, "bin/cat": busybox}, {"etc/greeting": GREETING}]
 
 
-EXECUTABLES = frozenset({"bin/busybox", "bin/echo", "bin/cat"})
-
-
-@dataclass
-class CtrEnc:
-    """``ctr-enc`` against one containerd, in one namespace, with the environment the keys need."""
-
-    exe: str
-    containerd: Containerd
-    env: dict[str, str]
-    namespace: str = "e2e"
-
-    def __call__(self, *args: str, timeout: float = 180) -> str:
-        result = subprocess.run(
-            [self.exe, "-a", self.containerd.socket, "-n", self.namespace, *args],
-            capture_output=True,
-            env={**os.environ, **self.env},
-            timeout=timeout,
-        )
-        stderr = result.stderr.decode(errors="replace")
-        assert result.returncode == 0, f"ctr-enc {' '.join(args)} failed ({result.returncode}): {stderr}"
-        return result.stdout.decode(errors="replace").replace(PKCS11_NOTE, "")
-
-
-def archive(layout: Path, path: Path, name: str) -> Path:
-    """An oci-archive of ``layout`` whose image is called ``name`` when ctr imports it."""
-    skopeo("copy", "-q", f"oci:{layout}:v1", f"oci-archive:{path}:{name}")
-    return path
-
-
-def run_hello(ctr: CtrEnc, ref: str, keys: list[str]) -> str:
-    container = f"e2e-{uuid.uuid4().hex[:8]}"
-    return ctr("run", "--rm", *keys, ref, container, "cat", "/etc/greeting")
-
-
 @pytest.fixture
-def ctr_enc_exe() -> str:
-    require_tool("runc", "runc")
-    require_tool("containerd-shim-runc-v2", "containerd")
-    return str(require_binary(CTR_ENC))
+def runc() -> None:
+    try:
+        require_tool("runc", "runc")
+        require_tool("containerd-shim-runc-v2", "containerd")
+    except RuntimeError as err:
+        pytest.fail(str(err))
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
-def test_ctr_enc_encrypted_image_runs_through_our_decoder(
+def ctr_run(containerd: Containerd, namespace: str, image: str, *command: str) -> str:
+    """Debian's ``ctr run --rm``: a container on the already unpacked snapshots (ctr sends no payload,
+    so it would fail if it had to unpack anything itself)."""
+    ctr = require_tool("ctr", "containerd")
+    container = f"e2e-{uuid.uuid4().hex[:8]}"
+    result = subprocess.run(
+        [ctr, "-a", containerd.socket, "-n", namespace, "run", "--rm", image, container, *command],
+        capture_output=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, f"ctr run {image} {command} failed: {result.stderr.decode(errors='replace')}"
+    return result.stdout.decode(errors="replace")
+
+
+def library_encrypt(plain: Path, encrypted: Path, recipient: Recipient) -> None:
+    """Encrypt every layer of ``plain`` to ``recipient`` with our library (the ``ocicrypt`` recipients syntax)."""
+    gpg_home = recipient.encrypt_env.get("GNUPGHOME")
+    ec = recipient.encrypt_config or encrypt_config(recipient.encryption_keys, gpg_homedir=gpg_home)
+    with scoped_environment(recipient.encrypt_env):
+        encrypt_layout(plain, encrypted, ec)
+
+
+def encrypted_busybox(workdir: Path, recipient: Recipient, compress: bool, by_go: bool) -> tuple[Path, Path]:
+    """The busybox image, plain and encrypted to ``recipient`` by skopeo (``by_go``) or by our library."""
+    plain, encrypted = workdir / "plain", workdir / "enc"
+    make_layout(plain, busybox_layers(), compress=compress, executables=EXECUTABLES)
+    if by_go:
+        keys = [arg for key in recipient.encryption_keys for arg in ("--encryption-key", key)]
+        env = {**os.environ, **recipient.encrypt_env}
+        skopeo("copy", "-q", *keys, f"oci:{plain}:v1", f"oci:{encrypted}:v1", env=env)
+    else:
+        library_encrypt(plain, encrypted, recipient)
+    return plain, encrypted
+
+
+def unpack_and_run(node: Node, recipient: Recipient, plain: Path, encrypted: Path, media_type: str) -> None:
+    """Import and unpack ``encrypted`` with the recipient's keys in the payload, check containerd's records
+    and the unpacked files, then run busybox from it."""
+    namespace, name = f"e2e-{uuid.uuid4().hex[:8]}", "example.test/enc:v1"
+    client: ContainerdClient = node.client(namespace)
+    applied = import_with_payload(client, encrypted, name, recipient.decrypt_config())
+    image = Image(name, plain, busybox_layers())
+    assert applied == image.diff_ids
+    verify_pulled(client, image)
+    node.assert_decoded_once_per_layer(image)
+    assert {call.media_type for call in node.decoder_calls()} == {media_type + "+encrypted"}
+    assert ctr_run(node.containerd, namespace, name, "cat", "/etc/greeting").encode() == GREETING
+    assert ctr_run(node.containerd, namespace, name, "echo", "hello") == "hello\n"
+
+
+@pytest.mark.parametrize("scheme", GO_ENCRYPTED_SCHEMES + LIBRARY_ENCRYPTED_SCHEMES)
+def test_keys_in_the_payload_unpack_and_run_through_our_decoder(
     scheme: str,
+    runc: None,
     pip_decoder: str,
-    ctr_enc_exe: str,
     nodes: Callable[..., Node],
     recipients: Callable[[str], Recipient],
     tmp_path: Path,
 ) -> None:
+    """tar+gzip+encrypted layers (processor ``...decoder.v1.tar.gzip``), encrypted by skopeo where it can."""
     recipient = recipients(scheme)
-    encrypt_to, decrypt_with = ctr_enc_arguments(recipient, tmp_path / "keys")
-    env = ctr_enc_env(recipient)
-    plain = tmp_path / "plain"
-    make_layout(plain, busybox_layers(), executables=EXECUTABLES)
+    plain, encrypted = encrypted_busybox(tmp_path, recipient, compress=True, by_go=scheme in GO_ENCRYPTED_SCHEMES)
+    node = nodes(pip_decoder, None, {}, recipient.decoder_env)  # empty keys directory: only the payload decrypts
+    unpack_and_run(node, recipient, plain, encrypted, LAYER_GZIP)
 
-    builder = nodes(pip_decoder, None)
-    build = CtrEnc(ctr_enc_exe, builder.containerd, env)
-    build("images", "import", "--no-unpack", str(archive(plain, tmp_path / "plain.tar", "example.test/plain:v1")))
-    recipients_args = [arg for value in encrypt_to for arg in ("--recipient", value)]
-    if scheme == "pgp-rsa":
-        recipients_args += ["--gpg-homedir", recipient.encrypt_env["GNUPGHOME"]]
-    build("images", "encrypt", *recipients_args, "example.test/plain:v1", "example.test/enc:v1")
-    exported = tmp_path / "enc.tar"
-    build("images", "export", str(exported), "example.test/enc:v1")
 
-    node = nodes(pip_decoder, None, {}, recipient.decoder_env)  # empty keys directory: only --key decrypts
-    ctr = CtrEnc(ctr_enc_exe, node.containerd, env)
-    ctr("images", "import", *decrypt_with, str(exported))
-    node.assert_decoded_once_per_layer(Image("example.test/enc:v1", plain, busybox_layers()))
-    assert run_hello(ctr, "example.test/enc:v1", decrypt_with).encode() == GREETING
-    output = ctr("run", "--rm", *decrypt_with, "example.test/enc:v1", f"e2e-{uuid.uuid4().hex[:8]}", "echo", "hello")
-    assert output == "hello\n"
+@pytest.mark.parametrize("scheme", ["jwe-p256", "pkcs7-rsa", "pgp-rsa", "pkcs11-softhsm"])
+def test_keys_in_the_payload_unpack_uncompressed_layers_through_our_decoder(
+    scheme: str,
+    runc: None,
+    pip_decoder: str,
+    nodes: Callable[..., Node],
+    recipients: Callable[[str], Recipient],
+    tmp_path: Path,
+) -> None:
+    """tar+encrypted layers go to the other processor ID, ``...decoder.v1.tar``, with the same payload."""
+    recipient = recipients(scheme)
+    plain, encrypted = encrypted_busybox(tmp_path, recipient, compress=False, by_go=False)
+    node = nodes(pip_decoder, None, {}, recipient.decoder_env)
+    unpack_and_run(node, recipient, plain, encrypted, LAYER_TAR)
 
 
 @pytest.mark.parametrize("scheme", OUR_ENCRYPTOR_SCHEMES)
-def test_our_encrypted_image_runs_through_ctr_enc_and_the_go_decoder(
+def test_our_encrypted_image_unpacks_and_runs_through_the_go_reference(
     scheme: str,
-    ctr_enc_exe: str,
+    runc: None,
     nodes: Callable[..., Node],
     recipients: Callable[[str], Recipient],
     tmp_path: Path,
 ) -> None:
-    go_decoder = str(require_binary(GO_DECODER_1))
+    """Our library encrypts; the Go reference decoder (ocicrypt 1.0.3) is the stream processor."""
+    reference = fastest_go_reference()
     recipient = recipients(scheme)
-    _, decrypt_with = ctr_enc_arguments(recipient, tmp_path / "keys")
-    plain, encrypted = tmp_path / "plain", tmp_path / "enc"
-    make_layout(plain, busybox_layers(), executables=EXECUTABLES)
-    encrypt_layout(plain, encrypted, encrypt_config(recipient.encryption_keys))
-    node = nodes(go_decoder, None)  # the Go decoder rejects unknown files: its keys directory stays empty
-    ctr = CtrEnc(ctr_enc_exe, node.containerd, ctr_enc_env(recipient))
-    ctr("images", "import", *decrypt_with, str(archive(encrypted, tmp_path / "enc.tar", "example.test/ours:v1")))
-    node.assert_decoded_once_per_layer(Image("example.test/ours:v1", plain, busybox_layers()))
-    output = ctr("run", "--rm", *decrypt_with, "example.test/ours:v1", f"e2e-{uuid.uuid4().hex[:8]}", "echo", "hello")
-    assert output == "hello\n"
+    plain, encrypted = encrypted_busybox(tmp_path, recipient, compress=True, by_go=False)
+    node = nodes(str(reference.path), None)
+    unpack_and_run(node, recipient, plain, encrypted, LAYER_GZIP)

@@ -157,40 +157,26 @@ def test_path_check_reads_the_running_containerd_and_agrees_with_a_pull(
 
 @pytest.mark.parametrize("containerd_version", ["1.6"], ids=lambda v: f"containerd-{v}")
 @pytest.mark.parametrize("scheme", ["jwe-rsa2048", "pkcs7-rsa"])
-def test_doctor_on_a_ctr_enc_encrypted_image_agrees_with_a_pull(
+def test_doctor_on_a_go_encrypted_archive_agrees_with_a_pull(
     scheme: str, pip_decoder: str, registry: Registry, nodes: Callable[..., Node], recipients: Make, tmp_path: Path
 ) -> None:
-    """``ctr-enc images encrypt`` (imgcrypt 1.1.7) on one node, exported as an oci-archive: the doctor
-    checks the archive against a node with the right key (which then pulls it) and one with a wrong key."""
-    from support.binaries import CTR_ENC, require_binary
+    """An oci-archive encrypted by the Go toolchain (skopeo 1.9.3, ocicrypt 1.0.3): the doctor checks it
+    against a node with the right key (which then pulls it) and one with a wrong key."""
     from support.oci import make_layout, skopeo
 
-    from .schemes import ctr_enc_arguments, ctr_enc_env
-    from .test_ctr_enc import CtrEnc, archive
-
     right, wrong = recipients(scheme), recipients(scheme)
-    encrypt_to, _ = ctr_enc_arguments(right, tmp_path / "keys")
     plain = tmp_path / "plain"
     make_layout(plain, LAYERS)
-    builder = nodes(pip_decoder, None)
-    ctr = CtrEnc(str(require_binary(CTR_ENC)), builder.containerd, ctr_enc_env(right))
-    ctr("images", "import", "--no-unpack", str(archive(plain, tmp_path / "plain.tar", "example.test/plain:v1")))
-    ctr(
-        "images",
-        "encrypt",
-        *[a for v in encrypt_to for a in ("--recipient", v)],
-        "example.test/plain:v1",
-        "example.test/enc:v1",
-    )
     exported = tmp_path / "enc.tar"
-    ctr("images", "export", str(exported), "example.test/enc:v1")
+    keys = [arg for key in right.encryption_keys for arg in ("--encryption-key", key)]
+    skopeo("copy", "-q", *keys, f"oci:{plain}:v1", f"oci-archive:{exported}:v1")
 
     good = nodes(pip_decoder, registry, right.key_files)
     verdict = run_doctor(
         "--containerd-config", good.containerd.directory / "config.toml", "--image", f"oci-archive:{exported}"
     )
     assert verdict.one("image.summary", "ok") and verdict.returncode == 0, verdict.errors()
-    ref = f"{registry.host}/e2e/ctr-enc-{scheme}:v1"
+    ref = f"{registry.host}/e2e/go-{scheme}:v1"
     skopeo("copy", "-q", "--dest-tls-verify=false", f"oci-archive:{exported}", f"docker://{ref}")
     good.pull_and_verify(Image(ref, plain, LAYERS))
 

@@ -1,5 +1,7 @@
 """Images made by ``ocicrypt encrypt`` and ``ocicrypt recipients add``, pulled through containerd's CRI with
-our decoder and with the Go decoder (ctd-decoder-imgcrypt-1.1.7), node keys in ``--decryption-keys-path``.
+our decoder and with the project's Go reference decoder (Debian's ocicrypt 1.0.3), node keys in
+``--decryption-keys-path``. ocicrypt 1.0.3 knows no PKCS#11 and no key providers: for those schemes the
+test asserts the reference's refusal instead.
 
 The JWE case runs on both containerd lines; the other schemes on 1.6.20 only (what a scheme changes is
 the decoder's work, not containerd's, and test_cri_pull.py runs every scheme on both lines). A pull
@@ -13,13 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.binaries import GO_DECODER_1, require_binary
 from support.keygen import write_key_pair
 from support.oci import make_layout, ocicrypt
+from support.references import fastest_go_reference
 
 from .daemons import CONTAINERD_1, Registry
 from .node import Image, Node, push_layout
-from .schemes import Recipient, ctr_enc_arguments
+from .schemes import Recipient, recipient_values
 from .test_failures import rpc_error
 
 LAYERS = [{"etc/made-by": b"ocicrypt encrypt\n"}, {"usr/lib/blob": bytes(range(256)) * 400}]
@@ -28,7 +30,7 @@ LAYERS = [{"etc/made-by": b"ocicrypt encrypt\n"}, {"usr/lib/blob": bytes(range(2
 @pytest.fixture(params=["ours", "go"])
 def any_decoder(request: pytest.FixtureRequest) -> str:
     if request.param == "go":
-        return str(require_binary(GO_DECODER_1))
+        return str(fastest_go_reference().path)
     path: str = request.getfixturevalue("pip_decoder")
     return path
 
@@ -52,12 +54,17 @@ def test_cri_pull_of_an_image_with_an_added_recipient_using_only_the_new_key(
 
 # skopeo 1.9.3 writes only jwe, pkcs7 and pgp; these images come from our tools alone.
 TOOL_SCHEMES = ["pkcs7-rsa", "pgp-rsa", "pkcs11-softhsm", "provider-cmd"]
+# What the Go reference (ocicrypt 1.0.3: no PKCS#11, no key providers) answers for the schemes it cannot unwrap:
+# it does not know a PKCS#11 YAML key file in the keys directory, and finds no key for a provider's annotation.
+GO_REFERENCE_REFUSES = {
+    "pkcs11-softhsm": "unable to get decryption keys in provided key path: Unknown decryption key type",
+    "provider-cmd": "call to DecryptLayer failed: missing private key needed for decryption",
+}
 ON_CONTAINERD_1 = pytest.mark.parametrize("containerd_version", [CONTAINERD_1], ids=lambda v: f"containerd-{v}")
 
 
 def _recipient_args(recipient: Recipient, directory: Path) -> list[str]:
-    encrypt_to, _ = ctr_enc_arguments(recipient, directory)
-    return [arg for value in encrypt_to for arg in ("--recipient", value)]
+    return [arg for value in recipient_values(recipient, directory) for arg in ("--recipient", value)]
 
 
 @ON_CONTAINERD_1
@@ -78,11 +85,9 @@ def test_cri_pull_of_an_image_encrypted_by_ocicrypt_encrypt(
     )  # fmt: skip
     ref = push_layout(registry, tmp_path / "enc")
     node = nodes(any_decoder, registry, recipient.key_files, recipient.decoder_env)
-    if scheme == "pkcs11-softhsm" and Path(any_decoder).name == GO_DECODER_1:
-        # ocicrypt 1.1.6 files a key directory's PKCS#11 YAML under "privkeys" (utils.SortDecryptionKeys)
-        # while its PKCS#11 wrapper reads only "pkcs11-yamls": the Go decoder has no node-model PKCS#11.
+    if scheme in GO_REFERENCE_REFUSES and any_decoder == str(fastest_go_reference().path):
         refused = rpc_error(lambda: node.client().pull_image(ref))
-        assert "missing private key needed for decryption" in refused, refused
+        assert GO_REFERENCE_REFUSES[scheme] in refused, refused
         return
     node.pull_and_verify(Image(ref, tmp_path / "plain", LAYERS))
 

@@ -6,6 +6,7 @@ entries (with and without the warm server) and removes cleanly."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -16,6 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.install_routes import exists_in_stage, named_paths, node_readme_examples, node_readme_paths
+from support.keygen import new_key, private_pem, public_pem
+from support.oci import layer_digests, make_layout
 from support.snippets import (
     INSTALLED_DECODER,
     PACKAGING,
@@ -37,6 +41,7 @@ from .packaged import packaged_release
 from .schemes import Recipient
 
 WARM_UNITS = ("ctd-decoder-warm.socket", "ctd-decoder-warm.service")
+CONTAINERD_1 = "/usr/bin/containerd"  # Debian's 1.6.20
 
 
 def run_install(
@@ -224,6 +229,69 @@ def check_licences(directory: Path) -> None:
     assert "OpenSSL" in (directory / "debian-libssl3" / "copyright").read_text()
 
 
+def run_ocicrypt(exe: Path | str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run an installed ``ocicrypt`` (the bundle started under that name)."""
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=300, check=False)
+
+
+def broken_config(directory: Path) -> Path:
+    """A containerd 1.x config whose gzip entry runs a decoder no PATH has and whose .tar entry takes no
+    zstd: the doctor's fixes then name the install's decoder and its snippet."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "config.toml"
+    layer = "application/vnd.oci.image.layer.v1.tar"
+    path.write_text(
+        "version = 2\n"
+        '[stream_processors."io.containerd.ocicrypt.decoder.v1.tar.gzip"]\n'
+        f'  accepts = ["{layer}+gzip+encrypted"]\n'
+        f'  returns = "{layer}+gzip"\n'
+        '  path = "ctd-decoder-that-no-path-has"\n'
+        '  args = ["--decryption-keys-path", "/etc/containerd/ocicrypt/keys"]\n'
+    )
+    return path
+
+
+def check_staged_doctor(stage: Path, prefix: str, workdir: Path) -> None:
+    """The staged bundle, started as ``ocicrypt``, is the doctor; its fixes name the staged decoder and the
+    staged snippet (it finds them from its own place, as on a node), and every path they name exists."""
+    ocicrypt = stage / prefix.lstrip("/") / "bin/ocicrypt"
+    assert os.readlink(ocicrypt) == "../lib/ctd-decoder/ctd-decoder"
+    config = broken_config(workdir / f"doctor-{stage.name}")
+    result = run_ocicrypt(
+        ocicrypt, "doctor", "--json", "--containerd-config", config, "--containerd", "/usr/bin/containerd"
+    )
+    assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result
+    findings = json.loads(result.stdout)
+    fixes = [finding["fix"] for finding in findings if finding["fix"]]
+    snippet = stage / prefix.lstrip("/") / "share/doc/ctd-decoder/examples/containerd/config-v2.toml"
+    decoder = stage / prefix.lstrip("/") / "bin/ctd-decoder"
+    assert any(f"(as in {snippet})" in fix for fix in fixes), fixes
+    assert any(fix.endswith(f"e.g. {decoder}") for fix in fixes), fixes
+    operator_files = ("/etc/containerd/config.toml", "/etc/containerd/ocicrypt/keys")
+    missing = [p for fix in fixes for p in named_paths(fix) if p not in operator_files and not os.path.lexists(p)]
+    assert not missing, f"the doctor's fixes name {missing}"
+
+
+def check_staged_image_tools(ocicrypt: Path, workdir: Path) -> None:
+    """The rest of the command is in the bundle too: encrypt, inspect and decrypt an image with it."""
+    key = new_key("p256")
+    workdir.mkdir()
+    (workdir / "key.pem").write_bytes(private_pem(key))
+    (workdir / "key.pub").write_bytes(public_pem(key))
+    make_layout(workdir / "plain", [{"a.txt": b"first layer\n"}, {"b.txt": b"second layer\n"}])
+    plain, encrypted, decrypted = (f"oci:{workdir / name}:v1" for name in ("plain", "encrypted", "decrypted"))
+    steps = [
+        ("encrypt", "--recipient", f"jwe:{workdir / 'key.pub'}", plain, encrypted),
+        ("inspect", "--json", encrypted),
+        ("decrypt", "--key", str(workdir / "key.pem"), encrypted, decrypted),
+    ]
+    for step in steps:
+        result = run_ocicrypt(ocicrypt, *step)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (step, result)
+    assert layer_digests(workdir / "decrypted") == layer_digests(workdir / "plain")
+    assert layer_digests(workdir / "encrypted") != layer_digests(workdir / "plain")
+
+
 def test_release_tarball_holds_the_installer_snippets_readme_and_licences(tmp_path: Path) -> None:
     archive = packaged_release("*.tar.gz")
     with tarfile.open(archive) as tar:
@@ -246,11 +314,15 @@ def test_release_tarball_holds_the_installer_snippets_readme_and_licences(tmp_pa
     stage = tmp_path / "stage"
     result = run_install("--destdir", str(stage), script=root / "install.sh")
     assert result.returncode == 0, result.stderr
-    assert f"{root}/containerd/config-v2.toml" in result.stdout
+    assert "/usr/local/share/doc/ctd-decoder/examples/containerd/config-v2.toml" in result.stdout
+    assert "check the node first: /usr/local/bin/ocicrypt doctor" in result.stdout
     exe = stage / "usr/local/bin/ctd-decoder"
     version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
     assert version.returncode == 0 and version.stdout.startswith("ctd-decoder version "), version
     check_licences(stage / "usr/local/lib/ctd-decoder/licenses")
+    assert (stage / "usr/local/share/doc/ctd-decoder/LICENSE").read_text() == (REPO / "LICENSE").read_text()
+    check_staged_doctor(stage, "/usr/local", tmp_path)
+    check_staged_image_tools(stage / "usr/local/bin/ocicrypt", tmp_path / "images")
 
     # NODE-README.md's --warm recipe works from the unpacked tarball too: it stages both units.
     warm_stage = tmp_path / "warm-stage"
@@ -262,6 +334,8 @@ def test_release_tarball_holds_the_installer_snippets_readme_and_licences(tmp_pa
         PACKAGING / "systemd/ctd-decoder-warm.socket"
     ).read_bytes()
     assert unit_exec_start(units / "ctd-decoder-warm.service") == ["/usr/local/bin/ctd-decoder-warm"]
+    named = node_readme_paths()["tarball"] + node_readme_examples("tarball")
+    assert [path for path in named if not exists_in_stage(warm_stage, path)] == []
 
 
 def apt_get(*args: str) -> subprocess.CompletedProcess[str]:
@@ -273,6 +347,25 @@ def dpkg_status() -> str:
     """dpkg's status of the ctd-decoder package ("" if dpkg does not know it)."""
     query = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "ctd-decoder"], capture_output=True, text=True)
     return query.stdout if query.returncode == 0 else ""
+
+
+def check_installed_doctor(containerd: Containerd, key: Path) -> None:
+    """``ocicrypt doctor``, as the package installed it, on the running containerd (built-in entries,
+    systemd's PATH): it finds the process, the decoder on its PATH and the key; the one warning (no zstd
+    entry) names the package's own snippet, which exists."""
+    result = run_ocicrypt(
+        "/usr/bin/ocicrypt", "doctor", "--json", "--containerd-config", containerd.directory / "config.toml"
+    )
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result
+    findings = json.loads(result.stdout)
+    ok = " ".join(f["message"] for f in findings if f["status"] == "ok")
+    assert containerd.process is not None and f"containerd pid {containerd.process.pid}" in ok, findings
+    assert "found at /usr/bin/ctd-decoder on containerd's PATH" in ok, findings
+    assert str(KEYS_DIR) in ok and str(key) in ok, findings
+    (zstd,) = [f for f in findings if f["status"] != "ok"]
+    snippet = "/usr/share/doc/ctd-decoder/examples/containerd/config-v2.toml"
+    assert zstd["check"] == "containerd.processor.tar+zstd+encrypted" and f"(as in {snippet})" in zstd["fix"], zstd
+    assert Path(snippet).is_file()
 
 
 def test_deb_installs_with_apt_get_decrypts_with_containerd_defaults_and_removes_cleanly(
@@ -302,6 +395,7 @@ def test_deb_installs_with_apt_get_decrypts_with_containerd_defaults_and_removes
         assert result.returncode == 0, result.stdout + result.stderr
         assert os.readlink("/usr/bin/ctd-decoder") == "../lib/ctd-decoder/ctd-decoder-client"
         assert os.readlink("/usr/bin/ctd-decoder-warm") == "../lib/ctd-decoder/ctd-decoder"
+        assert os.readlink("/usr/bin/ocicrypt") == "../lib/ctd-decoder/ctd-decoder"
         assert stat.S_IMODE(KEYS_DIR.stat().st_mode) == 0o700
         docs = Path("/usr/share/doc/ctd-decoder")
         assert (docs / "copyright").is_file() and (docs / "README.md").is_file()
@@ -309,6 +403,8 @@ def test_deb_installs_with_apt_get_decrypts_with_containerd_defaults_and_removes
             example = (docs / "examples" / path.relative_to(PACKAGING)).read_text()
             assert example == path.read_text().replace(INSTALLED_DECODER, "/usr/bin/ctd-decoder"), path
         check_licences(Path("/usr/lib/ctd-decoder/licenses"))
+        named = node_readme_paths()["deb"] + node_readme_examples("deb")
+        assert [path for path in named if not os.path.lexists(path)] == []
         # The units where a package puts them, the socket enabled by postinst (without a running systemd).
         listed = subprocess.run(["dpkg", "-L", "ctd-decoder"], capture_output=True, text=True).stdout.splitlines()
         for unit in WARM_UNITS:
@@ -323,6 +419,7 @@ def test_deb_installs_with_apt_get_decrypts_with_containerd_defaults_and_removes
 
         key.write_bytes(recipient.key_files["jwe-rsa2048.pem"])
         key.chmod(0o600)
+        check_installed_doctor(containerd, key)
         assert not os.path.lexists(DEFAULT_SOCKET), "no warm server runs here: the client must run the bundle"
         with ContainerdClient(containerd.socket, "k8s.io") as client:
             client.pull_image(image.ref)
@@ -362,7 +459,8 @@ def test_deb_installs_with_apt_get_decrypts_with_containerd_defaults_and_removes
         removed = apt_get("remove", "ctd-decoder")
         assert removed.returncode == 0, removed.stdout + removed.stderr
         assert key.is_file(), "removing the package must keep the node's keys"
-        gone = [Path("/usr/bin/ctd-decoder"), Path("/usr/bin/ctd-decoder-warm"), Path("/usr/lib/ctd-decoder"), docs]
+        gone = [Path("/usr/bin/ctd-decoder"), Path("/usr/bin/ctd-decoder-warm"), Path("/usr/bin/ocicrypt")]
+        gone += [Path("/usr/lib/ctd-decoder"), docs]
         for path in [*gone, *(UNIT_DIR / unit for unit in WARM_UNITS), SOCKET_WANTS]:
             assert not os.path.lexists(path), path
         assert not list(DSH_STATE.rglob("ctd-decoder-warm*")), "deb-systemd-helper still records the socket"

@@ -194,6 +194,19 @@ def lease_create_request(lease_id: str) -> bytes:
     return field_str(1, lease_id)
 
 
+def update_content_labels_request(digest: str, labels: dict[str, str]) -> bytes:
+    """content.v1.UpdateContentRequest{info = 1: Info{digest = 1, labels = 5}, update_mask = 2: FieldMask{paths = 1}}:
+    sets (only) the named labels."""
+    info = field_str(1, digest) + map_entries(5, {k: v.encode() for k, v in labels.items()})
+    mask = b"".join(field_str(1, f"labels.{name}") for name in labels)
+    return field_bytes(1, info) + field_bytes(2, mask)
+
+
+def create_image_request(name: str, target: bytes) -> bytes:
+    """images.v1.CreateImageRequest{image = 1: Image{name = 1, target = 3 (containerd.types.Descriptor)}}."""
+    return field_bytes(1, field_str(1, name) + field_bytes(3, target))
+
+
 def content_request(digest: str) -> bytes:
     """content.v1 InfoRequest / ReadContentRequest{digest = 1}."""
     return field_str(1, digest)

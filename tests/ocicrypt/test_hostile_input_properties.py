@@ -23,14 +23,15 @@ from ctd_decoder.ocicrypt import keys
 from ctd_decoder.ocicrypt.blockcipher import PrivateOptions, PublicOptions
 from ctd_decoder.ocicrypt.config import DecryptConfig
 from ctd_decoder.ocicrypt.descriptor import Descriptor
-from ctd_decoder.ocicrypt.errors import DecoderError
-from ctd_decoder.ocicrypt.keywrap import ANNOTATION_PREFIX, PUBOPTS_ANNOTATION, pgp
+from ctd_decoder.ocicrypt.errors import OcicryptError
+from ctd_decoder.ocicrypt.keywrap import ANNOTATION_PREFIX, PUBOPTS_ANNOTATION
 from ctd_decoder.ocicrypt.keywrap import jwe as jwe_module
+from ctd_decoder.ocicrypt.keywrap.pgp import wrapper as pgp
+from ctd_decoder.ocicrypt.keywrap.pgp.packets import PacketError
 from ctd_decoder.ocicrypt.keywrap.pkcs7 import der
 from ctd_decoder.ocicrypt.keywrap.pkcs7 import wrapper as pkcs7
 from ctd_decoder.ocicrypt.keywrap.pkcs11 import wrapper as pkcs11
 from ctd_decoder.ocicrypt.layer import unwrap_private_options
-from ctd_decoder.ocicrypt.pgp_packets import PacketError
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RSA, EC = new_key("rsa2048"), new_key("p256")
@@ -70,7 +71,7 @@ documents = _near(
 
 
 def _only_project_errors(call: Any, *args: Any) -> None:
-    with contextlib.suppress(DecoderError):
+    with contextlib.suppress(OcicryptError):
         call(*args)
 
 

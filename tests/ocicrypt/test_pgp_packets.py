@@ -8,7 +8,7 @@ from support.gpgkeys import GpgHome
 
 from ctd_decoder.decoder.payload import parse_payload
 from ctd_decoder.ocicrypt import config as params
-from ctd_decoder.ocicrypt.pgp_packets import PacketError, dearmor, secret_keys_need_passphrase
+from ctd_decoder.ocicrypt.keywrap.pgp.packets import PacketError, dearmor, secret_keys_need_passphrase
 
 
 def _go_ring(case: str) -> bytes:

@@ -48,6 +48,16 @@ def decoder_command() -> list[str]:
     return [DECODER]
 
 
+def with_fd3(fd: int, argv: list[str]) -> list[str]:
+    """Return an argv that runs ``argv`` with descriptor ``fd`` moved to fd 3 (pass ``fd`` in pass_fds).
+
+    bash moves it and execs, so the decoder keeps the pid (and parent) bash had. Not a ``preexec_fn``:
+    that forces a plain fork, and with this process's gRPC channels open grpc's fork handlers can abort
+    the child before it execs.
+    """
+    return ["bash", "-c", f'exec "$@" 3<&{fd} {fd}<&-', "bash", *argv]
+
+
 def start_decoder(
     stdin: int | IO[bytes],
     payload: bytes | None,
@@ -63,25 +73,20 @@ def start_decoder(
 
     ``command`` runs another decoder executable (a Go reference, the small warm client) the same way.
     """
+    argv = command or decoder_command()
     pass_fds: tuple[int, ...] = ()
-    preexec = None
     if payload is not None:
         read_end, write_end = os.pipe()
-
-        def preexec() -> None:
-            os.dup2(read_end, 3)
-
-        pass_fds = (3,)
+        argv, pass_fds = with_fd3(read_end, argv), (read_end,)
     try:
         process = subprocess.Popen(
-            command or decoder_command(),
+            argv,
             stdin=stdin,
             stdout=stdout,
             stderr=stderr,
             env={**os.environ, **(env or {})},
             cwd=cwd,
             pass_fds=pass_fds,
-            preexec_fn=preexec,
         )
     except BaseException:
         if payload is not None:
@@ -143,11 +148,10 @@ def modules_imported(
     os.write(write_end, payload)
     os.close(write_end)
     process = subprocess.run(
-        [sys.executable, "-c", _RECORD_MODULES, str(record), *decoder_command()],
+        with_fd3(read_end, [sys.executable, "-c", _RECORD_MODULES, str(record), *decoder_command()]),
         input=layer,
         capture_output=True,
-        pass_fds=(3,),
-        preexec_fn=lambda: os.dup2(read_end, 3),
+        pass_fds=(read_end,),
         env={**os.environ, **(env or {})},
         check=False,
         timeout=120,

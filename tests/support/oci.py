@@ -236,6 +236,17 @@ def image_media_types(layout: Path, ref: str = "v1") -> dict[str, Any]:
     return shape
 
 
+def image_blobs(layout: Path, ref: str = "v1") -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Image ``ref``'s index.json entry and every blob it references (index, manifests, configs, layers),
+    by digest, in that order."""
+    entry = _image_entry(layout, ref)
+    digests = [entry["digest"]]
+    for descriptor, manifest in _platform_manifests(layout, entry).values():
+        digests += [descriptor["digest"], manifest["config"]["digest"]]
+        digests += [layer["digest"] for layer in manifest["layers"]]
+    return entry, {digest: _blob(layout, digest) for digest in dict.fromkeys(digests)}
+
+
 def manifest_documents(layout: Path, ref: str = "v1") -> dict[str, dict[str, Any]]:
     """Per ``os/arch`` (or ``-``), the manifest document of image ``ref``."""
     return {p: m for p, (_, m) in _platform_manifests(layout, _image_entry(layout, ref)).items()}

@@ -5,19 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from support.install_routes import fake_bundle
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def fake_bundle(tmp_path: Path) -> Path:
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    executable = bundle / "ctd-decoder"  # stands in for the PyInstaller bundle: install.sh only runs --help
-    executable.write_text("#!/bin/sh\necho ctd-decoder usage\n")
-    executable.chmod(0o755)
-    client = bundle / "ctd-decoder-client"  # as build.sh compiles it; it runs ctd-decoder when no server answers
-    client.write_text('#!/bin/sh\nexec "$(dirname "$(readlink -f "$0")")/ctd-decoder" "$@"\n')
-    client.chmod(0o755)
-    return bundle
 
 
 def install_warm(bundle: Path, root: Path, *args: str) -> subprocess.CompletedProcess[str]:

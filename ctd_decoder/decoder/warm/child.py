@@ -1,6 +1,6 @@
 """One layer in a child of the fork server: take over the client's descriptors and context, then decode.
 
-Runs the same :func:`ctd_decoder.decoder.main.decode_main` as the cold path, with the client's
+Runs the same :func:`ctd_decoder.decoder.cold.decode_main` as the cold path, with the client's
 stdin, stdout, stderr and fd 3, argv, environment, working directory and umask. It never returns:
 it leaves with ``os._exit`` so nothing of the server (atexit handlers, buffers) runs twice.
 """
@@ -75,7 +75,7 @@ def run_child(request: Request, received: list[int], report_fd: int, server_pid:
         except OSError as err:
             os.write(2, f"ctd-decoder: cannot enter the working directory: {err.strerror}\n".encode())
         else:
-            from ..main import decode_main
+            from ..cold import decode_main
 
             try:
                 status = decode_main(sys.argv[1:], layer_seen=_report_layer)

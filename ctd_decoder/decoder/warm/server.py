@@ -30,7 +30,7 @@ from .protocol import ACCEPTED, GO, MAX_REQUEST, PASSED_FDS, STATUS, ProtocolErr
 
 # Everything a JWE or PKCS#7 layer needs, loaded once here instead of once per layer.
 PRELOADED = (
-    "ctd_decoder.decoder.main",
+    "ctd_decoder.decoder.cold",
     "ctd_decoder.decoder.payload",
     "ctd_decoder.decoder.warm.child",
     "ctd_decoder.ocicrypt.layer",
@@ -39,7 +39,7 @@ PRELOADED = (
     "ctd_decoder.ocicrypt.digest",
     "ctd_decoder.ocicrypt.keywrap.jwe",
     "ctd_decoder.ocicrypt.keywrap.pkcs7.wrapper",
-    "ctd_decoder.ocicrypt.scratch",
+    "ctd_decoder.ocicrypt.keywrap.pgp.scratch",
 )
 # A client has this long to send its request and its go-ahead.
 REQUEST_TIMEOUT = 2.0
@@ -366,7 +366,7 @@ class WarmServer:
             verdict = f"failed (signal {-status})"
         log(f"layer {layer.digest or '-'} {verdict} {elapsed_ms:.0f} ms {peak_mib:.1f} MiB")
         if status < 0:
-            from ...ocicrypt.scratch import sweep
+            from ...ocicrypt.keywrap.pgp.scratch import sweep
 
             sweep()  # a child killed mid-unwrap may have left a GnuPG home with private keys
 

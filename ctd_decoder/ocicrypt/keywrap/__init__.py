@@ -10,27 +10,25 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+from .. import spec
+from ..spec import ANNOTATION_PREFIX, PROVIDER_PREFIX, PUBOPTS_ANNOTATION
 from .base import KeyWrapper
-
-ANNOTATION_PREFIX = "org.opencontainers.image.enc.keys."
-PUBOPTS_ANNOTATION = "org.opencontainers.image.enc.pubopts"
-PROVIDER_PREFIX = "provider."
 
 # Cheap, local schemes first; schemes that start processes or talk to devices and services last.
 _BUILTIN: dict[str, str] = {
     "jwe": "ctd_decoder.ocicrypt.keywrap.jwe",
     "pkcs7": "ctd_decoder.ocicrypt.keywrap.pkcs7.wrapper",
     "pkcs11": "ctd_decoder.ocicrypt.keywrap.pkcs11.wrapper",
-    "pgp": "ctd_decoder.ocicrypt.keywrap.pgp",
+    "pgp": "ctd_decoder.ocicrypt.keywrap.pgp.wrapper",
 }
 
 
 # The encrypt-side parameters each built-in scheme wraps for; a scheme is imported only if one is set.
 _RECIPIENT_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "jwe": ("pubkeys",),
-    "pkcs7": ("x509s",),
-    "pkcs11": ("pkcs11-pubkeys", "pkcs11-yamls"),
-    "pgp": ("gpg-recipients",),
+    "jwe": (spec.PUBKEYS,),
+    "pkcs7": (spec.X509S,),
+    "pkcs11": (spec.PKCS11_PUBKEYS, spec.PKCS11_YAMLS),
+    "pgp": (spec.GPG_RECIPIENTS,),
 }
 
 
@@ -40,7 +38,7 @@ def schemes_for_recipients(parameter_names: set[str]) -> list[str]:
     A parameter that belongs to no built-in scheme names a key provider (``provider.<name>``).
     """
     known = {name for names in _RECIPIENT_PARAMETERS.values() for name in names}
-    known.update(("gpg-pubkeyringfile", "pkcs11-config"))
+    known.update((spec.GPG_PUBKEYRINGFILE, spec.PKCS11_CONFIG))
     schemes = [scheme for scheme, names in _RECIPIENT_PARAMETERS.items() if parameter_names & set(names)]
     schemes += [PROVIDER_PREFIX + name for name in sorted(parameter_names - known)]
     return schemes

@@ -32,12 +32,31 @@ class KeyWrapper(Protocol):
         """Return the private-options JSON protected by ``wrapped``.
 
         None means "no result, and no error" (a key provider with nothing to say). Failures raise
-        :class:`~ctd_decoder.ocicrypt.errors.UnwrapError` (or another DecoderError) whose text explains,
+        :class:`~ctd_decoder.ocicrypt.errors.UnwrapError` (or another OcicryptError) whose text explains,
         per candidate key, why it could not be used.
         """
 
     def wrap_keys(self, ec: EncryptConfig, opts: bytes) -> bytes | None:
         """Wrap ``opts`` for this scheme's recipients in ``ec``; None if ``ec`` names none."""
+
+
+class KeyWrapperBase:
+    """What every scheme's wrapper shares: its scheme name and the parameter holding its private keys.
+
+    A subclass sets ``scheme`` and ``key_parameter``; ``key_parameter`` None is a scheme that needs no
+    private keys of ours (a key provider), which is then always tried.
+    """
+
+    scheme: str
+    key_parameter: str | None = None
+
+    def has_possible_keys(self, dc: DecryptConfig) -> bool:
+        """Tell whether ``dc`` holds a non-empty ``key_parameter`` entry (always True without one)."""
+        return self.key_parameter is None or bool(dc.keys_of(self.key_parameter))
+
+    def private_key_parameter(self) -> str | None:
+        """Name the parameter holding this scheme's private keys (None for key providers)."""
+        return self.key_parameter
 
 
 def explain_attempts(summary: str, attempts: list[str]) -> str:

@@ -26,7 +26,7 @@ from .. import config as params
 from .. import keyload, keys, scope
 from ..config import DecryptConfig, EncryptConfig
 from ..errors import UnwrapError, WrapError
-from .base import explain_attempts, private_keys
+from .base import KeyWrapperBase, explain_attempts, private_keys
 
 KEY_ALGORITHMS = ("RSA-OAEP", "RSA-OAEP-256", "ECDH-ES+A128KW", "ECDH-ES+A192KW", "ECDH-ES+A256KW")
 CONTENT_ALGORITHMS = ("A128GCM", "A192GCM", "A256GCM", "A128CBC-HS256", "A192CBC-HS384", "A256CBC-HS512")
@@ -65,9 +65,10 @@ class _Recipient:
 
     def label(self) -> str:
         epk = self.header.get("epk")
+        name = self.alg[:24]
         if isinstance(epk, dict) and isinstance(epk.get("crv"), str):
-            return f"{self.alg[:24]}({epk['crv'][:12]})"
-        return self.alg[:24]
+            name += f"({epk['crv'][:12]})"
+        return name if self.encrypted_key else f"{name} without an encrypted key"
 
 
 class _Jwe:
@@ -128,9 +129,11 @@ def _parse(wrapped: bytes) -> _Jwe:
         aad_b64 = document.get("aad")
         parts = (document.get("iv", ""), document.get("ciphertext", ""), document.get("tag", ""))
     else:
+        # Counted before splitting: a split of megabytes of dots is a list of millions of strings
+        # (go-jose's CVE-2025-27144 was that blow-up; it now refuses such input the same way).
+        if text.count(b".") != 4:
+            raise _Malformed("compact JWE format must have five parts")
         pieces = text.decode("ascii", "replace").split(".")
-        if len(pieces) != 5:
-            raise _Malformed("neither JSON nor compact serialization")
         protected_b64, shared, aad_b64 = pieces[0], {}, None
         entries = [{"header": None, "encrypted_key": pieces[1]}]
         parts = (pieces[2], pieces[3], pieces[4])
@@ -203,6 +206,10 @@ def _oaep(alg: str) -> padding.OAEP:
 
 def _unwrap_cek(key: Any, recipient: _Recipient) -> bytes | None:
     """Return the content key if ``key`` opens ``recipient``; None if it does not."""
+    if not recipient.encrypted_key:
+        # Every allowed alg wraps the content key, so there is nothing to open (go-jose's
+        # CVE-2026-34986 was a panic on an empty ECDH-ES+A*KW key; it now skips the recipient too).
+        return None
     alg = recipient.alg
     if alg.startswith("RSA-OAEP"):
         if not isinstance(key, rsa.RSAPrivateKey):
@@ -274,18 +281,11 @@ def _cbc_hmac_decrypt(jwe: _Jwe, cek: bytes) -> bytes | None:
     return padded[:-pad]
 
 
-class JweKeyWrapper:
-    """The ``jwe`` scheme."""
+class JweKeyWrapper(KeyWrapperBase):
+    """The ``jwe`` scheme; its keys live in ``privkeys``."""
 
     scheme = "jwe"
-
-    def has_possible_keys(self, dc: DecryptConfig) -> bool:
-        """JWE needs ``privkeys``."""
-        return bool(dc.keys_of(params.PRIVKEYS))
-
-    def private_key_parameter(self) -> str:
-        """JWE keys live in ``privkeys``."""
-        return params.PRIVKEYS
+    key_parameter = params.PRIVKEYS
 
     def unwrap_key(self, dc: DecryptConfig, wrapped: bytes) -> bytes:
         """Try every private key against every recipient."""

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from ...ocicrypt.keysdir import KeysDir
+from ...ocicrypt import KeysDir
 from .report import Report, render_json, render_text
 
 HELP = "check this node's decryption setup (containerd, keys, providers, an image) without pulling"

@@ -11,13 +11,15 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
+from ...ocicrypt import spec
 from . import containerd_config as cc
+from . import install_paths
 from .process import ContainerdProcess, Environment, containerd_environment, process_for_config
 from .report import Report
 
-GZIP = "application/vnd.oci.image.layer.v1.tar+gzip+encrypted"
-TAR = "application/vnd.oci.image.layer.v1.tar+encrypted"
-ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd+encrypted"
+GZIP = spec.TAR_GZIP_ENCRYPTED
+TAR = spec.TAR_ENCRYPTED
+ZSTD = spec.TAR_ZSTD_ENCRYPTED
 
 _VERSION = re.compile(r"(?<![\w.])v?(\d+)\.(\d+)\.(\d+)")
 
@@ -53,7 +55,7 @@ class Node:
 
 def short_media_type(media_type: str) -> str:
     """An encrypted layer media type without its common prefix (``tar+gzip+encrypted``)."""
-    return media_type.removeprefix("application/vnd.oci.image.layer.v1.")
+    return media_type.removeprefix(spec.LAYER_MEDIA_TYPE_PREFIX)
 
 
 def containerd_version(exe: str) -> tuple[int, int, int] | None:
@@ -94,7 +96,8 @@ def _check_version(report: Report, config: cc.ContainerdConfig, exe: str | None)
         report.error(
             "containerd.version",
             f"containerd {text} cannot read config version {config.version} (containerd 2.x syntax)",
-            "use the config version 2 form (packaging/containerd/config-v2.toml) or upgrade containerd to 2.x",
+            f"use the config version 2 form ({install_paths.detect().containerd_snippet(2)}) "
+            "or upgrade containerd to 2.x",
         )
     elif major >= 2 and config.version < 2:
         report.warning(
@@ -111,14 +114,16 @@ def _check_config(report: Report, path: str | None) -> cc.ContainerdConfig | Non
     try:
         config = cc.load(path)
     except cc.ConfigError as err:
-        report.error("containerd.config", str(err), "fix the file's TOML syntax; containerd refuses to start with it")
+        report.error("containerd.config", str(err), err.fix)
         return None
     if path is None:
+        snippets = install_paths.detect()
         report.warning(
             "containerd.config",
             f"no config file ({cc.K3S_CONFIG} and /etc/containerd/config.toml are absent): "
             "containerd's built-in defaults apply",
-            "write /etc/containerd/config.toml from packaging/containerd (or pass --containerd-config FILE)",
+            f"write /etc/containerd/config.toml from {snippets.containerd_snippet(2)} (containerd 1.x) or "
+            f"{snippets.containerd_snippet(3)} (2.x), or pass --containerd-config FILE",
         )
     else:
         imported = f", imports {', '.join(config.imports)}" if config.imports else ""
@@ -157,7 +162,7 @@ def _resolve_path(report: Report, processor: cc.Processor, environment: Environm
         report.warning(
             check,
             f"cannot tell whether containerd finds {path} on its PATH ({environment.source}){seen}",
-            f"set {setting} to the decoder's absolute path",
+            f"set {setting} to the decoder's absolute path, e.g. {install_paths.detect().decoder}",
         )
         return
     search = environment.values.get("PATH", "")
@@ -166,7 +171,7 @@ def _resolve_path(report: Report, processor: cc.Processor, environment: Environm
         report.error(
             check,
             f"{path} is not on containerd's PATH ({search or 'empty'}; from {environment.source})",
-            f"set {setting} to the decoder's absolute path, e.g. /usr/local/bin/ctd-decoder",
+            f"set {setting} to the decoder's absolute path, e.g. {install_paths.detect().decoder}",
         )
     else:
         report.ok(
@@ -175,7 +180,7 @@ def _resolve_path(report: Report, processor: cc.Processor, environment: Environm
 
 
 def _check_args(report: Report, processor: cc.Processor) -> str | None:
-    from ...decoder.main import UsageError, parse_args
+    from ...decoder.cold import UsageError, parse_args
 
     setting = f'[stream_processors."{processor.processor_id}"] args'
     check = "containerd.processor.args"
@@ -217,13 +222,15 @@ def _check_env(report: Report, processor: cc.Processor) -> None:
         )
 
 
-LAYER_TYPES = ("application/vnd.oci.image.layer.v1.tar", *(t.removesuffix("+encrypted") for t in (GZIP, ZSTD)))
+LAYER_TYPES = (spec.TAR, spec.TAR_GZIP, spec.TAR_ZSTD)
 _TAR_LAYER = LAYER_TYPES[0]
 
 
 def _fix_returns(processor: cc.Processor) -> str:
     wanted = GZIP if GZIP in processor.accepts else ZSTD
-    return f'set [stream_processors."{processor.processor_id}"] returns = "{wanted.removesuffix("+encrypted")}"'
+    return (
+        f'set [stream_processors."{processor.processor_id}"] returns = "{wanted.removesuffix(spec.ENCRYPTED_SUFFIX)}"'
+    )
 
 
 def _returns_problem(processor: cc.Processor, media_type: str) -> str | None:
@@ -247,11 +254,12 @@ def _check_media_type(report: Report, node: Node, media_type: str, environment: 
     if not accepting:
         processor_id = cc.PROCESSOR_TAR_GZIP if media_type == GZIP else cc.PROCESSOR_TAR
         status = report.error if media_type == GZIP else report.warning
-        extra = f' and returns = "{ZSTD.removesuffix("+encrypted")}"' if media_type == ZSTD else ""
+        extra = f' and returns = "{ZSTD.removesuffix(spec.ENCRYPTED_SUFFIX)}"' if media_type == ZSTD else ""
+        example = install_paths.detect().containerd_snippet(node.config.version)
         status(
             check,
             f"no stream processor accepts {media_type}: containerd cannot unpack such layers",
-            f'add "{media_type}" to the accepts of [stream_processors."{processor_id}"]{extra} (packaging/containerd)',
+            f'add "{media_type}" to the accepts of [stream_processors."{processor_id}"]{extra} (as in {example})',
         )
         return
     if len(accepting) > 1:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...decoder.payload import PAYLOAD_PROCESSOR_IDS
+from ...ocicrypt import spec
 from .process import DEFAULT_CONFIG as DEFAULT_CONFIG
 from .process import K3S_CONFIG as K3S_CONFIG
 
@@ -35,7 +36,28 @@ _TEMPLATE_LINE = re.compile(r"^\s*\{\{.*\}\}\s*$")
 
 
 class ConfigError(Exception):
-    """The config file cannot be read or is not TOML; ``str()`` says why."""
+    """The config file cannot be read or is not TOML; ``str()`` says why, ``fix`` what to do about it."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+def _unreadable(path: str, err: OSError) -> ConfigError:
+    """Why ``path`` cannot be read, with the fix for that reason (not the TOML syntax's)."""
+    message = f"cannot read {path}: {err.strerror}"
+    if isinstance(err, FileNotFoundError):
+        fix = (
+            f"name the file containerd reads with --containerd-config FILE (default {DEFAULT_CONFIG}, "
+            f"else {K3S_CONFIG}), or create {path}"
+        )
+    elif isinstance(err, PermissionError):
+        fix = f"run ocicrypt doctor as root, as containerd reads {path} as root"
+    elif isinstance(err, IsADirectoryError):
+        fix = f"name the config file, not the directory {path}, with --containerd-config FILE"
+    else:
+        fix = f"make {path} a readable regular file"
+    return ConfigError(message, fix)
 
 
 @dataclass(frozen=True)
@@ -66,17 +88,17 @@ def builtin_processors() -> dict[str, Processor]:
     def entry(processor_id: str, media_type: str) -> Processor:
         return Processor(
             processor_id,
-            (media_type + "+encrypted",),
+            (media_type + spec.ENCRYPTED_SUFFIX,),
             media_type,
             "ctd-decoder",
             ("--decryption-keys-path", KEYS_PATH),
-            (f"OCICRYPT_KEYPROVIDER_CONFIG={KEYPROVIDER_CONFIG}",),
+            (f"{spec.KEYPROVIDER_CONFIG_ENV}={KEYPROVIDER_CONFIG}",),
             "containerd's built-in defaults",
         )
 
     return {
-        PROCESSOR_TAR: entry(PROCESSOR_TAR, "application/vnd.oci.image.layer.v1.tar"),
-        PROCESSOR_TAR_GZIP: entry(PROCESSOR_TAR_GZIP, "application/vnd.oci.image.layer.v1.tar+gzip"),
+        PROCESSOR_TAR: entry(PROCESSOR_TAR, spec.TAR),
+        PROCESSOR_TAR_GZIP: entry(PROCESSOR_TAR_GZIP, spec.TAR_GZIP),
     }
 
 
@@ -107,7 +129,10 @@ def _strip_template(text: str, path: str) -> tuple[str, bool]:
         if _TEMPLATE_LINE.match(line):
             continue
         if "{{" in line:
-            raise ConfigError(f"{path} uses template actions inside TOML lines, which the doctor cannot render")
+            raise ConfigError(
+                f"{path} uses template actions inside TOML lines, which the doctor cannot render",
+                f"check the config k3s renders from it instead: --containerd-config {K3S_CONFIG}",
+            )
         kept.append(line)
     return "\n".join(kept) + "\n", True
 
@@ -117,14 +142,18 @@ def _load_toml(path: str) -> tuple[dict[str, Any], bool]:
         with open(path, "rb") as handle:
             text = handle.read().decode("utf-8")
     except OSError as err:
-        raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+        raise _unreadable(path, err) from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text") from None
+        raise ConfigError(
+            f"{path} is not UTF-8 text", f"save {path} as UTF-8 text; containerd refuses to start with it"
+        ) from None
     text, template = _strip_template(text, path)
     try:
         return tomllib.loads(text), template
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path} is not valid TOML: {err}") from None
+        raise ConfigError(
+            f"{path} is not valid TOML: {err}", "fix the file's TOML syntax; containerd refuses to start with it"
+        ) from None
 
 
 def _strings(value: Any) -> tuple[str, ...]:

@@ -10,16 +10,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ...ocicrypt.config import DecryptConfig
-from ...ocicrypt.descriptor import Descriptor
-from ...ocicrypt.errors import DecoderError
-from ...ocicrypt.keysdir import KeysDir
-from ...ocicrypt.keywrap import schemes_in
-from ...ocicrypt.keywrap.pkcs11.environment import scoped_environment
-from ...ocicrypt.keywrap.pkcs11.policy import ENV_VAR as OCICRYPT_CONFIG
-from ...ocicrypt.keywrap.provider.config import ENV_VAR as KEYPROVIDER_CONFIG
-from ...ocicrypt.keywrap.provider.wrapper import SEND_ALL_ENV, TIMEOUT_ENV
-from ...ocicrypt.layer import ENCRYPTED_MEDIA_TYPES, decrypt_layer
+from ...ocicrypt import (
+    DecryptConfig,
+    Descriptor,
+    KeysDir,
+    OcicryptError,
+    decrypt_layer,
+    schemes_in,
+    scoped_environment,
+)
+from ...ocicrypt.spec import ENCRYPTED_MEDIA_TYPES, UNWRAP_ENVIRONMENT
 from ..image import ImageError, ImageReference, ocijson, open_image, parse_reference
 from ..image.layout import MAX_JSON_BLOB, to_descriptor
 from .containerd import Node, short_media_type
@@ -27,8 +27,6 @@ from .report import Report
 
 STDIN = "-"
 CHECK = "image.layer"
-# The variables the decoder's key unwrapping reads from its environment.
-_DECODER_VARIABLES = (KEYPROVIDER_CONFIG, OCICRYPT_CONFIG, TIMEOUT_ENV, SEND_ALL_ENV)
 
 
 class ImageSpecError(ValueError):
@@ -91,9 +89,9 @@ def _check_layer(
     dc = keys.config if keys is not None else DecryptConfig()
     env = decoder.env()
     try:
-        with scoped_environment({name: env.get(name) for name in _DECODER_VARIABLES}):
+        with scoped_environment({name: env.get(name) for name in UNWRAP_ENVIRONMENT}):
             scheme = decrypt_layer(dc, layer).scheme
-    except DecoderError as err:
+    except OcicryptError as err:
         where = f"in {root}" if root else "on this node (no keys directory)"
         report.error(
             CHECK,

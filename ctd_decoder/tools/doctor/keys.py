@@ -9,15 +9,34 @@ from __future__ import annotations
 import os
 import stat
 
-from ...ocicrypt import config as params
-from ...ocicrypt import keys as keyparse
-from ...ocicrypt import keysdir
-from ...ocicrypt.errors import DecoderError
+from ...ocicrypt import (
+    EXPOSED_DIRECTORY,
+    MAX_KEY_FILE_SIZE,
+    PASSWORD_SUFFIX,
+    SKIP_BAD_PASSWORD,
+    SKIP_NO_PASSWORD,
+    SKIP_NOT_A_KEY,
+    SKIP_NOT_REGULAR,
+    SKIP_PUBLIC_PGP,
+    SKIP_UNREADABLE,
+    KeysDir,
+    LoadedFile,
+    OcicryptError,
+    describe_private_key,
+    describe_public_key,
+    load_certificate,
+    load_keys_dir,
+    parse_private_key,
+    public_key_fingerprint,
+    public_key_kind,
+    spec,
+    strip_password_newline,
+)
 from .report import Report
 
 CHECK_DIR = "keys.dir"
 CHECK_FILE = "keys.file"
-DIRECTORY = keysdir.EXPOSED_DIRECTORY
+DIRECTORY = EXPOSED_DIRECTORY
 # File names that announce a key: skipping one of them is worth a warning, not a README.
 _KEY_SUFFIXES = (".pem", ".key", ".der", ".jwk", ".json", ".gpg", ".asc", ".pgp", ".yaml", ".yml", ".p8", ".crt")
 
@@ -47,7 +66,7 @@ def _check_directory(report: Report, root: str) -> bool:
     return True
 
 
-def _check_exposures(report: Report, result: keysdir.KeysDir, root: str) -> None:
+def _check_exposures(report: Report, result: KeysDir, root: str) -> None:
     """Report what the loader warns about: files and the directory open to others, or not owned by root."""
     for warning in result.warnings:
         report.warning(CHECK_DIR if warning.subject == DIRECTORY else CHECK_FILE, warning.finding, warning.fix)
@@ -59,60 +78,60 @@ def _check_exposures(report: Report, result: keysdir.KeysDir, root: str) -> None
 
 def _read(path: str) -> bytes:
     with open(path, "rb") as handle:
-        return handle.read(keysdir.MAX_KEY_FILE_SIZE + 1)
+        return handle.read(MAX_KEY_FILE_SIZE + 1)
 
 
-def _password(entry: keysdir.LoadedFile) -> bytes | None:
+def _password(entry: LoadedFile) -> bytes | None:
     if entry.password_file is None:
         return None
-    return keysdir.strip_password_newline(_read(entry.password_file))
+    return strip_password_newline(_read(entry.password_file))
 
 
-def describe_loaded(entry: keysdir.LoadedFile) -> str:
+def describe_loaded(entry: LoadedFile) -> str:
     """Say what a loaded file is: key type and fingerprint, certificate, ring fingerprints or token URI."""
     data = _read(entry.path)
     password_note = f" (password from {os.path.basename(entry.password_file)})" if entry.password_file else ""
-    if entry.parameter == params.PRIVKEYS:
-        key = keyparse.parse_private_key(data, _password(entry))
-        return f"private key, {keyparse.describe_private_key(key)}{password_note}"
-    if entry.parameter == params.X509S:
-        certificate = keyparse.load_certificate(data)
+    if entry.parameter == spec.PRIVKEYS:
+        key = parse_private_key(data, _password(entry))
+        return f"private key, {describe_private_key(key)}{password_note}"
+    if entry.parameter == spec.X509S:
+        certificate = load_certificate(data)
         assert certificate is not None  # the loader took it as one
-        public = keyparse.describe_public_key(certificate.public_key())
+        public = describe_public_key(certificate.public_key())
         return f"certificate for {public} (pkcs7 uses it with its private key)"
-    if entry.parameter == params.GPG_PRIVATEKEYS:
-        from ...ocicrypt.keywrap.pgp import secret_key_fingerprints
+    if entry.parameter == spec.GPG_PRIVATEKEYS:
+        from ...ocicrypt import pgp_secret_key_fingerprints
 
-        fingerprints = secret_key_fingerprints(data)
+        fingerprints = pgp_secret_key_fingerprints(data)
         found = ", ".join(fingerprints) or "gpg imported no secret key from it"
         return f"OpenPGP secret key ring: {found}{password_note}"
-    from ...ocicrypt.keywrap.pkcs11.wrapper import parse_key_file
+    from ...ocicrypt import parse_pkcs11_key_file
 
-    return f"PKCS#11 key file for {parse_key_file(data).uri.redacted()}"
+    return f"PKCS#11 key file for {parse_pkcs11_key_file(data).uri.redacted()}"
 
 
-def _public_key_fingerprint(entry: keysdir.LoadedFile) -> str | None:
+def _public_key_fingerprint(entry: LoadedFile) -> str | None:
     data = _read(entry.path)
-    if entry.parameter == params.PRIVKEYS:
-        key = keyparse.parse_private_key(data, _password(entry))
-        return keyparse.public_key_fingerprint(key.public_key())
-    if entry.parameter == params.X509S:
-        certificate = keyparse.load_certificate(data)
-        return None if certificate is None else keyparse.public_key_fingerprint(certificate.public_key())
+    if entry.parameter == spec.PRIVKEYS:
+        key = parse_private_key(data, _password(entry))
+        return public_key_fingerprint(key.public_key())
+    if entry.parameter == spec.X509S:
+        certificate = load_certificate(data)
+        return None if certificate is None else public_key_fingerprint(certificate.public_key())
     return None
 
 
-def _check_loaded(report: Report, result: keysdir.KeysDir, root: str) -> None:
+def _check_loaded(report: Report, result: KeysDir, root: str) -> None:
     private_fingerprints = {
-        _public_key_fingerprint(entry) for entry in result.loaded if entry.parameter == params.PRIVKEYS
+        _public_key_fingerprint(entry) for entry in result.loaded if entry.parameter == spec.PRIVKEYS
     }
     for entry in result.loaded:
         try:
             description = describe_loaded(entry)
-        except (DecoderError, OSError) as err:
+        except (OcicryptError, OSError) as err:
             report.error(CHECK_FILE, f"{entry.path}: loaded, but cannot be described: {err}", f"replace {entry.path}")
             continue
-        if entry.parameter == params.X509S and _public_key_fingerprint(entry) not in private_fingerprints:
+        if entry.parameter == spec.X509S and _public_key_fingerprint(entry) not in private_fingerprints:
             report.warning(
                 CHECK_FILE,
                 f"{entry.path}: {description}; its private key is not in {root}",
@@ -122,32 +141,31 @@ def _check_loaded(report: Report, result: keysdir.KeysDir, root: str) -> None:
         report.ok(CHECK_FILE, f"{entry.path}: loaded as {description}")
 
 
-def _check_skipped(report: Report, result: keysdir.KeysDir, root: str) -> None:
+def _check_skipped(report: Report, result: KeysDir, root: str) -> None:
     for entry in result.skipped:
         where = f"{entry.path}: skipped, {entry.reason}"
-        password_file = os.path.basename(entry.path) + keysdir.PASSWORD_SUFFIX
-        if entry.kind == keysdir.SKIP_NO_PASSWORD:
+        password_file = os.path.basename(entry.path) + PASSWORD_SUFFIX
+        if entry.kind == SKIP_NO_PASSWORD:
             report.error(
                 CHECK_FILE,
                 where,
-                f"write the key's password to {entry.path}{keysdir.PASSWORD_SUFFIX} (mode 0600), or store the key "
-                "unencrypted",
+                f"write the key's password to {entry.path}{PASSWORD_SUFFIX} (mode 0600), or store the key unencrypted",
             )
-        elif entry.kind == keysdir.SKIP_BAD_PASSWORD:
+        elif entry.kind == SKIP_BAD_PASSWORD:
             report.error(CHECK_FILE, where, f"put the key's right password in {password_file}")
-        elif entry.kind == keysdir.SKIP_PUBLIC_PGP:
+        elif entry.kind == SKIP_PUBLIC_PGP:
             report.warning(
                 CHECK_FILE, where, "export the secret key ring (gpg --export-secret-keys) into the directory"
             )
-        elif entry.kind in (keysdir.SKIP_UNREADABLE, keysdir.SKIP_NOT_REGULAR):
+        elif entry.kind in (SKIP_UNREADABLE, SKIP_NOT_REGULAR):
             report.warning(CHECK_FILE, where, f"remove {entry.path} or make it a readable regular file")
-        elif entry.path.endswith(keysdir.PASSWORD_SUFFIX):
+        elif entry.path.endswith(PASSWORD_SUFFIX):
             report.warning(
                 CHECK_FILE,
-                f"{entry.path}: a password file without its key {entry.path.removesuffix(keysdir.PASSWORD_SUFFIX)}",
+                f"{entry.path}: a password file without its key {entry.path.removesuffix(PASSWORD_SUFFIX)}",
                 "name it after its key file plus .password, or remove it",
             )
-        elif entry.kind == keysdir.SKIP_NOT_A_KEY and _is_public_key(entry.path):
+        elif entry.kind == SKIP_NOT_A_KEY and _is_public_key(entry.path):
             report.warning(
                 CHECK_FILE,
                 f"{entry.path}: skipped, a public key cannot decrypt",
@@ -161,24 +179,24 @@ def _check_skipped(report: Report, result: keysdir.KeysDir, root: str) -> None:
 
 def _is_public_key(path: str) -> bool:
     try:
-        return keyparse.public_key_kind(_read(path)) is not None
+        return public_key_kind(_read(path)) is not None
     except OSError:
         return False
 
 
-def check_keys_dir(report: Report, root: str) -> keysdir.KeysDir | None:
+def check_keys_dir(report: Report, root: str) -> KeysDir | None:
     """Check ``root`` and every file in it; return what the decoder loads from it (None if nothing)."""
     if not _check_directory(report, root):
         return None
     try:
-        result = keysdir.load_keys_dir(root)
-    except DecoderError as err:
+        result = load_keys_dir(root)
+    except OcicryptError as err:
         report.error(CHECK_DIR, f"the decoder cannot use {root}: {err}", f"make {root} and its files readable by root")
         return None
     _check_exposures(report, result, root)
     _check_loaded(report, result, root)
     _check_skipped(report, result, root)
-    usable = [entry for entry in result.loaded if entry.parameter != params.X509S]
+    usable = [entry for entry in result.loaded if entry.parameter != spec.X509S]
     if not usable:
         report.warning(
             CHECK_DIR,

@@ -9,12 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 
-from ...ocicrypt import config as params
-from ...ocicrypt.errors import DecoderError
-from ...ocicrypt.keysdir import KeysDir
-from ...ocicrypt.keywrap.pkcs11.policy import Pkcs11Config
-from ...ocicrypt.keywrap.provider import config as provider_config
-from ...ocicrypt.keywrap.provider.config import ProviderSpec
+from ...ocicrypt import KeysDir, OcicryptError, Pkcs11Config, ProviderSpec, load_provider_config
+from ...ocicrypt.spec import KEYPROVIDER_CONFIG_ENV, OCICRYPT_CONFIG_ENV, PKCS11_YAMLS
 from .containerd_config import KEYPROVIDER_CONFIG
 from .report import Report
 
@@ -53,13 +49,13 @@ def _check_command(report: Report, spec: ProviderSpec, env: dict[str, str] | Non
 
 
 def _check_grpc(report: Report, spec: ProviderSpec) -> None:
-    from ...ocicrypt.keywrap.provider.transport import check_grpc_connection
+    from ...ocicrypt import check_provider_grpc_connection
 
     check = f"providers.{spec.name}"
     tls = spec.grpc_tls
     try:
-        check_grpc_connection(spec.grpc, tls, GRPC_TIMEOUT)
-    except DecoderError as err:
+        check_provider_grpc_connection(spec.grpc, tls, GRPC_TIMEOUT)
+    except OcicryptError as err:
         fix = (
             f"check key-providers.{spec.name}.grpc-tls (files, server-name) and that the server at {spec.grpc} runs"
             if tls is not None
@@ -74,16 +70,16 @@ def _check_grpc(report: Report, spec: ProviderSpec) -> None:
 def check_providers(report: Report, env: dict[str, str]) -> None:
     """Check the key-provider config named by OCICRYPT_KEYPROVIDER_CONFIG in the decoder's ``env``."""
     check = "providers.config"
-    path = env.get(provider_config.ENV_VAR)
+    path = env.get(KEYPROVIDER_CONFIG_ENV)
     if not path:
         if os.path.exists(KEYPROVIDER_CONFIG):
             report.warning(
                 check,
                 f"{KEYPROVIDER_CONFIG} exists but the decoder's environment does not name it",
-                _env_fix(provider_config.ENV_VAR, KEYPROVIDER_CONFIG),
+                _env_fix(KEYPROVIDER_CONFIG_ENV, KEYPROVIDER_CONFIG),
             )
         else:
-            report.ok(check, f"no key providers ({provider_config.ENV_VAR} is not set)")
+            report.ok(check, f"no key providers ({KEYPROVIDER_CONFIG_ENV} is not set)")
         return
     if not os.path.exists(path):
         if path == KEYPROVIDER_CONFIG:
@@ -91,13 +87,18 @@ def check_providers(report: Report, env: dict[str, str]) -> None:
         else:
             report.warning(
                 check,
-                f"{provider_config.ENV_VAR} names {path}, which does not exist: layers for key providers fail",
-                f"create {path} or fix {provider_config.ENV_VAR} in the processor env",
+                f"{KEYPROVIDER_CONFIG_ENV} names {path}, which does not exist: layers for key providers fail",
+                f"create {path} or fix {KEYPROVIDER_CONFIG_ENV} in the processor env",
             )
         return
-    config = provider_config.load_config(path)
+    config = load_provider_config(path)
     if config.error is not None:
-        report.error(check, config.error, f"fix the JSON in {path} (see the README's key provider section)")
+        report.error(
+            check,
+            config.error,
+            f'fix the JSON in {path}: {{"key-providers": {{"NAME": {{"cmd": {{"path": "/abs/program", "args": []}}}} '
+            'or {"grpc": "host:port"}}}',
+        )
         return
     names = ", ".join(sorted(config.providers)) or "none"
     report.ok(check, f"{path} parses; key providers: {names}")
@@ -116,18 +117,18 @@ def check_providers(report: Report, env: dict[str, str]) -> None:
 
 def check_pkcs11(report: Report, env: dict[str, str], keys_dir: KeysDir | None) -> None:
     """Check the PKCS#11 module policy and every PKCS#11 key file of the keys directory."""
-    from ...ocicrypt.keywrap.pkcs11 import policy
+    from ...ocicrypt import load_pkcs11_config
 
-    entries = [entry for entry in (keys_dir.loaded if keys_dir else []) if entry.parameter == params.PKCS11_YAMLS]
-    if not entries and not env.get(policy.ENV_VAR):
+    entries = [entry for entry in (keys_dir.loaded if keys_dir else []) if entry.parameter == PKCS11_YAMLS]
+    if not entries and not env.get(OCICRYPT_CONFIG_ENV):
         return
     try:
-        config = policy.load_user_config(env)
-    except DecoderError as err:
+        config = load_pkcs11_config(env)
+    except OcicryptError as err:
         report.error(
             "pkcs11.policy",
             str(err),
-            f'write /etc/ocicrypt.conf with pkcs11 allowed-module-paths, or add "{policy.ENV_VAR}=FILE" to the '
+            f'write /etc/ocicrypt.conf with pkcs11 allowed-module-paths, or add "{OCICRYPT_CONFIG_ENV}=FILE" to the '
             "processor env",
         )
         return
@@ -137,14 +138,13 @@ def check_pkcs11(report: Report, env: dict[str, str], keys_dir: KeysDir | None) 
 
 
 def _check_pkcs11_key(report: Report, path: str, config: Pkcs11Config) -> None:
-    from ...ocicrypt.keywrap.pkcs11.uri import Pkcs11UriError
-    from ...ocicrypt.keywrap.pkcs11.wrapper import locate_private_key, parse_key_file
+    from ...ocicrypt import Pkcs11UriError, locate_pkcs11_private_key, parse_pkcs11_key_file
 
     check = "pkcs11.key"
     try:
         with open(path, "rb") as handle:
-            key = parse_key_file(handle.read())
-    except (DecoderError, OSError) as err:
+            key = parse_pkcs11_key_file(handle.read())
+    except (OcicryptError, OSError) as err:
         report.error(check, f"{path}: {err}", f"fix the YAML key file {path}")
         return
     uri = key.uri.redacted()
@@ -158,8 +158,8 @@ def _check_pkcs11_key(report: Report, path: str, config: Pkcs11Config) -> None:
         )
         return
     try:
-        locate_private_key(key, config)
-    except DecoderError as err:
+        locate_pkcs11_private_key(key, config)
+    except OcicryptError as err:
         fix = (
             "add pin-value or pin-source to the key's pkcs11 URI"
             if "PIN" in str(err)

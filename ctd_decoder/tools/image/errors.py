@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ...ocicrypt.errors import DecoderError
+from ...ocicrypt import OcicryptError
 
 
-class ImageError(DecoderError):
+class ImageError(OcicryptError):
     """An image reference, layout, archive or blob cannot be used; the text says which and why."""

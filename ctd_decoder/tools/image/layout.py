@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from ...ocicrypt.descriptor import Descriptor
+from ...ocicrypt import Descriptor
 from . import ocijson
 from .errors import ImageError
 from .hashing import BackgroundHash

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 import pytest
 from jwcrypto import jwe as jose_jwe
@@ -10,9 +11,10 @@ from jwcrypto import jwk
 from support.keygen import new_key, private_pem, public_pem
 
 from ctd_decoder.ocicrypt import config as params
+from ctd_decoder.ocicrypt import scope
 from ctd_decoder.ocicrypt.config import DecryptConfig, EncryptConfig
 from ctd_decoder.ocicrypt.errors import UnwrapError
-from ctd_decoder.ocicrypt.keywrap.jwe import WRAPPER
+from ctd_decoder.ocicrypt.keywrap.jwe import WRAPPER, describe_recipients
 
 SECRET = b'{"symkey":"c2VjcmV0","digest":"sha256:00","cipheroptions":{}}'
 
@@ -125,3 +127,37 @@ def test_password_list_of_other_length_is_refused() -> None:
     dc = DecryptConfig({params.PRIVKEYS: [private_pem(key)], params.PRIVKEYS_PASSWORDS: []})
     with pytest.raises(UnwrapError, match="password array length"):
         WRAPPER.unwrap_key(dc, wrapped)
+
+
+@pytest.mark.parametrize("kind", ["p256", "rsa2048"])
+def test_recipient_without_an_encrypted_key_is_skipped_without_a_key_operation(kind: str) -> None:
+    """go-jose CVE-2026-34986 (a panic on an empty ECDH-ES+A*KW key): nothing to unwrap, no ECDH or RSA run."""
+    key = new_key(kind)
+    wrapped = WRAPPER.wrap_keys(EncryptConfig({params.PUBKEYS: [public_pem(key)]}), SECRET)
+    assert wrapped is not None
+    document = json.loads(wrapped)
+    document["encrypted_key"] = ""
+    with scope.layer_scope() as layer, pytest.raises(UnwrapError, match="without an encrypted key") as refused:
+        WRAPPER.unwrap_key(_dc(private_pem(key)), json.dumps(document).encode())
+    assert layer.spent == 0
+    assert str(refused.value).startswith("JWE: No suitable private key found for decryption; recipients: ")
+    assert describe_recipients(json.dumps(document).encode())[0].endswith("without an encrypted key")
+
+
+def test_compact_input_of_millions_of_dots_is_refused_without_splitting_it() -> None:
+    """go-jose CVE-2025-27144: splitting megabytes of dots made millions of strings (here 10x the input)."""
+    dots = b"." * 10_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(UnwrapError, match="compact JWE format must have five parts"):
+            WRAPPER.unwrap_key(_dc(private_pem(new_key("p256"))), dots)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * len(dots), f"{peak} bytes for a {len(dots)}-byte input"
+
+
+@pytest.mark.parametrize("pieces", [4, 6])
+def test_compact_input_needs_exactly_five_parts(pieces: int) -> None:
+    with pytest.raises(UnwrapError, match="compact JWE format must have five parts"):
+        WRAPPER.unwrap_key(_dc(private_pem(new_key("p256"))), ".".join(["AAAA"] * pieces).encode())

@@ -29,14 +29,14 @@ from support.tempdirs import short_tempdir
 
 from ctd_decoder.decoder.payload import Payload, encode_payload, parse_payload
 from ctd_decoder.ocicrypt import config as params
-from ctd_decoder.ocicrypt import scratch
 from ctd_decoder.ocicrypt.config import DecryptConfig, EncryptConfig
 from ctd_decoder.ocicrypt.descriptor import Descriptor
 from ctd_decoder.ocicrypt.errors import MissingBackendError, UnwrapError, WrapError
-from ctd_decoder.ocicrypt.keywrap import pgp
-from ctd_decoder.ocicrypt.keywrap.pgp import WRAPPER
+from ctd_decoder.ocicrypt.keywrap.pgp import scratch
+from ctd_decoder.ocicrypt.keywrap.pgp import wrapper as pgp
+from ctd_decoder.ocicrypt.keywrap.pgp.packets import PacketError
+from ctd_decoder.ocicrypt.keywrap.pgp.wrapper import WRAPPER
 from ctd_decoder.ocicrypt.layer import encrypt_layer
-from ctd_decoder.ocicrypt.pgp_packets import PacketError
 
 ANNOTATION = "org.opencontainers.image.enc.keys.pgp"
 PASSPHRASE = b"secret123"  # the Go fixture pgp-with-passphrase
@@ -292,13 +292,13 @@ def test_missing_gpg_program_is_a_missing_backend_error(
 def test_missing_python_gnupg_is_a_missing_backend_error(
     unprotected: tuple[bytes, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pgp._gpg_class.cache_clear()
+    pgp.gpg_class.cache_clear()
     monkeypatch.setitem(sys.modules, "gnupg", None)
     try:
         with pytest.raises(MissingBackendError, match="python-gnupg"):
             WRAPPER.unwrap_key(_dc([unprotected[1]]), unprotected[0])
     finally:
-        pgp._gpg_class.cache_clear()
+        pgp.gpg_class.cache_clear()
 
 
 # --- clean-up ---------------------------------------------------------------------------------
@@ -333,10 +333,10 @@ def test_home_whose_exit_never_ran_is_removed_with_its_agent_when_the_process_en
     # What a stop signal does when it lands between GpgHome.__enter__ and the registration of its
     # __exit__ (ExitStack.enter_context): the with block's clean-up never runs.
     require_gpg()
-    stop = "from ctd_decoder.ocicrypt import scratch\nscratch.remove_live_dirs()\nos._exit(143)\n"
+    stop = "from ctd_decoder.ocicrypt.keywrap.pgp import scratch\nscratch.remove_live_dirs()\nos._exit(143)\n"
     code = (
         "import os, sys\n"
-        "from ctd_decoder.ocicrypt.keywrap.pgp import GpgHome\n"
+        "from ctd_decoder.ocicrypt.keywrap.pgp.wrapper import GpgHome\n"
         "home = GpgHome().__enter__()\n"
         "print(home.path, flush=True)\n" + (stop if ending == "decoder stop" else "sys.exit(143)\n")
     )

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import UnwrapError
+from ...spec import OCICRYPT_CONFIG_ENV
 
-ENV_VAR = "OCICRYPT_CONFIG"
 CONFIG_FILE = "ocicrypt.conf"
 SYSTEM_CONFIG = "/etc/ocicrypt.conf"
 MAX_CONFIG_SIZE = 1 << 20
@@ -139,8 +139,8 @@ def candidate_files(environ: dict[str, str] | None = None) -> list[str]:
     """Return the user config files looked at, in order."""
     env = os.environ if environ is None else environ
     candidates = []
-    if env.get(ENV_VAR):
-        candidates.append(env[ENV_VAR])
+    if env.get(OCICRYPT_CONFIG_ENV):
+        candidates.append(env[OCICRYPT_CONFIG_ENV])
     if env.get("XDG_CONFIG_HOME"):
         candidates.append(os.path.join(env["XDG_CONFIG_HOME"], CONFIG_FILE))
     if env.get("HOME"):
@@ -165,16 +165,16 @@ def _read_config_file(path: str) -> bytes | None:
 def load_user_config(environ: dict[str, str] | None = None) -> Pkcs11Config:
     """Load the user's policy as described in the module docstring; raise if none is found."""
     env = os.environ if environ is None else environ
-    if env.get(ENV_VAR) == "internal":
+    if env.get(OCICRYPT_CONFIG_ENV) == "internal":
         directories = default_module_directories()
-        return Pkcs11Config(directories, list(directories), f"the built-in defaults ({ENV_VAR}=internal)")
+        return Pkcs11Config(directories, list(directories), f"the built-in defaults ({OCICRYPT_CONFIG_ENV}=internal)")
     candidates = candidate_files(dict(env))
     for path in candidates:
         data = _read_config_file(path)
         if data is not None:
             return parse_user_config(data, f"ocicrypt config file {path}")
     raise Pkcs11ConfigError(
-        f"No ocicrypt config file was found (looked for {', '.join(candidates)}; set {ENV_VAR} to a file "
+        f"No ocicrypt config file was found (looked for {', '.join(candidates)}; set {OCICRYPT_CONFIG_ENV} to a file "
         f"with pkcs11 module-directories and allowed-module-paths, or to 'internal')"
     )
 

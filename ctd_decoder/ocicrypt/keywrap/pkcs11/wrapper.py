@@ -35,14 +35,14 @@ from typing import Any
 from ... import config as params
 from ... import scope
 from ...config import DecryptConfig, EncryptConfig
-from ...errors import DecoderError, MissingBackendError, UnwrapError, WrapError
+from ...errors import MissingBackendError, OcicryptError, UnwrapError, WrapError
 from ...gojson import member
-from ..base import explain_attempts
+from ...spec import OAEP_HASH_ENV
+from ..base import KeyWrapperBase, explain_attempts
 from .environment import scoped_environment
 from .policy import Pkcs11Config, config_for
 from .uri import Pkcs11Uri, Pkcs11UriError, parse
 
-OAEP_HASH_ENV = "OCICRYPT_OAEP_HASHALG"
 DEFAULT_WRAP_HASH = "sha256"
 SUPPORTED_HASHES = ("sha1", "sha256")
 
@@ -279,18 +279,11 @@ def _try_key(key: KeyFile, config: Pkcs11Config, recipients: list[_Recipient]) -
     raise Pkcs11Error("; ".join(reasons))
 
 
-class Pkcs11KeyWrapper:
-    """The ``pkcs11`` scheme."""
+class Pkcs11KeyWrapper(KeyWrapperBase):
+    """The ``pkcs11`` scheme; its key files live in ``pkcs11-yamls``."""
 
     scheme = "pkcs11"
-
-    def has_possible_keys(self, dc: DecryptConfig) -> bool:
-        """PKCS#11 needs ``pkcs11-yamls``."""
-        return bool(dc.keys_of(params.PKCS11_YAMLS))
-
-    def private_key_parameter(self) -> str:
-        """PKCS#11 keys live in ``pkcs11-yamls``."""
-        return params.PKCS11_YAMLS
+    key_parameter = params.PKCS11_YAMLS
 
     def unwrap_key(self, dc: DecryptConfig, wrapped: bytes) -> bytes:
         """Try every key file against every recipient of the blob."""
@@ -304,12 +297,12 @@ class Pkcs11KeyWrapper:
         for number, data in enumerate(key_files, start=1):
             try:
                 key = parse_key_file(data)
-            except DecoderError as err:
+            except OcicryptError as err:
                 attempts.append(f"pkcs11 key file #{number}: {err}")
                 continue
             try:
                 return _try_key(key, config, recipients)
-            except DecoderError as err:
+            except OcicryptError as err:
                 attempts.append(f"{key.uri.redacted()} : {err}")
         raise UnwrapError(explain_attempts("PKCS11: No suitable private key found for decryption", attempts))
 
@@ -326,7 +319,7 @@ class Pkcs11KeyWrapper:
                 public_keys += [token_public_key(parse_key_file(data), config) for data in yamls]
         except WrapError:
             raise
-        except DecoderError as err:
+        except OcicryptError as err:
             raise WrapError(f"PKCS11: {err}") from None
         recipients = [
             {"version": 0, "blob": base64.b64encode(_oaep_encrypt(key, opts, hash_name)).decode(), "hash": hash_name}
@@ -379,7 +372,7 @@ def token_public_key(key: KeyFile, config: Pkcs11Config) -> Any:
             exponent = public[pkcs11.Attribute.PUBLIC_EXPONENT]
     except pkcs11.PKCS11Error as err:
         raise WrapError(f"PKCS11: {key.uri.redacted()} : {_describe_error(err)}") from None
-    except DecoderError as err:
+    except OcicryptError as err:
         raise WrapError(f"PKCS11: {key.uri.redacted()} : {err}") from None
     return rsa.RSAPublicNumbers(int.from_bytes(exponent, "big"), int.from_bytes(modulus, "big")).public_key()
 

@@ -30,7 +30,7 @@ from ... import config as params
 from ... import scope
 from ...config import DecryptConfig, EncryptConfig
 from ...errors import UnwrapError, WrapError
-from ..base import explain_attempts, private_keys
+from ..base import KeyWrapperBase, explain_attempts, private_keys
 from . import der
 
 if TYPE_CHECKING:
@@ -307,18 +307,11 @@ NO_CERTIFICATE = (
 )
 
 
-class Pkcs7KeyWrapper:
-    """The ``pkcs7`` scheme."""
+class Pkcs7KeyWrapper(KeyWrapperBase):
+    """The ``pkcs7`` scheme; its keys live in ``privkeys`` (with certificates in ``x509s``)."""
 
     scheme = "pkcs7"
-
-    def has_possible_keys(self, dc: DecryptConfig) -> bool:
-        """PKCS#7 needs ``privkeys``."""
-        return bool(dc.keys_of(params.PRIVKEYS))
-
-    def private_key_parameter(self) -> str:
-        """PKCS#7 keys live in ``privkeys`` (with certificates in ``x509s``)."""
-        return params.PRIVKEYS
+    key_parameter = params.PRIVKEYS
 
     def unwrap_key(self, dc: DecryptConfig, wrapped: bytes) -> bytes:
         """Try every private key with every certificate; the certificate picks the recipient."""

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...gojson import member
+from ...spec import KEYPROVIDER_CONFIG_ENV
 
-ENV_VAR = "OCICRYPT_KEYPROVIDER_CONFIG"
 MAX_CONFIG_SIZE = 1 << 20
 
 
@@ -143,12 +143,14 @@ def load_config(path: str) -> ProviderConfig:
         with open(path, "rb") as handle:
             data = handle.read(MAX_CONFIG_SIZE + 1)
     except OSError as err:
-        return ProviderConfig(path, error=f"{ENV_VAR} names {path}, which cannot be read: {err.strerror}")
+        error = f"{KEYPROVIDER_CONFIG_ENV} names {path}, which cannot be read: {err.strerror}"
+        return ProviderConfig(path, error=error)
     if len(data) > MAX_CONFIG_SIZE:
-        return ProviderConfig(path, error=f"{ENV_VAR} file {path} is larger than {MAX_CONFIG_SIZE} bytes")
+        error = f"{KEYPROVIDER_CONFIG_ENV} file {path} is larger than {MAX_CONFIG_SIZE} bytes"
+        return ProviderConfig(path, error=error)
     return parse_config(data, path)
 
 
 def configured_path() -> str | None:
     """Return the configuration file named by ``OCICRYPT_KEYPROVIDER_CONFIG``, if set."""
-    return os.environ.get(ENV_VAR) or None
+    return os.environ.get(KEYPROVIDER_CONFIG_ENV) or None

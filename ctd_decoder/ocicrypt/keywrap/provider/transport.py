@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any
 
-from ...errors import DecoderError, MissingBackendError
+from ...errors import MissingBackendError, OcicryptError
+from ...spec import PROVIDER_TIMEOUT_ENV
 from .config import Command, GrpcTls
 
 MAX_RESPONSE_SIZE = 16 * 1024 * 1024
@@ -26,7 +27,7 @@ _CHUNK = 1 << 16
 SERVICE = "keyprovider.KeyProviderService"
 
 
-class ProviderCallError(DecoderError):
+class ProviderCallError(OcicryptError):
     """A key provider could not be called or gave no usable answer."""
 
 
@@ -160,20 +161,12 @@ def run_command(command: Command, request: bytes, timeout: float) -> CommandResu
         _kill_group(process)
         raise ProviderTimeout(
             f"key provider command {command.path} did not answer within {timeout:g} s "
-            "(CTD_DECODER_PROVIDER_TIMEOUT); it and its process group were killed"
+            f"({PROVIDER_TIMEOUT_ENV}); it and its process group were killed"
         ) from None
     except BaseException:
         _kill_group(process)
         raise
     return CommandResult(process.returncode, bytes(exchange.stdout), bytes(exchange.stderr), exchange.stderr_truncated)
-
-
-def _read_file(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as err:
-        raise ProviderCallError(f"failed to load {what} {path}: {err.strerror}") from None
 
 
 def _host_port(target: str) -> tuple[str, int]:
@@ -237,16 +230,17 @@ def _channel(target: str, tls: GrpcTls | None, timeout: float) -> Any:
 
     if tls is None:
         return grpc.insecure_channel(target)
-    root = _read_file(tls.root_ca_file, "root CA certificates") if tls.root_ca_file else None
-    key = cert = None
-    if tls.cert_file and tls.key_file:
-        cert = _read_file(tls.cert_file, "client certificate")
-        key = _read_file(tls.key_file, "client key")
+    from . import tls as certificates
+
+    client = certificates.client_certificate(tls)
+    key, cert = client if client is not None else (None, None)
     options: list[tuple[str, str]] = []
     server_name = tls.server_name
     if tls.insecure_skip_verify:
         root, peer_name = _peer_certificate(target, timeout)
         server_name = peer_name
+    else:
+        root = certificates.root_certificates(tls)
     if server_name:
         options.append(("grpc.ssl_target_name_override", server_name))
     credentials = grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=cert)
@@ -279,7 +273,7 @@ def call_grpc(target: str, tls: GrpcTls | None, method: str, request: bytes, tim
         code = err.code()
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             raise ProviderTimeout(
-                f"key provider at {target} did not answer {method} within {timeout:g} s (CTD_DECODER_PROVIDER_TIMEOUT)"
+                f"key provider at {target} did not answer {method} within {timeout:g} s ({PROVIDER_TIMEOUT_ENV})"
             ) from None
         name = code.name.title().replace("_", "") if code is not None else "Unknown"
         raise ProviderRpcError(name, str(err.details() or "")) from None

@@ -32,14 +32,13 @@ from typing import Any
 from ... import scope
 from ...config import DecryptConfig, EncryptConfig, Parameters
 from ...diagnostics import printable
-from ...errors import DecoderError, UnwrapError, WrapError
+from ...errors import OcicryptError, UnwrapError, WrapError
 from ...gojson import b64decode, b64encode, member
-from .. import PROVIDER_PREFIX
-from .config import ENV_VAR, ProviderSpec, configured_path, load_config
+from ...spec import KEYPROVIDER_CONFIG_ENV, PROVIDER_PREFIX, PROVIDER_SEND_ALL_ENV, PROVIDER_TIMEOUT_ENV
+from ..base import KeyWrapperBase
+from .config import ProviderSpec, configured_path, load_config
 from .transport import ProviderCallError, ProviderRpcError, call_grpc, run_command
 
-TIMEOUT_ENV = "CTD_DECODER_PROVIDER_TIMEOUT"
-SEND_ALL_ENV = "CTD_DECODER_PROVIDER_SEND_ALL_KEYS"
 DEFAULT_TIMEOUT = 30.0
 STDERR_SHOWN = 400
 _UNSUPPORTED = "Unsupported keyprovider invocation. Supported invocation methods are grpc and cmd"
@@ -47,7 +46,7 @@ _UNSUPPORTED = "Unsupported keyprovider invocation. Supported invocation methods
 
 def provider_timeout() -> float:
     """Return the per-call timeout in seconds from ``CTD_DECODER_PROVIDER_TIMEOUT`` (default 30)."""
-    value = os.environ.get(TIMEOUT_ENV, "").strip()
+    value = os.environ.get(PROVIDER_TIMEOUT_ENV, "").strip()
     if not value:
         return DEFAULT_TIMEOUT
     try:
@@ -55,13 +54,13 @@ def provider_timeout() -> float:
     except ValueError:
         seconds = -1.0
     if not 0 < seconds < float("inf"):
-        raise ProviderCallError(f"{TIMEOUT_ENV}={value!r} is not a positive number of seconds")
+        raise ProviderCallError(f"{PROVIDER_TIMEOUT_ENV}={value!r} is not a positive number of seconds")
     return seconds
 
 
 def send_all_keys() -> bool:
     """Tell whether ``CTD_DECODER_PROVIDER_SEND_ALL_KEYS`` asks for Go's send-everything behaviour."""
-    return os.environ.get(SEND_ALL_ENV, "").strip().lower() in ("1", "true", "yes")
+    return os.environ.get(PROVIDER_SEND_ALL_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def _encode_parameters(parameters: Parameters) -> dict[str, list[str | None]]:
@@ -113,20 +112,12 @@ def _redacted(text: str, sent: Parameters) -> str:
     return text
 
 
-class KeyProviderWrapper:
-    """The ``provider.<name>`` scheme for one configured provider."""
+class KeyProviderWrapper(KeyWrapperBase):
+    """The ``provider.<name>`` scheme for one configured provider; it needs no private keys of ours."""
 
     def __init__(self, spec: ProviderSpec) -> None:
         self.spec = spec
         self.scheme = PROVIDER_PREFIX + spec.name
-
-    def has_possible_keys(self, dc: DecryptConfig) -> bool:
-        """Providers need nothing in the decrypt config: always True."""
-        return True
-
-    def private_key_parameter(self) -> None:
-        """Providers hold no private keys of ours."""
-        return None
 
     def _parameters(self, parameters: Parameters) -> Parameters:
         if send_all_keys():
@@ -183,7 +174,7 @@ class KeyProviderWrapper:
         try:
             answer = self._call("UnWrapKey", request, parameters)
             return _result_bytes(answer, "keyunwrapresults", "optsdata", self._origin())
-        except DecoderError as err:
+        except OcicryptError as err:
             raise UnwrapError(str(err)) from None
 
     def wrap_keys(self, ec: EncryptConfig, opts: bytes) -> bytes | None:
@@ -205,24 +196,19 @@ class KeyProviderWrapper:
         try:
             answer = self._call("WrapKey", request, {**self._parameters(ec.parameters), "optsdata": [opts]})
             return _result_bytes(answer, "keywrapresults", "annotation", self._origin())
-        except DecoderError as err:
+        except OcicryptError as err:
             raise WrapError(f"error while retrieving keyprovider protocol {kind} output: {err}") from None
 
 
-class UnavailableProviderWrapper:
-    """A ``provider.<name>`` annotation while the provider configuration itself is unusable."""
+class UnavailableProviderWrapper(KeyWrapperBase):
+    """A ``provider.<name>`` annotation while the provider configuration itself is unusable.
+
+    Always tried (no key parameter), so that the reason shows up in the diagnostics.
+    """
 
     def __init__(self, name: str, reason: str) -> None:
         self.scheme = PROVIDER_PREFIX + name
         self.reason = reason
-
-    def has_possible_keys(self, dc: DecryptConfig) -> bool:
-        """Always tried, so that the reason shows up in the diagnostics."""
-        return True
-
-    def private_key_parameter(self) -> None:
-        """Providers hold no private keys of ours."""
-        return None
 
     def unwrap_key(self, dc: DecryptConfig, wrapped: bytes) -> bytes | None:
         """Explain why no provider could be asked."""
@@ -239,9 +225,9 @@ def provider_wrapper(name: str) -> KeyProviderWrapper | UnavailableProviderWrapp
     if path is None:
         return UnavailableProviderWrapper(
             name,
-            f"{ENV_VAR} is not set, so no key provider is configured (for ctd-decoder: containerd starts the "
-            f"stream processor with its own environment plus the processor's env = [...] in containerd's "
-            f'config, which must carry "{ENV_VAR}=/path/to/the/keyprovider.conf")',
+            f"{KEYPROVIDER_CONFIG_ENV} is not set, so no key provider is configured (for ctd-decoder: containerd "
+            f"starts the stream processor with its own environment plus the processor's env = [...] in containerd's "
+            f'config, which must carry "{KEYPROVIDER_CONFIG_ENV}=/path/to/the/keyprovider.conf")',
         )
     config = load_config(path)
     if config.error is not None:
@@ -250,6 +236,6 @@ def provider_wrapper(name: str) -> KeyProviderWrapper | UnavailableProviderWrapp
     if spec is None:
         configured = ", ".join(sorted(config.providers)) or "none"
         return UnavailableProviderWrapper(
-            name, f"no key provider of that name in {ENV_VAR} file {path} (it configures: {configured})"
+            name, f"no key provider of that name in {KEYPROVIDER_CONFIG_ENV} file {path} (it configures: {configured})"
         )
     return KeyProviderWrapper(spec)

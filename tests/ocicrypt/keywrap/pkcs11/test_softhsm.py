@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from support.decoder import run_decoder
-from support.keygen import new_key, public_pem
+from support.keygen import new_key, private_pem, public_pem
 from support.layers import GZIP_ENCRYPTED
 from support.softhsm import SOFTHSM_MODULE, USER_PIN, Token, make_token, policy_file
 
@@ -190,3 +190,75 @@ def test_missing_policy_is_explained(hsm: Hsm, tmp_path: Path, monkeypatch: pyte
         pytest.fail("/etc/ocicrypt.conf exists on this machine; this test needs it absent")
     assert "No ocicrypt config file was found" in result.stderr, result.stderr
     assert "/etc/ocicrypt.conf" in result.stderr
+
+
+def _policy_route(route: str, tmp_path: Path, hsm: Hsm) -> dict[str, str]:
+    """The decoder's environment for each place ocicrypt (1.3.1+) looks up the module policy, in its order."""
+    home, xdg = tmp_path / "home", tmp_path / "xdg"
+    home.mkdir()
+    xdg.mkdir()
+    env = {"OCICRYPT_CONFIG": "", "XDG_CONFIG_HOME": "", "HOME": str(home), "SOFTHSM2_CONF": ""}
+    if route == "internal":
+        env["OCICRYPT_CONFIG"] = "internal"  # the distributions' module directories, all of them allowed
+    elif route == "xdg":
+        env["XDG_CONFIG_HOME"] = str(xdg)
+        shutil.copy(hsm.policy, xdg / "ocicrypt.conf")
+    elif route == "home":
+        (home / ".config").mkdir()
+        shutil.copy(hsm.policy, home / ".config" / "ocicrypt.conf")
+    elif route == "missing-file-then-xdg":
+        env["OCICRYPT_CONFIG"] = str(tmp_path / "no-such.conf")  # not an error: the next place is looked at
+        env["XDG_CONFIG_HOME"] = str(xdg)
+        shutil.copy(hsm.policy, xdg / "ocicrypt.conf")
+    return env
+
+
+@pytest.mark.parametrize("route", ["internal", "xdg", "home", "missing-file-then-xdg"])
+def test_yaml_in_keys_dir_finds_its_module_policy_where_ocicrypt_looks(
+    route: str, hsm: Hsm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Since ocicrypt 1.3.1 a PKCS#11 YAML file in the keys directory is a PKCS#11 key (before, Go's
+    decoder refused the whole directory: "Unknown decryption key type"), its policy looked up in
+    OCICRYPT_CONFIG (``internal`` or a file), $XDG_CONFIG_HOME/ocicrypt.conf, $HOME/.config/ocicrypt.conf."""
+    layer = _encrypt(EncryptConfig({params.PKCS11_PUBKEYS: [_token_public_pem(hsm)]}), monkeypatch, "sha1")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "hsm-key.yaml").write_bytes(hsm.token.key_file(KEY_LABEL))
+    env = _policy_route(route, tmp_path, hsm)
+    result = run_decoder(layer.blob, _node_payload(layer), ["--decryption-keys-path", str(keys)], env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == layer.plaintext
+
+
+def test_yaml_in_keys_dir_without_any_policy_says_no_ocicrypt_config_file_was_found(
+    hsm: Hsm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if Path("/etc/ocicrypt.conf").exists():
+        pytest.fail("/etc/ocicrypt.conf exists on this machine; this test needs it absent")
+    layer = _encrypt(EncryptConfig({params.PKCS11_PUBKEYS: [_token_public_pem(hsm)]}), monkeypatch, "sha1")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "hsm-key.yaml").write_bytes(hsm.token.key_file(KEY_LABEL))
+    env = _policy_route("none", tmp_path, hsm)
+    result = run_decoder(layer.blob, _node_payload(layer), ["--decryption-keys-path", str(keys)], env=env)
+    assert result.returncode == 1 and result.stdout == b""
+    assert result.stderr.startswith("call to DecryptLayer failed: "), result.stderr
+    assert "No ocicrypt config file was found" in result.stderr, result.stderr
+    assert f"pin-value={USER_PIN}" not in result.stderr
+
+
+def test_yaml_in_keys_dir_without_a_policy_does_not_stop_a_jwe_layer(
+    hsm: Hsm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unlike ocicrypt, which reads the policy while sorting the keys and so fails every pull when none
+    is found, the policy is looked up only when a PKCS#11 key is used: other layers still decrypt."""
+    key = new_key("rsa2048")
+    layer = _encrypt(EncryptConfig({params.PUBKEYS: [public_pem(key)]}), monkeypatch, None)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "a-hsm-key.yaml").write_bytes(hsm.token.key_file(KEY_LABEL))
+    (keys / "b-node.pem").write_bytes(private_pem(key))
+    env = _policy_route("none", tmp_path, hsm)
+    result = run_decoder(layer.blob, _node_payload(layer), ["--decryption-keys-path", str(keys)], env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == layer.plaintext

@@ -358,6 +358,85 @@ def test_grpc_tls_without_client_certificate_is_refused(
     assert requests(server.record) == []
 
 
+def _client_pair(pki: Path) -> dict[str, object]:
+    return {"cert-file": str(pki / "client.pem"), "key-file": str(pki / "client.key"), "server-name": "provider.test"}
+
+
+# The system pool as Go reads it: SSL_CERT_FILE replaces the bundle files, SSL_CERT_DIR the directories.
+SYSTEM_POOLS = {
+    "ssl-cert-file": lambda ca, empty: {"SSL_CERT_FILE": str(ca), "SSL_CERT_DIR": str(empty)},
+    "ssl-cert-dir": lambda ca, empty: {"SSL_CERT_FILE": f"{empty}/none.pem", "SSL_CERT_DIR": f"{empty}:{ca.parent}"},
+}
+
+
+@pytest.mark.parametrize("pool", list(SYSTEM_POOLS))
+def test_grpc_tls_without_a_root_ca_file_trusts_the_system_pool(
+    pool: str, layer: Layer, tmp_path: Path, tls_server: tuple[GrpcServer, Path]
+) -> None:
+    """No root-ca-file: the system's roots, found as Go finds them (grpcio's bundled roots would not
+    hold the test CA either); the test CA is made a system root through Go's own variables."""
+    server, pki = tls_server
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    roots = tmp_path / "roots"
+    roots.mkdir()
+    (roots / "test-ca.pem").write_bytes((pki / "ca.pem").read_bytes())
+    env = SYSTEM_POOLS[pool](roots / "test-ca.pem", empty)
+    result = _decode(layer, write_grpc_config(tmp_path, NAME, server.target, _client_pair(pki)), env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == layer.plaintext
+    assert len(requests(server.record)) == 1
+
+
+def test_grpc_tls_system_pool_without_the_servers_ca_is_refused(
+    layer: Layer, tmp_path: Path, tls_server: tuple[GrpcServer, Path]
+) -> None:
+    server, pki = tls_server
+    env = {"SSL_CERT_FILE": "", "SSL_CERT_DIR": "", "CTD_DECODER_PROVIDER_TIMEOUT": "5"}
+    result = _decode(layer, write_grpc_config(tmp_path, NAME, server.target, _client_pair(pki)), env)
+    assert result.returncode == 1 and result.stdout == b""
+    assert result.stderr.startswith("call to DecryptLayer failed: "), result.stderr
+    assert "Error from grpc method: rpc error: code = Unavailable" in result.stderr, result.stderr
+    assert requests(server.record) == []
+
+
+def test_grpc_tls_root_ca_file_without_a_certificate_is_refused_before_connecting(
+    layer: Layer, tmp_path: Path, tls_server: tuple[GrpcServer, Path]
+) -> None:
+    server, pki = tls_server
+    not_a_ca = tmp_path / "ca.pem"
+    not_a_ca.write_bytes((pki / "client.key").read_bytes())  # PEM, but a key
+    tls = {**_client_pair(pki), "root-ca-file": str(not_a_ca)}
+    result = _decode(layer, write_grpc_config(tmp_path, NAME, server.target, tls))
+    assert result.returncode == 1 and result.stdout == b""
+    assert f"no root CA certs parsed from file {not_a_ca}" in result.stderr, result.stderr
+    assert "PRIVATE KEY" not in result.stderr
+    assert requests(server.record) == []
+
+
+def test_grpc_tls_client_key_of_another_certificate_is_refused_before_connecting(
+    layer: Layer, tmp_path: Path, tls_server: tuple[GrpcServer, Path]
+) -> None:
+    server, pki = tls_server
+    tls = {**_client_pair(pki), "root-ca-file": str(pki / "ca.pem"), "key-file": str(pki / "server.key")}
+    result = _decode(layer, write_grpc_config(tmp_path, NAME, server.target, tls))
+    assert result.returncode == 1 and result.stdout == b""
+    assert "failed to load client certificate and key: the private key in" in result.stderr, result.stderr
+    assert "PRIVATE KEY" not in result.stderr
+    assert requests(server.record) == []
+
+
+def test_grpc_tls_names_a_missing_root_ca_file(
+    layer: Layer, tmp_path: Path, tls_server: tuple[GrpcServer, Path]
+) -> None:
+    server, pki = tls_server
+    missing = tmp_path / "no-such-ca.pem"
+    tls = {**_client_pair(pki), "root-ca-file": str(missing)}
+    result = _decode(layer, write_grpc_config(tmp_path, NAME, server.target, tls))
+    assert result.returncode == 1
+    assert f"failed to load root CA certificates {missing}: No such file or directory" in result.stderr, result.stderr
+
+
 def test_provider_calls_stop_at_the_layers_key_trial_budget(layer: Layer, tmp_path: Path) -> None:
     # 40 wrapped keys for a provider that fails every call: the budget (scope.MAX_KEY_TRIALS, one
     # provider call costing scope.PROCESS_RUN) ends the layer, even though the wrapper reports each

@@ -1,7 +1,9 @@
-"""The ``ctd-decoder`` stream processor: containerd runs it once per encrypted layer.
+"""The cold path of the ``ctd-decoder`` stream processor: decode one layer in this process.
 
-stdin is the encrypted layer, stdout the decrypted one, fd 3 the payload. Every failure is one
-paragraph on stderr that starts with the Go decoder's prefix, and exit status 1.
+containerd runs the decoder once per encrypted layer; :func:`decode_main` is what runs when no warm
+server takes the layer over (and what the warm server's child runs). stdin is the encrypted layer,
+stdout the decrypted one, fd 3 the payload. Every failure is one paragraph on stderr that starts
+with the Go decoder's prefix, and exit status 1.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..ocicrypt.diagnostics import bounded_message, printable
-from ..ocicrypt.errors import DecoderError, KeysDirError
+from ..ocicrypt.errors import KeysDirError, OcicryptError
 from ..ocicrypt.stopsignals import raising_on_stop
 
 USAGE = """\
@@ -117,7 +119,7 @@ def _usage_error(err: UsageError) -> int:
     Under containerd (which sets the media type variable) stdout is the layer: the usage would be
     unpacked as tar data and hide the error, so there it follows the error on stderr instead.
     """
-    from .exit_race import MEDIA_TYPE_ENV
+    from . import MEDIA_TYPE_ENV
 
     usage = f"Incorrect Usage: {err}\n\n{USAGE}"
     if MEDIA_TYPE_ENV in os.environ:
@@ -168,7 +170,7 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
 
     ``layer_seen`` is told the layer's digest as soon as the payload is read (the warm server logs it).
     """
-    from ..ocicrypt.scratch import sweep
+    from ..ocicrypt.keywrap.pgp.scratch import sweep
 
     sweep()  # what an earlier, killed run left (a GnuPG home with private keys)
     from .payload import MISSING_PAYLOAD, MissingPayloadError, parse_payload, read_payload_bytes
@@ -179,7 +181,7 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
         if _interactive():
             return _fail(f"{MISSING_PAYLOAD}\n{BY_HAND}\n\n{USAGE}")
         return _fail(str(err))
-    except DecoderError as err:
+    except OcicryptError as err:
         return _fail(str(err))
     if layer_seen is not None:
         layer_seen(payload.descriptor.digest)
@@ -203,7 +205,7 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
 
     try:
         layer = decrypt_layer(dc, payload.descriptor)
-    except DecoderError as err:
+    except OcicryptError as err:
         return _fail(f"call to DecryptLayer failed: {err}", notes)
     decryptor = layer.decryptor
     if os.environ.get(VERIFY_DIGEST_ENV) == "1":
@@ -211,12 +213,15 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
 
         try:
             decryptor = DigestVerifyingDecryptor(decryptor, layer.digest, payload.descriptor.media_type)
-        except DecoderError as err:
+        except OcicryptError as err:
             return _fail(f"call to DecryptLayer failed: {err}")
     try:
-        decrypt_stream(decryptor, sys.stdin.fileno(), sys.stdout.fileno(), size_hint=payload.descriptor.size)
-    except DecoderError as err:
+        # fds 0 and 1, not sys.stdin: Python sets that to None when fd 0 is closed.
+        decrypt_stream(decryptor, 0, 1, size_hint=payload.descriptor.size)
+    except OcicryptError as err:
         return _fail(f"could not copy data: {err} (layer {payload.descriptor.digest})")
+    except OSError as err:  # fd 0 or 1 not open at all (containerd always opens both)
+        return _fail(f"could not copy data: stdin or stdout: {err.strerror} (layer {payload.descriptor.digest})")
     return 0
 
 
@@ -231,7 +236,7 @@ def decode_main(argv: Sequence[str], layer_seen: Callable[[str], None] | None = 
         with raising_on_stop(_Stopped):
             return run(keys_path, layer_seen)
     except _Stopped as stop:
-        from ..ocicrypt.scratch import remove_live_dirs
+        from ..ocicrypt.keywrap.pgp.scratch import remove_live_dirs
 
         remove_live_dirs()  # the signal may have landed where no clean-up of a GnuPG home ran
         sys.stderr.write(f"ctd-decoder: stopped by {signal.Signals(stop.signum).name}\n")

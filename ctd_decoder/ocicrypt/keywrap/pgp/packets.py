@@ -1,18 +1,22 @@
-"""OpenPGP packet framing (RFC 4880 / RFC 9580): packet headers, ASCII armor, secret-key protection.
+"""OpenPGP packet framing (RFC 4880 / RFC 9580): packet headers, ASCII armor, key rings, messages.
 
-No cryptography here: only enough structure to check a message's shape before gpg runs and to
-tell an operator that a secret key needs its passphrase.
+No cryptography here: only enough structure to recognise a key ring, to check a message's shape
+before gpg runs and to tell an operator that a secret key needs its passphrase. Every key-directory
+file is classified with it, so it imports nothing costly at the top (``re`` only for armor).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import re
 
+PKESK_TAG, SKESK_TAG = 1, 3  # public-key and symmetric-key encrypted session key packets
 SECRET_KEY_TAG = 5
+PUBLIC_KEY_TAG = 6
 SECRET_SUBKEY_TAG = 7
-_ARMOR = re.compile(rb"-----BEGIN PGP [A-Z ]+-----\r?\n(.*?)-----END PGP [A-Z ]+-----", re.S)
+SED_TAG, SEIPD_TAG, AEAD_TAG = 9, 18, 20  # encrypted data, integrity-protected, AEAD-protected
+ENCRYPTED_DATA_TAGS = {SED_TAG, SEIPD_TAG, AEAD_TAG}
+_ARMOR = rb"-----BEGIN PGP [A-Z ]+-----\r?\n(.*?)-----END PGP [A-Z ]+-----"
 # Public-key algorithms (RFC 9580 9.1) and the number of MPIs in their v4 public key material.
 _MPI_COUNTS = {1: 2, 2: 2, 3: 2, 16: 3, 17: 4}
 _ECDH, _ECDSA, _EDDSA_LEGACY = 18, 19, 22
@@ -58,7 +62,9 @@ def _new_format_header(data: bytes, offset: int, tag: int) -> tuple[int, int, in
 
 def dearmor(data: bytes) -> bytes:
     """Return the binary packets of ASCII-armored ``data`` (``data`` itself if it is not armored)."""
-    match = _ARMOR.search(data)
+    import re  # here, not at the top: classifying a key file must not compile it
+
+    match = re.search(_ARMOR, data, re.S)
     if match is None:
         return data
     lines = match.group(1).replace(b"\r", b"").split(b"\n")
@@ -139,3 +145,56 @@ def secret_keys_need_passphrase(ring: bytes) -> bool:
     except PacketError:
         return False
     return bool(found) and all(found)
+
+
+def session_key_packets(message: bytes) -> tuple[list[int], int, int]:
+    """Walk the session-key packets; return (recipient key IDs, data packet tag, data body offset).
+
+    Raises :class:`PacketError` unless ``message`` is session-key packets followed by encrypted
+    data, the only shape ocicrypt writes and reads.
+    """
+    recipients: list[int] = []
+    offset = 0
+    while True:
+        tag, body, length = packet_header(message, offset)
+        if tag in ENCRYPTED_DATA_TAGS:
+            if body >= len(message):
+                raise PacketError("the encrypted data packet is empty")
+            return recipients, tag, body
+        if tag not in (PKESK_TAG, SKESK_TAG):
+            raise PacketError(f"unexpected OpenPGP packet (tag {tag}) before the encrypted data")
+        if length is None or body + length > len(message):
+            raise PacketError(f"truncated session key packet (tag {tag})")
+        if tag == PKESK_TAG and length >= 10 and message[body] == 3:
+            recipients.append(int.from_bytes(message[body + 1 : body + 9], "big"))
+        offset = body + length
+
+
+def message_recipients(message: bytes) -> list[int]:
+    """Return the key IDs of the public-key recipients of an encrypted OpenPGP message."""
+    recipients, _, _ = session_key_packets(message)
+    if not recipients:
+        raise PacketError("the message has no public-key recipients")
+    return recipients
+
+
+def _first_packet_tag(data: bytes) -> int | None:
+    if not data or not data[0] & 0x80:
+        return None
+    if data[0] & 0x40:
+        return data[0] & 0x3F
+    return (data[0] >> 2) & 0x0F
+
+
+def is_pgp_secret_keyring(data: bytes) -> bool:
+    """Tell whether ``data`` starts an OpenPGP secret key ring, binary or ASCII-armored."""
+    if data.lstrip().startswith(b"-----BEGIN PGP PRIVATE KEY BLOCK-----"):
+        return True
+    return _first_packet_tag(data) == SECRET_KEY_TAG
+
+
+def is_pgp_public_keyring(data: bytes) -> bool:
+    """Tell whether ``data`` is an OpenPGP public key ring (useless for decryption)."""
+    if data.lstrip().startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----"):
+        return True
+    return _first_packet_tag(data) == PUBLIC_KEY_TAG
