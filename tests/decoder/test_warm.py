@@ -284,6 +284,20 @@ def test_no_pool_forks_one_child_per_layer(tmp_path: Path, layer: EncryptedLayer
         warm.stop()
 
 
+def test_sigterm_while_the_pool_fills_stops_the_server_and_its_children(tmp_path: Path) -> None:
+    """SIGTERM as soon as the server listens lands among the pool's first forks: none may be left waiting."""
+    for attempt in range(5):
+        warm = WarmServer(tmp_path / f"run-{attempt}")
+        children = warm.all_children()
+        warm.process.terminate()
+        try:
+            assert warm.process.wait(20) == 0, warm.lines
+        finally:
+            warm.stop()
+        assert _wait(lambda pids=children: all(not Path(f"/proc/{pid}").exists() for pid in pids)), children
+        assert warm.lines[-1] == "ctd-decoder-warm: stopped", warm.lines
+
+
 def test_bad_pool_size_is_one_line_and_exit_1(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir(mode=0o700)
@@ -325,10 +339,10 @@ def test_soak_leaks_no_descriptor_and_no_process(server: WarmServer) -> None:
     baseline_fds = server.open_fds()
     started = time.monotonic()
 
-    def one(_: int) -> tuple[int | None, int] | None:
-        """None if the layer came back whole, else (status, bytes of output)."""
+    def one(_: int) -> tuple[int | None, bytes] | None:
+        """None if the layer came back whole, else (status, the start of its output: stderr goes there too)."""
         status, output = _hand_off_one(layer, payload, environ)
-        return None if (status, output) == (0, layer.plaintext) else (status, len(output))
+        return None if (status, output) == (0, layer.plaintext) else (status, output[:300])
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(one, range(SOAK_LAYERS)))

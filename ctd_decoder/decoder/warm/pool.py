@@ -39,6 +39,7 @@ LAYER_NAME = b"ctd-decoder"
 HAND_OVER_TIMEOUT = 2.0
 _PEER_PID = struct.Struct("!i")
 _PR_SET_NAME = 15
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 RunChild = Callable[[Request, list[int], int, int], None]
 
@@ -72,15 +73,20 @@ def spawn(run_child: RunChild) -> Waiting:
     server_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     server_pid = os.getpid()
     sys.stderr.flush()
+    # Held back across the fork: the child must not run the server's stop handler (on its copies of the
+    # server's descriptors) before it has set its own; it gets them, if any, once it has.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         pid = os.fork()
     except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         server_end.close()
         child_end.close()
         raise
     if pid == 0:
-        _wait_for_layer(child_end.detach(), server_pid, run_child)  # never returns
+        _wait_for_layer(child_end.detach(), server_pid, run_child, mask)  # never returns
         os._exit(1)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     child_end.close()
     try:
         pidfd = os.pidfd_open(pid)
@@ -121,12 +127,13 @@ def _receive_layer(channel: socket.socket) -> tuple[Request, list[int]] | None:
     return request, fds
 
 
-def _wait_for_layer(channel_fd: int, server_pid: int, run_child: RunChild) -> None:
+def _wait_for_layer(channel_fd: int, server_pid: int, run_child: RunChild, mask: set[int | signal.Signals]) -> None:
     """In a freshly forked child: drop the server's state, wait for one layer, run it; never returns."""
     try:
         signal.set_wakeup_fd(-1)  # the server's wake-up pipe is closed below; a signal must not write there
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in _STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         _set_name(IDLE_NAME)
         os.closerange(0, channel_fd)
         os.closerange(channel_fd + 1, os.sysconf("SC_OPEN_MAX"))

@@ -242,6 +242,8 @@ class WarmServer:
             return
         self._waiting[child.pidfd] = child
         self._poll.register(child.pidfd, select.POLLIN)
+        if self._stopping:  # SIGTERM arrived while it was being forked: stop() has not seen it
+            pool.kill(child)
 
     def _waiting_died(self, child: pool.Waiting) -> None:
         # Killed by someone, or out of memory: replaced, a little later each time it happens again.
