@@ -12,10 +12,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .decoder import installed_python_decoder
-
 OCICRYPT = shutil.which("ocicrypt", path=os.path.dirname(sys.executable))
-DECODER = installed_python_decoder()
+# The command containerd runs (a platform wheel's small client; the doctor names it): not the Python entry.
+DECODER = shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
 DEBIAN_CONTAINERD = "/usr/bin/containerd"
 
 
