@@ -16,7 +16,7 @@ idle warm server's RSS and, for each decoder, the memory of the process that dec
 (for the warm ones the server's child; tests/support/layer_memory.py). Medians and ratios are printed
 against the targets of the warm-start issue.
 
-``--packaged`` measures the PyInstaller bundle instead (built once and cached by tests/e2e/packaged.py,
+``--packaged`` measures the PyInstaller bundle instead (built once and cached by tests/support/e2e/packaged.py,
 or ``CTD_DECODER_PACKAGED_EXE``): ours cold is the bundle, the warm server is the bundle run as
 ``ctd-decoder-warm`` under ``systemd-socket-activate`` (as its unit starts it), "ours warm" is the bundle
 handing over to it and "small client" the bundle's own ``ctd-decoder-client`` (what install.sh --warm and
@@ -43,10 +43,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from e2e.daemons import CONTAINERD_VERSIONS, Registry, remove_tree  # noqa: E402
-from e2e.node import push_encrypted, start_node  # noqa: E402
-from e2e.packaged import packaged_decoder_path  # noqa: E402
-from e2e.schemes import jwe  # noqa: E402
+from support.e2e.daemons import CONTAINERD_VERSIONS, Registry, remove_tree  # noqa: E402
+from support.e2e.node import push_encrypted, start_node  # noqa: E402
+from support.e2e.packaged import packaged_decoder_path  # noqa: E402
+from support.e2e.schemes import jwe  # noqa: E402
 from support.layer_memory import layer_memory, rss_mib  # noqa: E402
 from support.layers import jwe_layer  # noqa: E402
 from support.references import go_decoders_to_compare  # noqa: E402

@@ -52,4 +52,4 @@ if [ "$packaged" = 1 ]; then
 fi
 
 cd "$repo"
-PYTHONPATH="$repo/tests" exec "$venv/bin/python" -m e2e.demo --decoder "$decoder"
+PYTHONPATH="$repo/tests" exec "$venv/bin/python" -m support.e2e.demo --decoder "$decoder"

@@ -14,16 +14,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from support import decoder as decoder_support
 from support import references
+from support.e2e.daemons import CONTAINERD_2_LINE
 from support.providers import GrpcServer, make_pki, start_grpc_server
 from support.warm import COLD_ENV, WarmServer, build_small_client
 
 from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV
 
 if TYPE_CHECKING:
-    from e2e.schemes import Recipient
+    from support.e2e.schemes import Recipient
 
-# The e2e parametrization value of the containerd 2.x line (tests/e2e/daemons.py CONTAINERD_2_LINE).
-CONTAINERD_2_PARAMETER = "2.3"
+# The e2e fixtures (containerd daemons, the registry, the decoders under test) serve tests/e2e and tests/packaging.
+pytest_plugins = ["support.e2e.fixtures"]
 _deselected_for_containerd_2: list[pytest.Item] = []
 _containerd_run: list[bool] = []
 
@@ -31,13 +32,13 @@ _containerd_run: list[bool] = []
 def needs_containerd_2(item: pytest.Item) -> bool:
     """The test runs containerd 2.x: an e2e case on the 2.x line, or one marked ``containerd_2``."""
     callspec = getattr(item, "callspec", None)
-    on_2x = callspec is not None and callspec.params.get("containerd_version") == CONTAINERD_2_PARAMETER
+    on_2x = callspec is not None and callspec.params.get("containerd_version") == CONTAINERD_2_LINE
     return on_2x or item.get_closest_marker("containerd_2") is not None
 
 
 def _runs_containerd(item: pytest.Item) -> bool:
     parts = Path(str(item.path)).parts
-    return "e2e" in parts or "doctor" in parts
+    return "e2e" in parts or "doctor" in parts or "packaging" in parts
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -142,7 +143,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[GrpcServer, Path]]:
 @pytest.fixture
 def recipients(tmp_path: Path) -> Iterator[Callable[[str], Recipient]]:
     """Make recipients by scheme name (see ``e2e.schemes.SCHEMES``); their gpg agents etc. are cleaned up."""
-    from e2e.schemes import SCHEMES
+    from support.e2e.schemes import SCHEMES
 
     made: list[Recipient] = []
 

@@ -176,3 +176,49 @@ def test_a_scheme_imports_no_other_scheme(scheme: str) -> None:
         if _scheme_of(target) not in (None, scheme)
     ]
     assert crossings == []
+
+
+TESTS = ROOT / "tests"
+TEST_MODULE_NAMES = re.compile(r"test_\w+\.py|conftest\.py|__init__\.py")
+# The top-level packages under tests/ that bench/ and packaging/ may import (after putting tests/ on sys.path).
+TEST_PACKAGES = {path.name for path in TESTS.iterdir() if (path / "__init__.py").exists()}
+
+
+def misplaced_test_helpers() -> list[str]:
+    """Python files in a test directory that are not tests, conftest or package markers."""
+    return sorted(
+        str(path.relative_to(ROOT))
+        for path in TESTS.rglob("*.py")
+        if not path.is_relative_to(TESTS / "support")
+        and not path.is_relative_to(TESTS / "fixtures")
+        and not TEST_MODULE_NAMES.fullmatch(path.name)
+    )
+
+
+def test_helpers_live_in_tests_support_only() -> None:
+    assert misplaced_test_helpers() == []
+
+
+def test_bench_and_packaging_import_only_support_from_the_tests() -> None:
+    scripts = [*(ROOT / "bench").glob("*.py"), *(ROOT / "packaging").glob("*.py")]
+    assert scripts
+    wrong = {}
+    for script in scripts:
+        for node in ast.walk(ast.parse(script.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            tops = {name.split(".")[0] for name in names} & (TEST_PACKAGES - {"support"})
+            if tops:
+                wrong[script.name] = sorted(tops)
+    assert wrong == {}
+
+
+def test_a_helper_beside_the_tests_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "support").mkdir()
+    (tmp_path / "e2e").mkdir()
+    (tmp_path / "e2e" / "daemons.py").write_text("")
+    (tmp_path / "e2e" / "test_pull.py").write_text("")
+    monkeypatch.setitem(globals(), "TESTS", tmp_path)
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    assert misplaced_test_helpers() == ["e2e/daemons.py"]

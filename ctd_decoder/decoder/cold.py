@@ -24,7 +24,7 @@ NAME:
    ctd-decoder - ctd-decoder is used as a call-out from containerd content stream plugins
 
 USAGE:
-   ctd-decoder [--decryption-keys-path PATH]
+   ctd-decoder [--decryption-keys-path PATH] [--descriptor-recovery on|off]
 
    containerd runs it once per encrypted layer: the encrypted layer on stdin, the decryption
    payload on fd 3, the decrypted layer on stdout. It is not meant to be run by hand.
@@ -35,6 +35,9 @@ COMMANDS:
 GLOBAL OPTIONS:
    --decryption-keys-path PATH  Path to load decryption keys from: a directory (searched recursively)
                                 or one key file. (optional)
+   --descriptor-recovery on|off  Without a payload on fd 3, decrypt with the node's keys and the layer's
+                                descriptor from containerd's content store (default: on; also
+                                CTD_DECODER_RECOVERY=off).
    --help, -h                   show help
    --version, -v                print the version
 """
@@ -65,14 +68,31 @@ class UsageError(Exception):
     """The command line is not understood (the text is Go's flag package's)."""
 
 
+class CommandLine:
+    """What the command line sets: the keys path and the descriptor-recovery switch (None: not given)."""
+
+    __slots__ = ("keys_path", "recovery")
+
+    def __init__(self, keys_path: str | None = None, recovery: str | None = None) -> None:
+        self.keys_path = keys_path
+        self.recovery = recovery
+
+
 def parse_args(argv: Sequence[str]) -> str | None:
-    """Return the keys path, or None; raise UsageError, or SystemExit after printing help or the version.
+    """Return the keys path, or None (see :func:`parse_command_line`)."""
+    return parse_command_line(argv).keys_path
+
+
+def parse_command_line(argv: Sequence[str]) -> CommandLine:
+    """Parse the flags; raise UsageError, or SystemExit after printing help or the version.
 
     Parsed as Go's flag package and urfave/cli do: one or two dashes, flags end at ``--`` or at
     the first argument that is not a flag; a first such argument ``help`` or ``h`` is the help
     command, any other is ignored.
     """
-    keys_path: str | None = None
+    from .recovery.switch import RECOVERY_FLAG, invalid_value
+
+    parsed = CommandLine()
     args = list(argv)
     while args:
         arg = args[0]
@@ -91,16 +111,22 @@ def parse_args(argv: Sequence[str]) -> str | None:
             if not has_value or value in _GO_TRUE:
                 raise SystemExit(_print_usage() if name in ("h", "help") else _print_version())
             continue
-        if name != KEYS_PATH_FLAG:
+        if name not in (KEYS_PATH_FLAG, RECOVERY_FLAG):
             raise UsageError(f"flag provided but not defined: -{name}")
         if not has_value:
             if not args:
                 raise UsageError(f"flag needs an argument: -{name}")
             value = args.pop(0)
-        keys_path = value
+        if name == RECOVERY_FLAG:
+            problem = invalid_value(value)
+            if problem is not None:
+                raise UsageError(problem)
+            parsed.recovery = value
+        else:
+            parsed.keys_path = value
     if args and args[0] in HELP_COMMANDS:
         raise SystemExit(_help_command(args[1:]))
-    return keys_path
+    return parsed
 
 
 def _help_command(topics: Sequence[str]) -> int:
@@ -165,27 +191,44 @@ class _Stopped(BaseException):
         self.signum = signum
 
 
-def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) -> int:
+def run(
+    keys_path: str | None,
+    layer_seen: Callable[[str], None] | None = None,
+    recovery: str | None = None,
+    starter: int | None = None,
+) -> int:
     """Decrypt one layer from stdin to stdout the way containerd expects.
 
-    ``layer_seen`` is told the layer's digest as soon as the payload is read (the warm server logs it).
+    ``layer_seen`` is told the layer's digest as soon as it is known (the warm server logs it).
+    Without a payload, the descriptor is recovered from containerd's content store (``recovery``
+    is the ``--descriptor-recovery`` value; ``starter`` the pid of the process that started the
+    decoder, default our parent).
     """
     from ..ocicrypt.keywrap.pgp.scratch import sweep
 
     sweep()  # what an earlier, killed run left (a GnuPG home with private keys)
-    from .payload import MISSING_PAYLOAD, MissingPayloadError, parse_payload, read_payload_bytes
+    from .payload import MISSING_PAYLOAD, MissingPayloadError, Payload, parse_payload, read_payload_bytes
 
+    payload: Payload | None = None
     try:
         payload = parse_payload(read_payload_bytes())
     except MissingPayloadError as err:
+        from . import MEDIA_TYPE_ENV
+
         if _interactive():
             return _fail(f"{MISSING_PAYLOAD}\n{BY_HAND}\n\n{USAGE}")
-        return _fail(str(err))
+        if MEDIA_TYPE_ENV not in os.environ:  # not run by containerd: nothing to recover from
+            return _fail(str(err))
     except OcicryptError as err:
         return _fail(str(err))
-    if layer_seen is not None:
+    if layer_seen is not None and payload is not None:
         layer_seen(payload.descriptor.digest)
-    dc = payload.decrypt_config
+    if payload is not None:
+        dc = payload.decrypt_config
+    else:
+        from ..ocicrypt.config import DecryptConfig
+
+        dc = DecryptConfig()
     notes: list[str] = []
     if keys_path is not None:
         if os.path.exists(keys_path):
@@ -203,10 +246,23 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
     from ..ocicrypt.layer import decrypt_layer
     from ..ocicrypt.stream import decrypt_stream
 
-    try:
-        layer = decrypt_layer(dc, payload.descriptor)
-    except OcicryptError as err:
-        return _fail(f"call to DecryptLayer failed: {err}", notes)
+    # --- descriptor recovery (no payload): see ctd_decoder/decoder/recovery ---
+    if payload is None:
+        from .recovery.run import RecoveryFailed, recovered_layer
+
+        try:
+            layer, descriptor = recovered_layer(dc, recovery, starter)
+        except RecoveryFailed as failed:
+            return _fail(failed.message, notes if failed.keys_notes else ())
+        if layer_seen is not None:
+            layer_seen(descriptor.digest)
+        payload = Payload(dc, descriptor)
+    # --- end of descriptor recovery ---
+    else:
+        try:
+            layer = decrypt_layer(dc, payload.descriptor)
+        except OcicryptError as err:
+            return _fail(f"call to DecryptLayer failed: {err}", notes)
     decryptor = layer.decryptor
     if os.environ.get(VERIFY_DIGEST_ENV) == "1":
         from ..ocicrypt.digest import DigestVerifyingDecryptor
@@ -225,16 +281,21 @@ def run(keys_path: str | None, layer_seen: Callable[[str], None] | None = None) 
     return 0
 
 
-def decode_main(argv: Sequence[str], layer_seen: Callable[[str], None] | None = None) -> int:
-    """Parse ``argv`` (without the program name) and decode one layer in this process."""
+def decode_main(
+    argv: Sequence[str], layer_seen: Callable[[str], None] | None = None, starter: int | None = None
+) -> int:
+    """Parse ``argv`` (without the program name) and decode one layer in this process.
+
+    ``starter``: the pid of the process that started the decoder (the warm path's client's parent).
+    """
     warnings.simplefilter("ignore")  # stderr is the error report: its first line must be the Go prefix
     try:
-        keys_path = parse_args(argv)
+        command_line = parse_command_line(argv)
     except UsageError as err:
         return _usage_error(err)
     try:
         with raising_on_stop(_Stopped):
-            return run(keys_path, layer_seen)
+            return run(command_line.keys_path, layer_seen, command_line.recovery, starter)
     except _Stopped as stop:
         from ..ocicrypt.keywrap.pgp.scratch import remove_live_dirs
 

@@ -66,6 +66,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "load_provider_config": (".keywrap.provider.config", "load_config"),
     "ProviderSpec": (".keywrap.provider.config", "ProviderSpec"),
     "check_provider_grpc_connection": (".keywrap.provider.transport", "check_grpc_connection"),
+    # Stop signals (SIGINT, SIGTERM, SIGHUP) turned into an exception, so clean-ups run
+    "raising_on_stop": (".stopsignals", "raising_on_stop"),
+    "stop_deferred": (".stopsignals", "stop_deferred"),
     # The errors
     "OcicryptError": (".errors", "OcicryptError"),
     "DecoderError": (".errors", "DecoderError"),
@@ -133,9 +136,11 @@ __all__ = [
     "pgp_secret_key_fingerprints",
     "public_key_fingerprint",
     "public_key_kind",
+    "raising_on_stop",
     "schemes_in",
     "scoped_environment",
     "spec",
+    "stop_deferred",
     "strip_password_newline",
     "unwrap_private_options",
 ]
@@ -199,6 +204,8 @@ if TYPE_CHECKING:  # what mypy sees; __getattr__ does the same at run time
     from .layer import decrypt_layer as decrypt_layer
     from .layer import encrypt_layer as encrypt_layer
     from .layer import unwrap_private_options as unwrap_private_options
+    from .stopsignals import raising_on_stop as raising_on_stop
+    from .stopsignals import stop_deferred as stop_deferred
     from .stream import decrypt_stream as decrypt_stream
 
 

@@ -1,7 +1,12 @@
 """The ``ocicrypt`` operator command: one argparse parser, one subcommand module each.
 
 A subcommand module exposes ``register(subparsers)``, which adds its parser and sets ``run`` (a
-callable taking the parsed namespace and returning the exit status) as the parser's default.
+callable taking the parsed namespace and returning the exit status) as the parser's default; one
+that handles stop signals itself (``serve``) also sets ``own_stop_signals=True``.
+
+SIGINT, SIGTERM and SIGHUP (unless ignored, as under nohup) raise :class:`Stopped`, so every
+temporary file and unfinished destination is removed on the way out; the exit status is then
+128 + the signal number (130, 143, 129), as a shell reports a process the signal killed.
 """
 
 from __future__ import annotations
@@ -9,17 +14,32 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
 from .. import __version__
-from ..ocicrypt import OcicryptError
+from ..ocicrypt import OcicryptError, raising_on_stop
 
 # Subcommand modules under ctd_decoder.tools, in the order --help lists them; imported lazily so
 # that `ocicrypt --help` stays fast and no scheme backend is loaded before it is needed.
 SUBCOMMANDS: tuple[str, ...] = ("encrypt", "decrypt", "recipients", "inspect", "doctor", "serve", "node")
 
 Runner = Callable[[argparse.Namespace], int]
+
+
+class Stopped(BaseException):
+    """A stop signal arrived: raised in the main thread so that every clean-up runs (like KeyboardInterrupt)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    def message(self) -> str:
+        """The one line printed on the way out."""
+        if self.signum == signal.SIGINT:
+            return "interrupted"
+        return f"stopped by {signal.Signals(self.signum).name}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run is None:
         parser.print_help(sys.stderr)
         return 2
+    if getattr(args, "own_stop_signals", False):
+        return _run(run, args)
+    try:
+        with raising_on_stop(Stopped, only_unhandled=True):
+            return _run(run, args)
+    except Stopped as stop:
+        sys.stderr.write(f"ocicrypt: {stop.message()}\n")
+        return 128 + stop.signum
+
+
+def _run(run: Runner, args: argparse.Namespace) -> int:
+    """Run the subcommand; turn its errors into one line on stderr and an exit status."""
     try:
         return run(args)
     except OcicryptError as err:

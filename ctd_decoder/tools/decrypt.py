@@ -11,7 +11,8 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "decrypt",
         help="decrypt image layers",
-        description="Decrypt the encrypted layers of SRC with the keys and write DST.",
+        description="Decrypt the encrypted layers of SRC with the keys and write DST. An image with no "
+        "encrypted layer (in the selected platforms and layers) is copied unchanged, with a note on stderr.",
     )
     from .options import add_image_arguments, add_key_arguments
 
@@ -29,4 +30,5 @@ def run(args: argparse.Namespace) -> int:
     from .options import with_keys_dir
 
     dc = with_keys_dir(args.keys_dir, decrypt_config(args.key, args.dec_recipient))
-    return rewrite(args, layercrypt.decrypt(dc))
+    no_layer = "no selected layer is encrypted"
+    return rewrite(args, "decrypt", layercrypt.decrypt(dc), no_layer, refuse_no_layer=False)

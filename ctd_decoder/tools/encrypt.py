@@ -26,8 +26,9 @@ def run(args: argparse.Namespace) -> int:
     """Encrypt SRC into DST."""
     from . import layercrypt
     from .image.run import rewrite
-    from .key_arguments import decrypt_config, encrypt_config
+    from .key_arguments import decrypt_config, describe_recipients, encrypt_config
 
     ec = encrypt_config(args.recipient, args.gpg_homedir)
     dc = decrypt_config(args.key, args.dec_recipient)
-    return rewrite(args, layercrypt.encrypt(ec, dc))
+    recipients = describe_recipients(args.recipient) if args.json else ()
+    return rewrite(args, "encrypt", layercrypt.encrypt(ec, dc), "the image has no layers", recipients=recipients)

@@ -64,7 +64,9 @@ def _unwrap(dc: DecryptConfig, descriptor: Descriptor) -> dict[str, Any]:
     return {"possible": True, "scheme": scheme}
 
 
-def _layer_report(number: int, layer: Descriptor, dc: DecryptConfig | None) -> dict[str, Any]:
+def layer_report(number: int, layer: Descriptor, dc: DecryptConfig | None) -> dict[str, Any]:
+    """One layer as ``inspect --json`` reports it: index, media type, size, digest, encrypted, schemes
+    (recipients per scheme) and, given keys, whether they unwrap it."""
     from .layercrypt import is_encrypted
 
     encrypted = is_encrypted({"mediaType": layer.media_type, "annotations": layer.annotations})
@@ -92,7 +94,7 @@ def build_report(source: str, dc: DecryptConfig | None) -> dict[str, Any]:
                 "platform": str(manifest.platform) if manifest.platform else None,
                 "manifest": manifest.descriptor.digest,
                 "mediaType": manifest.descriptor.media_type,
-                "layers": [_layer_report(n, layer, dc) for n, layer in enumerate(manifest.layers)],
+                "layers": [layer_report(n, layer, dc) for n, layer in enumerate(manifest.layers)],
             }
             for manifest in image.manifests
         ]

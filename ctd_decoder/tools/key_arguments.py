@@ -110,10 +110,43 @@ def encrypt_config(recipients: Sequence[str], gpg_homedir: str | None = None) ->
             ec.add(name, [parameter])
         else:
             raise ArgumentError(f"unknown recipient scheme {scheme!r} in {recipient!r} (schemes: {', '.join(SCHEMES)})")
+    if gpg_homedir and not gpg_recipients:
+        raise ArgumentError(f"--gpg-homedir {gpg_homedir} is used only to find pgp: recipients, and none was given")
     if gpg_recipients:
         ec.add(spec.GPG_RECIPIENTS, [value.encode() for value in gpg_recipients])
         ec.add(spec.GPG_PUBKEYRINGFILE, [export_gpg_public_keys(gpg_homedir, gpg_recipients)])
     return ec
+
+
+def _fingerprint(scheme: str, value: str) -> str | None:
+    """The ``SHA256:...`` fingerprint (as the doctor prints it) of a recipient's public key, if it has one."""
+    from ..ocicrypt import load_certificate, load_der_public_key, load_pem_public_key, public_key_fingerprint
+
+    if scheme not in ("jwe", "pkcs7", "pkcs11"):
+        return None
+    try:
+        data = _read(value, "recipient")
+    except ArgumentError:
+        return None
+    if scheme == "pkcs7":
+        certificate = load_certificate(data)
+        return None if certificate is None else public_key_fingerprint(certificate.public_key())
+    for load in (load_pem_public_key, load_der_public_key):
+        try:
+            return public_key_fingerprint(load(data))
+        except (ValueError, TypeError):
+            continue
+    return None
+
+
+def describe_recipients(recipients: Sequence[str]) -> list[dict[str, str | None]]:
+    """The ``--recipient`` arguments as ``{scheme, recipient, fingerprint}`` (fingerprint: None for a
+    JWK, a PKCS#11 key file, a pgp user or a key provider, whose keys have no SubjectPublicKeyInfo here)."""
+    described: list[dict[str, str | None]] = []
+    for recipient in recipients:
+        scheme, _, value = recipient.partition(":")
+        described.append({"scheme": scheme, "recipient": value, "fingerprint": _fingerprint(scheme, value)})
+    return described
 
 
 def _password(text: str) -> bytes:

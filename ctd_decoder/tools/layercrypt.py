@@ -1,6 +1,7 @@
 """The per-layer operations of the image subcommands: encrypt, decrypt, add recipients, rotate keys.
 
-Each returns the layer's new JSON descriptor after writing its blob (or None to keep the layer).
+Each is a :class:`LayerOperation`: which layers it changes, and a transform that returns the layer's
+new JSON descriptor after writing its blob (or None to keep the layer).
 Layers stream through in chunks; nothing is kept in memory but the chunk being processed.
 """
 
@@ -33,6 +34,7 @@ from .image.errors import ImageError
 from .image.hashing import BackgroundHash
 from .image.layout import Image, VerifiedBlob, to_descriptor
 from .image.ocijson import DOCKER_LAYER_TO_OCI
+from .image.rewrite import LayerOperation
 from .image.writer import LayoutWriter
 from .progress import Progress
 
@@ -144,8 +146,12 @@ class _DecryptingReader:
         return bytes(self._out[:count])
 
 
-def encrypt(ec: EncryptConfig, dc: DecryptConfig) -> Any:
-    """Return the transform of ``ocicrypt encrypt``: encrypt plain layers, add recipients to encrypted ones."""
+def _always(_layer: dict[str, Any]) -> bool:
+    return True
+
+
+def encrypt(ec: EncryptConfig, dc: DecryptConfig) -> LayerOperation:
+    """Return the operation of ``ocicrypt encrypt``: encrypt plain layers, add recipients to encrypted ones."""
 
     def transform(image: Image, writer: LayoutWriter, layer: dict[str, Any]) -> dict[str, Any] | None:
         if is_encrypted(layer):
@@ -169,7 +175,7 @@ def encrypt(ec: EncryptConfig, dc: DecryptConfig) -> Any:
             annotations={**_plain_annotations(layer), **annotations},
         )
 
-    return transform
+    return LayerOperation(transform, _always, lambda layer: "recipients added" if is_encrypted(layer) else "encrypted")
 
 
 def _add_recipients(
@@ -186,13 +192,13 @@ def _add_recipients(
     return dict(layer, annotations=annotations)
 
 
-def add(ec: EncryptConfig, dc: DecryptConfig) -> Any:
-    """Return the transform of ``recipients add``: re-wrap encrypted layers' keys, data untouched."""
+def add(ec: EncryptConfig, dc: DecryptConfig) -> LayerOperation:
+    """Return the operation of ``recipients add``: re-wrap encrypted layers' keys, data untouched."""
 
     def transform(image: Image, writer: LayoutWriter, layer: dict[str, Any]) -> dict[str, Any] | None:
         return _add_recipients(image, writer, layer, ec, dc) if is_encrypted(layer) else None
 
-    return transform
+    return LayerOperation(transform, is_encrypted, lambda _layer: "recipients added")
 
 
 def _open_fd(image: Image, layer: dict[str, Any]) -> int:
@@ -204,8 +210,8 @@ def _open_fd(image: Image, layer: dict[str, Any]) -> int:
         raise ImageError(f"cannot read blob {layer['digest']}: {err.strerror}") from None
 
 
-def decrypt(dc: DecryptConfig) -> Any:
-    """Return the transform of ``ocicrypt decrypt``: decrypt encrypted layers, keep plain ones."""
+def decrypt(dc: DecryptConfig) -> LayerOperation:
+    """Return the operation of ``ocicrypt decrypt``: decrypt encrypted layers, keep plain ones."""
 
     def transform(image: Image, writer: LayoutWriter, layer: dict[str, Any]) -> dict[str, Any] | None:
         if not is_encrypted(layer):
@@ -229,11 +235,11 @@ def decrypt(dc: DecryptConfig) -> Any:
             annotations=_plain_annotations(layer),
         )
 
-    return transform
+    return LayerOperation(transform, is_encrypted, lambda _layer: "decrypted")
 
 
-def rotate(ec: EncryptConfig, dc: DecryptConfig) -> Any:
-    """Return the transform of ``recipients rotate``: decrypt and re-encrypt under a new layer key."""
+def rotate(ec: EncryptConfig, dc: DecryptConfig) -> LayerOperation:
+    """Return the operation of ``recipients rotate``: decrypt and re-encrypt under a new layer key."""
 
     def transform(image: Image, writer: LayoutWriter, layer: dict[str, Any]) -> dict[str, Any] | None:
         if not is_encrypted(layer):
@@ -254,7 +260,7 @@ def rotate(ec: EncryptConfig, dc: DecryptConfig) -> Any:
         }
         return dict(layer, digest=digest, size=size, annotations={**kept, **annotations})
 
-    return transform
+    return LayerOperation(transform, is_encrypted, lambda _layer: "rotated")
 
 
 def _key_annotations(layer: dict[str, Any]) -> set[str]:

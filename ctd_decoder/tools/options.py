@@ -24,7 +24,13 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=[],
         metavar="N",
-        help="only layer N: 0 is the base layer, -1 the top one (repeatable; default: all)",
+        help="only layer N: 0 is the base layer, -1 the top one (repeatable; default: all); "
+        "every N must exist in each selected platform's image",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print what was written as JSON (destination, digests, each layer before and after, recipients)",
     )
 
 

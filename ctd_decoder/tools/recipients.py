@@ -37,9 +37,12 @@ def run(args: argparse.Namespace) -> int:
     """Add recipients to, or rotate the keys of, SRC into DST."""
     from . import layercrypt
     from .image.run import rewrite
-    from .key_arguments import decrypt_config, encrypt_config
+    from .key_arguments import decrypt_config, describe_recipients, encrypt_config
 
     ec = encrypt_config(args.recipient, args.gpg_homedir)
     dc = decrypt_config(args.key, args.dec_recipient)
-    transform = layercrypt.add(ec, dc) if args.action == "add" else layercrypt.rotate(ec, dc)
-    return rewrite(args, transform)
+    operation = layercrypt.add(ec, dc) if args.action == "add" else layercrypt.rotate(ec, dc)
+    what = "recipients are added only to" if args.action == "add" else "layer keys are rotated only in"
+    no_layer = f"no selected layer is encrypted: {what} encrypted layers (to encrypt: ocicrypt encrypt)"
+    recipients = describe_recipients(args.recipient) if args.json else ()
+    return rewrite(args, f"recipients {args.action}", operation, no_layer, recipients=recipients)

@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help=f"children forked ahead to wait for a layer (default: ${POOL_ENV} or {DEFAULT_SIZE}; 0: none)",
     )
-    parser.set_defaults(run=_run)
+    parser.set_defaults(run=_run, own_stop_signals=True)
 
 
 def _run(args: argparse.Namespace) -> int:

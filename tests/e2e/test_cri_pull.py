@@ -11,16 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.e2e.daemons import Registry
+from support.e2e.node import Image, Node, push_encrypted, push_layout
+from support.e2e.schemes import SCHEMES, Recipient
 from support.keygen import new_key, private_pem, public_pem
 from support.oci import encrypt_layout, make_layout
 from support.secrets import kubernetes_secret_volume
 
 from ctd_decoder.ocicrypt import config as params
 from ctd_decoder.ocicrypt.config import EncryptConfig
-
-from .daemons import Registry
-from .node import Image, Node, push_encrypted, push_layout
-from .schemes import SCHEMES, Recipient
 
 Make = Callable[[str], Recipient]
 

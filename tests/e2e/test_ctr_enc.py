@@ -24,16 +24,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.e2e.client import ContainerdClient
+from support.e2e.daemons import CONTAINERD_1, Containerd, require_tool
+from support.e2e.node import Image, Node, import_with_payload, verify_pulled
+from support.e2e.schemes import Recipient
 from support.oci import LAYER_GZIP, LAYER_TAR, encrypt_layout, make_layout, skopeo
 from support.references import fastest_go_reference
 
 from ctd_decoder.ocicrypt.keywrap.pkcs11.environment import scoped_environment
 from ctd_decoder.tools.key_arguments import encrypt_config
-
-from .client import ContainerdClient
-from .daemons import CONTAINERD_1, Containerd, require_tool
-from .node import Image, Node, import_with_payload, verify_pulled
-from .schemes import Recipient
 
 BUSYBOX = Path("/bin/busybox")
 GREETING = b"decrypted by ctd-decoder, unpacked with the keys in the payload\n"

@@ -15,7 +15,7 @@ TESTS_DIR = Path(__file__).resolve().parents[1]
 _RUN_WITHOUT_PYTEST = """
 import runpy, sys
 sys.modules["pytest"] = None
-runpy.run_module("e2e.demo", run_name="__main__", alter_sys=True)
+runpy.run_module("support.e2e.demo", run_name="__main__", alter_sys=True)
 """
 
 

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 from support.doctor import Doctor, run_doctor
-from support.tempdirs import short_tempdir
-
-from .daemons import (
+from support.e2e.client import rpc_error
+from support.e2e.daemons import (
     CONTAINERD_2_LINE,
     PROCESSOR_TAR,
     PROCESSOR_TAR_GZIP,
@@ -23,9 +22,9 @@ from .daemons import (
     decoder_processors,
     remove_tree,
 )
-from .node import DEFAULT_LAYERS, Image, Node, encrypt_image, push_layout
-from .schemes import Recipient
-from .test_failures import rpc_error
+from support.e2e.node import DEFAULT_LAYERS, Image, Node, encrypt_image, push_layout
+from support.e2e.schemes import Recipient
+from support.tempdirs import short_tempdir
 
 Make = Callable[[str], Recipient]
 LAYERS = DEFAULT_LAYERS[:1]
@@ -73,19 +72,30 @@ def test_doctor_and_cri_pull_agree_on_a_wrong_key(
     assert "none of the private keys could be used" in text, text
 
 
+@pytest.mark.parametrize("recovery", ["on", "off"])
 @pytest.mark.parametrize("containerd_version", [CONTAINERD_2_LINE], ids=lambda v: f"containerd-{v}")
 def test_doctor_and_cri_pull_agree_on_the_transfer_service(
-    pip_decoder: str, registry: Registry, nodes: Callable[..., Node], recipients: Make, tmp_path: Path
+    recovery: str, pip_decoder: str, registry: Registry, nodes: Callable[..., Node], recipients: Make, tmp_path: Path
 ) -> None:
+    """The transfer service sends no payload: with descriptor recovery the doctor says so as information and
+    the pull decrypts; with recovery off the doctor fails and so does the pull."""
+    from ctd_decoder.decoder.recovery.switch import RECOVERY_ENV
+
     recipient = recipients("jwe-rsa2048")
     image, layout = encrypted_image(registry, tmp_path, recipient)
-    node = nodes(pip_decoder, registry, recipient.key_files, local_pull=False)
+    env = {RECOVERY_ENV: "off"} if recovery == "off" else {}
+    node = nodes(pip_decoder, registry, recipient.key_files, env, local_pull=False)
     result = doctor_node(node.containerd.directory / "config.toml", layout)
+    if recovery == "on":
+        assert "descriptor recovery" in result.one("cri.use_local_image_pull", "ok")["message"]
+        node.client("k8s.io").pull_image(image.ref)
+        node.assert_decoded_once_per_layer(image, payload=False)
+        return
     finding = result.one("cri.use_local_image_pull", "error")
-    assert "use_local_image_pull = true" in finding["fix"]
+    assert "use_local_image_pull = true" in finding["fix"] and RECOVERY_ENV in finding["fix"]
     assert result.returncode == 1
     text = rpc_error(lambda: node.client("k8s.io").pull_image(image.ref))
-    assert "read payload" in text, text
+    assert "read payload" in text and "descriptor recovery is turned off" in text, text
 
 
 @pytest.fixture
@@ -141,7 +151,7 @@ def test_path_check_reads_the_running_containerd_and_agrees_with_a_pull(
     paths = result.of("containerd.processor.path")
     assert len(paths) == 2, result.findings  # one per processor entry
     assert all(f"/proc/{daemon.process.pid}/environ" in f["message"] for f in paths), paths
-    from .client import ContainerdClient
+    from support.e2e.client import ContainerdClient
 
     with ContainerdClient(daemon.socket, "k8s.io") as client:
         if decoder_on_path:

@@ -7,29 +7,19 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import grpc
 import pytest
 from google.protobuf import any_pb2
+from support.e2e.client import rpc_error
+from support.e2e.daemons import PROCESSOR_TAR, PROCESSOR_TAR_GZIP, PROCESSOR_TAR_ZSTD, Registry
+from support.e2e.node import DEFAULT_LAYERS, Node, apply_with_payload, encrypt_image, push_encrypted
+from support.e2e.schemes import SCHEMES, Recipient
 from support.oci import Layer, read_layers, sha256_digest, skopeo
 
 from ctd_decoder.decoder.payload import PAYLOAD_TYPE_URL
+from ctd_decoder.decoder.recovery.switch import RECOVERY_ENV
 from ctd_decoder.ocicrypt.config import DecryptConfig
 
-from .daemons import PROCESSOR_TAR, PROCESSOR_TAR_GZIP, PROCESSOR_TAR_ZSTD, Registry
-from .node import DEFAULT_LAYERS, Node, apply_with_payload, encrypt_image, push_encrypted
-from .schemes import SCHEMES, Recipient
-
 Make = Callable[[str], Recipient]
-
-
-def rpc_error(call: Callable[[], object]) -> str:
-    """Run a call that must fail; return the gRPC error text."""
-    with pytest.raises(grpc.RpcError) as info:
-        call()
-    error = info.value
-    text = str(error.details()) if isinstance(error, grpc.Call) else str(error)
-    print(f"gRPC error: {text}")
-    return text
 
 
 def test_cri_pull_with_wrong_key_reports_why(
@@ -51,12 +41,17 @@ def test_cri_pull_tar_zstd_processor_without_payload(
     decoder: str, registry: Registry, nodes: Callable[..., Node], recipients: Make, tmp_path: Path
 ) -> None:
     """imgcrypt's README registers a ``...v1.tar.zstd`` processor, but containerd only sends payloads to the
-    ``.tar`` and ``.tar.gzip`` IDs: the decoder must say so instead of Go's bare EBADF text."""
+    ``.tar`` and ``.tar.gzip`` IDs: with descriptor recovery off, the decoder must say so instead of Go's bare
+    EBADF text (with it on, the layer decrypts: tests/e2e/test_recovery_pull.py)."""
     recipient = recipients("jwe-p256")
     zstd = ("--dest-compress", "--dest-compress-format", "zstd")
     image = push_encrypted(registry, tmp_path, [recipient], DEFAULT_LAYERS[:1], zstd)
     node = nodes(
-        decoder, registry, recipient.key_files, processor_ids=(PROCESSOR_TAR_GZIP, PROCESSOR_TAR, PROCESSOR_TAR_ZSTD)
+        decoder,
+        registry,
+        recipient.key_files,
+        {RECOVERY_ENV: "off"},
+        processor_ids=(PROCESSOR_TAR_GZIP, PROCESSOR_TAR, PROCESSOR_TAR_ZSTD),
     )
     text = rpc_error(lambda: node.client("k8s.io").pull_image(image.ref))
     assert "read payload: read configFd: bad file descriptor" in text, text
@@ -66,13 +61,13 @@ def test_cri_pull_tar_zstd_processor_without_payload(
 def test_plain_ctr_import_names_ctr_enc_and_the_cri(
     pip_decoder: str, nodes: Callable[..., Node], recipients: Make, tmp_path: Path
 ) -> None:
-    """Plain ``ctr images import`` unpacks an encrypted image without a payload; the decoder names that
-    cause and its fixes instead of causes that do not apply."""
+    """Plain ``ctr images import`` unpacks an encrypted image without a payload; with descriptor recovery
+    off, the decoder names that cause and its fixes instead of causes that do not apply."""
     recipient = recipients("jwe-p256")
     _, encrypted = encrypt_image(tmp_path, [recipient], DEFAULT_LAYERS[:1])
     archive = tmp_path / "enc.tar"
     skopeo("copy", "-q", f"oci:{encrypted}:v1", f"oci-archive:{archive}:example.test/enc:v1")
-    node = nodes(pip_decoder, None, recipient.key_files)
+    node = nodes(pip_decoder, None, recipient.key_files, {RECOVERY_ENV: "off"})
     with pytest.raises(RuntimeError) as failure:
         node.containerd.ctr(f"e2e-{uuid.uuid4().hex[:8]}", "images", "import", str(archive))
     text = str(failure.value)

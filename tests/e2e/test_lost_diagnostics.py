@@ -14,10 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
-
-from .daemons import Registry
-from .node import DEFAULT_LAYERS, Node, push_encrypted
-from .schemes import Recipient
+from support.e2e.daemons import Registry
+from support.e2e.node import DEFAULT_LAYERS, Node, push_encrypted
+from support.e2e.schemes import Recipient
 
 FAILING_PULLS = 50
 DIAGNOSTIC = "call to DecryptLayer failed"

@@ -9,13 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.e2e.client import ContainerdClient, rpc_error
+from support.e2e.daemons import Containerd, Registry, remove_tree
+from support.e2e.node import DEFAULT_LAYERS, Image, Node, encrypt_image, push_layout, verify_snapshots
+from support.e2e.schemes import Recipient
 from support.tempdirs import short_tempdir
-
-from .client import ContainerdClient
-from .daemons import Containerd, Registry, remove_tree
-from .node import DEFAULT_LAYERS, Image, Node, encrypt_image, push_layout, verify_snapshots
-from .schemes import Recipient
-from .test_failures import rpc_error
 
 Make = Callable[[str], Recipient]
 NO_DECODER_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"

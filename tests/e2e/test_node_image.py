@@ -1,6 +1,6 @@
 """The node image (build.sh --node-image) run the way deploy/kubernetes/daemonset.yaml runs it, by a real
 containerd 1.6.20 (``ctr run``) with the DaemonSet's hostPath mounts bound from a temporary host root
-(tests/e2e/hostroot.py): the installer in the image puts the packaged bundle on that host, edits its
+(tests/support/e2e/hostroot.py): the installer in the image puts the packaged bundle on that host, edits its
 containerd's config, restarts it through the hook standing in for ``nsenter ... systemctl``, runs the
 installed ``ocicrypt doctor`` there, and that containerd then pulls an encrypted image through the CRI
 with the keys synced from a kubelet-style Secret volume; the image's resident key syncer follows the
@@ -18,16 +18,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.e2e.daemons import Containerd, Registry, require_tool, running
+from support.e2e.hostroot import (
+    KEYS,
+    FakeHost,
+    assert_no_secret,
+    jwe_recipient,
+    pull,
+    pull_error,
+    start_fake_host,
+    wait_for,
+)
+from support.e2e.node import push_encrypted, small_layers
+from support.e2e.packaged import packaged_release
 from support.oci import skopeo
 from support.secrets import kubernetes_secret_volume, update_secret_volume
 from support.tempdirs import short_tempdir
 
 from ctd_decoder.tools.node import paths
-
-from .daemons import Containerd, Registry, require_tool, running
-from .hostroot import KEYS, FakeHost, assert_no_secret, jwe_recipient, pull, pull_error, start_fake_host, wait_for
-from .node import push_encrypted, small_layers
-from .packaged import packaged_release
 
 IMAGE = "ctd-decoder-node"
 OCICRYPT = "/opt/ctd-decoder/ocicrypt"

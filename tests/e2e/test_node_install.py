@@ -11,13 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.keygen import private_pem
-from support.secrets import kubernetes_secret_volume, update_secret_volume
-
-from ctd_decoder.tools.node.paths import DROPIN_NAME, FLAVOURS, Flavour
-
-from .daemons import Registry, stop_process
-from .hostroot import (
+from support.e2e.daemons import Registry, stop_process
+from support.e2e.hostroot import (
     KEYS,
     FakeHost,
     assert_no_secret,
@@ -28,7 +23,11 @@ from .hostroot import (
     start_fake_host,
     wait_for,
 )
-from .node import push_encrypted, small_layers
+from support.e2e.node import push_encrypted, small_layers
+from support.keygen import private_pem
+from support.secrets import kubernetes_secret_volume, update_secret_volume
+
+from ctd_decoder.tools.node.paths import DROPIN_NAME, FLAVOURS, Flavour
 
 DROPIN = "etc/containerd/conf.d/90-ctd-decoder.toml"
 

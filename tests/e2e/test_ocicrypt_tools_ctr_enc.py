@@ -34,6 +34,9 @@ from typing import Any
 
 import pytest
 from support.decoder import Result, run_decoder
+from support.e2e.client import ContainerdClient, rpc_error
+from support.e2e.daemons import Containerd, Registry, decoder_processors, require_tool, running
+from support.e2e.node import Image, Node, apply_with_payload, import_with_payload, push_layout, verify_pulled
 from support.gpgkeys import GpgHome
 from support.keygen import new_key, private_pem, write_key_pair
 from support.oci import (
@@ -56,11 +59,6 @@ from ctd_decoder.decoder.payload import Payload, encode_payload
 from ctd_decoder.ocicrypt.config import DecryptConfig
 from ctd_decoder.ocicrypt.descriptor import Descriptor
 from ctd_decoder.tools.key_arguments import decrypt_config
-
-from .client import ContainerdClient
-from .daemons import Containerd, Registry, decoder_processors, require_tool, running
-from .node import Image, Node, apply_with_payload, import_with_payload, push_layout, verify_pulled
-from .test_failures import rpc_error
 
 LAYERS = [{"etc/hello.txt": b"hello from ocicrypt\n"}, {"bin/tool": bytes(range(256)) * 1000}]
 SCHEMES = ["jwe", "pkcs7", "pgp", "pkcs11", "provider"]

@@ -15,14 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.e2e.client import rpc_error
+from support.e2e.daemons import CONTAINERD_1, Registry
+from support.e2e.node import Image, Node, push_layout
+from support.e2e.schemes import Recipient, recipient_values
 from support.keygen import write_key_pair
 from support.oci import make_layout, ocicrypt
 from support.references import fastest_go_reference
-
-from .daemons import CONTAINERD_1, Registry
-from .node import Image, Node, push_layout
-from .schemes import Recipient, recipient_values
-from .test_failures import rpc_error
 
 LAYERS = [{"etc/made-by": b"ocicrypt encrypt\n"}, {"usr/lib/blob": bytes(range(256)) * 400}]
 

@@ -10,10 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.e2e.node import DEFAULT_LAYERS, Node, apply_with_payload, encrypt_image, verify_snapshots
+from support.e2e.schemes import SCHEMES, Recipient
 from support.oci import diff_ids, read_layers
-
-from .node import DEFAULT_LAYERS, Node, apply_with_payload, encrypt_image, verify_snapshots
-from .schemes import SCHEMES, Recipient
 
 
 @pytest.mark.parametrize("scheme", list(SCHEMES))

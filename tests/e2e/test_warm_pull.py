@@ -10,15 +10,14 @@ from pathlib import Path
 
 import grpc
 import pytest
+from support.e2e.daemons import Registry, remove_tree
+from support.e2e.node import Image, Node, push_encrypted, small_layers, verify_pulled
+from support.e2e.schemes import Recipient
 from support.tempdirs import short_tempdir
 from support.warm import COLD_ENV, WarmServer
 from support.wheel import build_wheel, install_in_fresh_venv, is_small_client
 
 from ctd_decoder.decoder.warm.pool import DEFAULT_SIZE, POOL_ENV
-
-from .daemons import Registry, remove_tree
-from .node import Image, Node, push_encrypted, small_layers, verify_pulled
-from .schemes import Recipient
 
 
 @pytest.fixture(scope="module")

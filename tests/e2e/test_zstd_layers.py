@@ -11,6 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.e2e.client import ContainerdClient, rpc_error
+from support.e2e.daemons import Containerd, Registry, remove_tree
+from support.e2e.node import DEFAULT_LAYERS, ZSTD, Image, push_encrypted, push_layout, verify_pulled
+from support.e2e.schemes import Recipient
 from support.keygen import new_key, private_pem, public_pem
 from support.oci import encrypt_layout, make_layout
 from support.snippets import snippet_for_node
@@ -18,12 +22,6 @@ from support.tempdirs import short_tempdir
 
 from ctd_decoder.ocicrypt import config as params
 from ctd_decoder.ocicrypt.config import EncryptConfig
-
-from .client import ContainerdClient
-from .daemons import Containerd, Registry, remove_tree
-from .node import DEFAULT_LAYERS, ZSTD, Image, push_encrypted, push_layout, verify_pulled
-from .schemes import Recipient
-from .test_failures import rpc_error
 
 LAYER = "application/vnd.oci.image.layer.v1.tar"
 

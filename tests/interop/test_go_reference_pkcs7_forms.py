@@ -4,7 +4,7 @@ from 1.2.1 on): ours and the Go reference decrypt it.
 Debian builds ocicrypt 1.0.3 on fullsailor/pkcs7 (a 2021 snapshot) where upstream 1.0.3 to 1.2.0 use
 mozilla's fork at 432b235, whose reader takes a primitive ``[0]`` for an empty one ("PKCS7: No suitable
 private key found" from the imgcrypt 1.1.x decoders). So on this input the reference is the newer
-decoders' (1.2.1 on) verdict, not imgcrypt 1.1.x's; the README's differential section lists it.
+decoders' (1.2.1 on) verdict, not imgcrypt 1.1.x's; docs/differential-testing.md lists it.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from support.keygen import new_key, private_pem, write_key_pair
-from support.oci import make_layout, ocicrypt, read_layers
+from support.oci import image_blobs, layer_digests, make_layout, ocicrypt, read_layers, skopeo
 
 LAYERS = [{"etc/hello.txt": b"hello\n"}, {"bin/tool": bytes(range(256)) * 2000}]
 
@@ -165,3 +165,83 @@ def test_adding_recipients_to_an_encrypted_image_without_a_key_says_what_is_need
     message = _fails("encrypt", "--recipient", f"jwe:{other}", f"oci:{tmp_path / 'enc'}", f"oci:{tmp_path / 'out'}")
     assert "is already encrypted: adding recipients needs a --key that unwraps it" in message
     assert not (tmp_path / "out").exists()
+
+
+# Requests that would change nothing: refused before anything is written, or (decrypt) noted.
+
+
+def test_a_layer_the_image_lacks_is_refused_for_every_command(plain: Path, tmp_path: Path) -> None:
+    private, public, _ = write_key_pair(tmp_path, "k", "p256")
+    ocicrypt("encrypt", "--recipient", f"jwe:{public}", f"oci:{plain}:v1", f"oci:{tmp_path / 'enc'}:v1")
+    out = f"oci:{tmp_path / 'out'}"
+    expected = "ocicrypt: --layer 5: the linux/amd64 image has 2 layers (valid: 0..1 or -2..-1); nothing written\n"
+    commands = [
+        ["encrypt", "--layer", "5", "--recipient", f"jwe:{public}", f"oci:{plain}:v1", out],
+        ["encrypt", "--layer", "0", "--layer", "5", "--recipient", f"jwe:{public}", f"oci:{plain}:v1", out],
+        ["decrypt", "--layer", "5", "--key", str(private), f"oci:{tmp_path / 'enc'}:v1", out],
+        ["recipients", "add", "--layer", "5", "--key", str(private), "--recipient", f"jwe:{public}",
+         f"oci:{tmp_path / 'enc'}:v1", out],
+        ["recipients", "rotate", "--layer", "5", "--key", str(private), "--recipient", f"jwe:{public}",
+         f"oci:{tmp_path / 'enc'}:v1", out],
+    ]  # fmt: skip
+    for command in commands:
+        assert _fails(*command) == expected, command
+        assert not (tmp_path / "out").exists()
+    assert _fails("encrypt", "--layer", "-3", "--recipient", f"jwe:{public}", f"oci:{plain}:v1", out).startswith(
+        "ocicrypt: --layer -3: the linux/amd64 image has 2 layers"
+    )
+    _no_leftovers(tmp_path)
+
+
+def test_recipients_on_an_image_with_no_encrypted_layer_selected_are_refused(plain: Path, tmp_path: Path) -> None:
+    private, public, _ = write_key_pair(tmp_path, "k", "p256")
+    _, other, _ = write_key_pair(tmp_path, "other", "p256")
+    out = f"oci:{tmp_path / 'out'}"
+    for action, what in (("add", "recipients are added only to"), ("rotate", "layer keys are rotated only in")):
+        key_args = ["--key", str(private), "--recipient", f"jwe:{other}"]
+        message = _fails("recipients", action, *key_args, f"oci:{plain}:v1", out)
+        assert message == (
+            f"ocicrypt: oci:{plain}:v1: no selected layer is encrypted: {what} encrypted layers "
+            "(to encrypt: ocicrypt encrypt); nothing written\n"
+        )
+        assert not (tmp_path / "out").exists()
+    # Only the top layer encrypted, only the base layer selected: nothing to do either.
+    ocicrypt(
+        "encrypt", "--layer", "-1", "--recipient", f"jwe:{public}", f"oci:{plain}:v1", f"oci:{tmp_path / 'top'}:v1"
+    )
+    key_args = ["--key", str(private), "--recipient", f"jwe:{other}"]
+    message = _fails("recipients", "add", "--layer", "0", *key_args, f"oci:{tmp_path / 'top'}:v1", out)
+    assert "no selected layer is encrypted" in message
+    ocicrypt("recipients", "add", "--layer", "1", *key_args, f"oci:{tmp_path / 'top'}:v1", out)
+    assert (tmp_path / "out" / "index.json").is_file()
+    # Decrypting an image with one encrypted layer decrypts it without a note.
+    decrypted = ocicrypt("decrypt", "--key", str(private), f"oci:{tmp_path / 'top'}:v1", f"oci:{tmp_path / 'dec'}:v1")
+    assert decrypted.stderr == "" and layer_digests(tmp_path / "dec") == layer_digests(plain)
+    _no_leftovers(tmp_path)
+
+
+def test_an_image_without_layers_is_not_encrypted_silently(tmp_path: Path) -> None:
+    make_layout(tmp_path / "empty", [])
+    _, public, _ = write_key_pair(tmp_path, "k", "p256")
+    message = _fails("encrypt", "--recipient", f"jwe:{public}", f"oci:{tmp_path / 'empty'}:v1", f"oci:{tmp_path / 'o'}")
+    assert message == f"ocicrypt: oci:{tmp_path / 'empty'}:v1: the image has no layers; nothing written\n"
+    assert not (tmp_path / "o").exists()
+
+
+def test_decrypting_a_plain_image_says_so_and_writes_the_unchanged_copy(plain: Path, tmp_path: Path) -> None:
+    result = ocicrypt("decrypt", f"oci:{plain}:v1", f"oci:{tmp_path / 'out'}:v1")
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"ocicrypt: note: oci:{plain}:v1: no selected layer is encrypted; "
+        f"oci:{tmp_path / 'out'}:v1 is an unchanged copy\n"
+    )
+    assert image_blobs(tmp_path / "out") == image_blobs(plain)
+    skopeo("inspect", f"oci:{tmp_path / 'out'}:v1")
+
+
+def test_a_gpg_homedir_without_pgp_recipients_is_refused(plain: Path, tmp_path: Path) -> None:
+    _, public, _ = write_key_pair(tmp_path, "k", "p256")
+    args = ["--gpg-homedir", str(tmp_path), "--recipient", f"jwe:{public}", f"oci:{plain}:v1", f"oci:{tmp_path / 'o'}"]
+    message = _fails("encrypt", *args)
+    assert message == f"ocicrypt: --gpg-homedir {tmp_path} is used only to find pgp: recipients, and none was given\n"
+    assert not (tmp_path / "o").exists()

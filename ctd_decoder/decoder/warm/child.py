@@ -76,9 +76,12 @@ def run_child(request: Request, received: list[int], report_fd: int, server_pid:
             os.write(2, f"ctd-decoder: cannot enter the working directory: {err.strerror}\n".encode())
         else:
             from ..cold import decode_main
+            from ..recovery.parent import parent_of
 
+            # Without a payload, the layer's blob is found among those the client's parent holds open.
+            starter = parent_of(request.peer_pid) if request.peer_pid > 0 else None
             try:
-                status = decode_main(sys.argv[1:], layer_seen=_report_layer)
+                status = decode_main(sys.argv[1:], layer_seen=_report_layer, starter=starter)
             except SystemExit as done:  # --help and --version
                 status = done.code if isinstance(done.code, int) else 1
     except BaseException:  # never a traceback: it could show key material held in locals

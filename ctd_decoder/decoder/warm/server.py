@@ -33,6 +33,7 @@ PRELOADED = (
     "ctd_decoder.decoder.cold",
     "ctd_decoder.decoder.payload",
     "ctd_decoder.decoder.warm.child",
+    "ctd_decoder.decoder.recovery.run",
     "ctd_decoder.ocicrypt.layer",
     "ctd_decoder.ocicrypt.stream",
     "ctd_decoder.ocicrypt.keysdir",

@@ -21,6 +21,7 @@ GZIP = spec.TAR_GZIP_ENCRYPTED
 TAR = spec.TAR_ENCRYPTED
 ZSTD = spec.TAR_ZSTD_ENCRYPTED
 
+Version = tuple[int, int, int]
 _VERSION = re.compile(r"(?<![\w.])v?(\d+)\.(\d+)\.(\d+)")
 
 
@@ -296,27 +297,60 @@ def _check_media_type(report: Report, node: Node, media_type: str, environment: 
     node.decoders[media_type] = Decoder(processor, keys_path, environment.values)
 
 
-def _check_cri(report: Report, config: cc.ContainerdConfig, major: int) -> None:
-    images = cc.cri_images(config, major)
-    if images.key_model != "node":
+def _no_payload(report: Report, check: str, node: Node, why: str, fix: str) -> None:
+    """CRI pulls get no payload because of ``why``: information while recovery works, an error when it cannot."""
+    from .pull_path import recovery_blocker, turn_on_fix
+
+    blocked = [
+        (decoder, reason)
+        for decoder in node.distinct_decoders()
+        if (reason := recovery_blocker(list(decoder.processor.args), decoder.env(), decoder.keys_path)) is not None
+    ]
+    if blocked:
+        ids = [decoder.processor.processor_id for decoder, _ in blocked]
         report.error(
+            check,
+            f"{why}: CRI pulls get no decryption payload and {blocked[0][1]} for {', '.join(ids)}; "
+            "encrypted pulls fail with 'read payload: ...'",
+            f"{turn_on_fix(ids)} {fix}",
+        )
+    else:
+        report.ok(
+            check,
+            f"{why}: CRI pulls get no decryption payload; the decoder recovers each layer's descriptor from "
+            "containerd's content store and decrypts with the node's keys (descriptor recovery)",
+        )
+
+
+def _check_cri(report: Report, config: cc.ContainerdConfig, major: int, version: Version | None, node: Node) -> None:
+    from .pull_path import UPGRADE, local_pull_sends_no_payload
+
+    images = cc.cri_images(config, major)
+    payload = True
+    if images.key_model != "node":
+        payload = False
+        _no_payload(
+            report,
             "cri.key_model",
-            f"key_model = {images.key_model!r}: the CRI sends no decryption payload, every encrypted pull fails",
+            node,
+            f"key_model = {images.key_model!r}",
             f'set key_model = "node" in [{images.decryption_table}]',
         )
     else:
         how = "set" if images.key_model_set else "containerd's default"
         report.ok("cri.key_model", f'key_model = "node" ({how})')
+    local = images.use_local_image_pull is None or images.use_local_image_pull
     if images.use_local_image_pull is None:
-        return
-    if images.use_local_image_pull:
-        report.ok("cri.use_local_image_pull", "use_local_image_pull = true: CRI pulls attach the decryption payload")
+        pass
+    elif images.use_local_image_pull:
+        report.ok("cri.use_local_image_pull", "use_local_image_pull = true: CRI pulls pull locally")
     elif images.transfer_fallback is not None:
+        local = True
         report.warning(
             "cri.use_local_image_pull",
             f"use_local_image_pull is false, but {images.transfer_fallback} makes containerd 2.x fall back to a "
-            "local pull, which attaches the payload",
-            f"set use_local_image_pull = true in [{images.table_name}] so decryption does not hang on that setting",
+            "local pull",
+            f"set use_local_image_pull = true in [{images.table_name}] so the pull path does not hang on that setting",
         )
     elif config.template and not images.use_local_image_pull_set:
         report.warning(
@@ -325,12 +359,50 @@ def _check_cri(report: Report, config: cc.ContainerdConfig, major: int) -> None:
             f"check that the rendered {cc.K3S_CONFIG} sets use_local_image_pull = true",
         )
     else:
-        report.error(
+        payload = False
+        _no_payload(
+            report,
             "cri.use_local_image_pull",
-            "containerd 2.x pulls through the transfer service, which passes no decryption payload: "
-            "encrypted CRI pulls fail with 'read payload: ...'",
-            f"set use_local_image_pull = true in [{images.table_name}]",
+            node,
+            "use_local_image_pull = false: containerd 2.x pulls through the transfer service, which passes no "
+            "decryption payload",
+            f"set use_local_image_pull = true in [{images.table_name}] (with {UPGRADE})",
         )
+    if local and major >= 2 and local_pull_sends_no_payload(version):
+        payload = False
+        text = ".".join(str(part) for part in version or ())
+        _no_payload(
+            report,
+            "cri.pull_path",
+            node,
+            f"containerd {text}'s CRI local pull attaches no decryption payload (containerd#12705)",
+            f"upgrade to {UPGRADE}",
+        )
+    elif payload:
+        report.ok("cri.pull_path", "CRI pulls send the decoder a decryption payload (descriptor recovery not needed)")
+    blocked = _recovery_blocked(node)
+    if blocked is None:
+        report.ok(
+            "ctr.pull_path",
+            "a plain `ctr images pull` sends no decryption payload; the decoder recovers the descriptors "
+            "(descriptor recovery)",
+        )
+    else:
+        report.warning(
+            "ctr.pull_path",
+            f"a plain `ctr images pull` sends no decryption payload and {blocked}: such pulls fail",
+            "use `ctr-enc images pull --key ...` or pull through the CRI, or let descriptor recovery work",
+        )
+
+
+def _recovery_blocked(node: Node) -> str | None:
+    from .pull_path import recovery_blocker
+
+    for decoder in node.distinct_decoders():
+        reason = recovery_blocker(list(decoder.processor.args), decoder.env(), decoder.keys_path)
+        if reason is not None:
+            return reason
+    return None
 
 
 def check_containerd(report: Report, config_path: str | None, executable: str | None) -> Node:
@@ -343,9 +415,10 @@ def check_containerd(report: Report, config_path: str | None, executable: str | 
     if process is not None:
         report.ok("containerd.process", f"containerd pid {process.pid} ({process.exe}) runs with this config")
     environment = containerd_environment(path, process)
-    major = _check_version(report, config, _find_executable(executable, process))
+    exe = _find_executable(executable, process)
+    major = _check_version(report, config, exe)
     node = Node(config)
     for media_type in (GZIP, TAR, ZSTD):
         _check_media_type(report, node, media_type, environment)
-    _check_cri(report, config, major)
+    _check_cri(report, config, major, containerd_version(exe) if exe else None, node)
     return node

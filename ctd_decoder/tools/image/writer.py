@@ -4,18 +4,22 @@ The destination must not exist. Blobs, manifests and index.json go to a hidden t
 in the destination's own directory (so the final move is a rename on one file system); only when
 :meth:`LayoutWriter.commit` has written everything is it renamed to DST (``oci:``) or packed into a
 tarball that is then linked to DST (``oci-archive:``). Any failure, an interrupt included, removes
-the temporary files and leaves DST absent.
+the temporary files and leaves DST absent (``ocicrypt`` turns SIGTERM and SIGHUP into an exception
+too). Files are created mode 0666 and directories 0777, less the umask, as skopeo writes a layout's
+index.json and directories.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tarfile
 import tempfile
 from types import TracebackType
 from typing import BinaryIO
 
+from ...ocicrypt import stop_deferred
 from .errors import ImageError
 from .hashing import BackgroundHash
 from .layout import INDEX_FILE, LAYOUT_FILE, VerifiedBlob, blob_relpath
@@ -29,6 +33,17 @@ def _os_error(err: OSError, what: str) -> ImageError:
     return ImageError(f"cannot write {what}: {err.strerror or err}")
 
 
+def _create_temporary(directory: str) -> tuple[str, int]:
+    """Create a new hidden blob file, mode 0666 less the umask as skopeo's manifests and index.json are
+    (``mkstemp`` would make it 0600, unreadable by the other users who read our images)."""
+    while True:
+        path = os.path.join(directory, f".blob-{secrets.token_hex(8)}")
+        try:
+            return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            continue
+
+
 class BlobSink:
     """A blob being written: hashed as it is written, named by its digest when finished.
 
@@ -37,7 +52,7 @@ class BlobSink:
 
     def __init__(self, directory: str) -> None:
         self._directory = directory
-        handle, self.path = tempfile.mkstemp(prefix=".blob-", dir=directory)
+        self.path, handle = _create_temporary(directory)
         self.file: BinaryIO = os.fdopen(handle, "wb", buffering=0)
         self._hash = BackgroundHash(then=self._write_all)
         self.size = 0
@@ -99,13 +114,18 @@ class LayoutWriter:
         if os.path.lexists(self._target):
             raise ImageError(f"destination {reference.path} already exists; refusing to overwrite it")
         parent = os.path.dirname(self._target)
-        try:
-            self._scratch = tempfile.mkdtemp(prefix=f".{os.path.basename(self._target)}.ocicrypt-", dir=parent)
-        except OSError as err:
-            raise ImageError(f"cannot create the destination {reference.path}: {err.strerror}") from None
+        with stop_deferred():  # a stop signal between creating and recording the directory would leak it
+            try:
+                self._scratch = tempfile.mkdtemp(prefix=f".{os.path.basename(self._target)}.ocicrypt-", dir=parent)
+            except OSError as err:
+                raise ImageError(f"cannot create the destination {reference.path}: {err.strerror}") from None
         self.root = os.path.join(self._scratch, "layout")
         self._blobs = os.path.join(self.root, "blobs", "sha256")
-        os.makedirs(self._blobs)
+        try:
+            os.makedirs(self._blobs)
+        except BaseException:
+            self.close()
+            raise
 
     def new_blob(self) -> BlobSink:
         """Start a new blob."""

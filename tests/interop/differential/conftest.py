@@ -7,11 +7,10 @@ import random
 from collections.abc import Iterator
 
 import pytest
+from support.differential.divergences import TALLY
+from support.differential.harness import Decoders
+from support.differential.seeds import Seed, make_seeds
 from support.references import go_versions_used, ocicrypt_version
-
-from .divergences import TALLY
-from .harness import Decoders
-from .seeds import Seed, make_seeds
 
 # CI replays one explored seed so that a verdict depends on the change, not on the draw; elsewhere every
 # run explores a fresh seed, and what it finds is kept in test_regressions.py.

@@ -13,12 +13,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
+from support.differential.divergences import check_agreement
+from support.differential.harness import Decoders
+from support.differential.seeds import Seed
+from support.differential.strategies import FAMILIES, cases
 
 from .conftest import EXAMPLES, SEED
-from .divergences import check_agreement
-from .harness import Decoders
-from .seeds import Seed
-from .strategies import FAMILIES, cases
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -1,4 +1,5 @@
-"""The documented divergences (README, "What it does better than the Go decoder"), one named test each.
+"""The documented divergences (docs/differential-testing.md; README, "Compared with the Go decoder"), one
+named test each.
 
 Each test shows the Go reference decoder's behaviour on the input, ours, and that the differential check
 classifies the disagreement as that divergence and no other.
@@ -7,11 +8,10 @@ classifies the disagreement as that divergence and no other.
 from __future__ import annotations
 
 import pytest
-
-from .divergences import DIVERGENCES, Case, check_agreement, unwrap_failed_without_reasons
-from .harness import Decoders
-from .mutations import build
-from .seeds import Seed
+from support.differential.divergences import DIVERGENCES, Case, check_agreement, unwrap_failed_without_reasons
+from support.differential.harness import Decoders
+from support.differential.mutations import build
+from support.differential.seeds import Seed
 
 
 def _divergence(name: str) -> object:

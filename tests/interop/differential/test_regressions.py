@@ -4,10 +4,9 @@ now), kept after the fix (shrunk by hypothesis or written down from Go's source 
 from __future__ import annotations
 
 import pytest
-
-from .divergences import Case, check_agreement
-from .harness import Decoders
-from .seeds import Seed
+from support.differential.divergences import Case, check_agreement
+from support.differential.harness import Decoders
+from support.differential.seeds import Seed
 
 JWE = "org.opencontainers.image.enc.keys.jwe"
 PUBOPTS = "org.opencontainers.image.enc.pubopts"

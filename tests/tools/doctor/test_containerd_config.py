@@ -183,11 +183,25 @@ def test_real_config_pointed_at_the_decoder_has_no_error(name: str, tmp_path: Pa
 
 @NEEDS_CONTAINERD_2
 def test_containerd_2_default_config_pulls_through_the_transfer_service(tmp_path: Path) -> None:
+    """No payload on that path: the doctor says the pulls take descriptor recovery, as information."""
     base = BASES["default-2.3"]()
     result = doctor(base, write(base, prepared(base, tmp_path), tmp_path / "etc"))
+    finding = result.one("cri.use_local_image_pull", "ok")
+    assert "transfer service" in finding["message"] and "descriptor recovery" in finding["message"]
+    assert result.returncode == 0
+
+
+@NEEDS_CONTAINERD_2
+def test_transfer_service_with_recovery_turned_off_is_an_error(tmp_path: Path) -> None:
+    base = BASES["default-2.3"]()
+    document = prepared(base, tmp_path)
+    turn_recovery_off(document, base, tmp_path)
+    result = doctor(base, write(base, document, tmp_path / "etc"))
     finding = result.one("cri.use_local_image_pull", "error")
-    assert "transfer service" in finding["message"]
+    assert "transfer service" in finding["message"] and "descriptor recovery is turned off" in finding["message"]
     assert "use_local_image_pull = true" in finding["fix"] and CRI_IMAGES in finding["fix"]
+    assert "--descriptor-recovery=off" in finding["fix"]
+    assert result.one("ctr.pull_path", "warning")
     assert result.returncode == 1
 
 
@@ -220,7 +234,14 @@ def _gzip(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def break_key_model(document: dict[str, Any], base: Base, tmp_path: Path) -> None:
+    """key_model = "" with descriptor recovery turned off: CRI pulls cannot decrypt."""
     cri_images_table(document, base).setdefault("image_decryption", {})["key_model"] = ""
+    turn_recovery_off(document, base, tmp_path)
+
+
+def turn_recovery_off(document: dict[str, Any], base: Base, tmp_path: Path) -> None:
+    for entry in document["stream_processors"].values():
+        entry["args"] = [*entry.get("args", []), "--descriptor-recovery=off"]
 
 
 def break_processor_id(document: dict[str, Any], base: Base, tmp_path: Path) -> None:
@@ -311,15 +332,31 @@ def test_broken_copy_of_a_real_config(name: str, mistake: str, tmp_path: Path) -
     assert result.returncode == (1 if result.errors() else 0)
 
 
+@pytest.mark.parametrize("recovery", ["on", "off"])
 @pytest.mark.parametrize("name", bases("snippet-v3", "k3s-v3"))
-def test_broken_copy_without_use_local_image_pull(name: str, tmp_path: Path) -> None:
+def test_copy_without_use_local_image_pull(name: str, recovery: str, tmp_path: Path) -> None:
     base = BASES[name]()
     document = prepared(base, tmp_path)
     document.setdefault("plugins", {}).setdefault(CRI_IMAGES, {})["use_local_image_pull"] = False
+    if recovery == "off":
+        turn_recovery_off(document, base, tmp_path)
     result = doctor(base, write(base, document, tmp_path / "etc"))
+    if recovery == "on":
+        assert "descriptor recovery" in result.one("cri.use_local_image_pull", "ok")["message"]
+        return
     finding = result.one("cri.use_local_image_pull", "error")
     assert "use_local_image_pull = true" in finding["fix"]
     assert result.returncode == 1
+
+
+@pytest.mark.parametrize("name", bases(*BASES))
+def test_key_model_other_than_node_takes_descriptor_recovery(name: str, tmp_path: Path) -> None:
+    base = BASES[name]()
+    document = prepared(base, tmp_path)
+    cri_images_table(document, base).setdefault("image_decryption", {})["key_model"] = ""
+    result = doctor(base, write(base, document, tmp_path / "etc"))
+    finding = result.one("cri.key_model", "ok")
+    assert "key_model = ''" in finding["message"] and "descriptor recovery" in finding["message"]
 
 
 @NEEDS_CONTAINERD_2
@@ -421,3 +458,23 @@ def test_the_doctor_knows_every_encrypted_media_type() -> None:
     from ctd_decoder.tools.doctor.containerd import TAR, ZSTD
 
     assert {DOCTOR_GZIP, TAR, ZSTD} == ENCRYPTED_MEDIA_TYPES
+
+
+@pytest.mark.parametrize(
+    ("version", "sends_none"),
+    [
+        ((1, 6, 20), False),
+        ((2, 0, 0), True),
+        ((2, 0, 11), True),
+        ((2, 0, 12), False),
+        ((2, 1, 6), True),
+        ((2, 1, 7), False),
+        ((2, 2, 1), True),
+        ((2, 2, 2), False),
+        ((2, 3, 0), False),
+    ],
+)
+def test_containerd_versions_whose_local_pull_sends_no_payload(version: tuple[int, int, int], sends_none: bool) -> None:
+    from ctd_decoder.tools.doctor.pull_path import local_pull_sends_no_payload
+
+    assert local_pull_sends_no_payload(version) is sends_none

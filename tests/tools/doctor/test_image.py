@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from e2e.node import encrypt_image
-from e2e.schemes import SCHEMES, Recipient
 from support.doctor import DEBIAN_CONTAINERD, Doctor, run_doctor, write_node_config
+from support.e2e.node import encrypt_image
+from support.e2e.schemes import SCHEMES, Recipient
 from support.oci import skopeo
 
 from ctd_decoder.ocicrypt.keywrap import ANNOTATION_PREFIX

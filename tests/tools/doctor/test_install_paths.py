@@ -1,6 +1,6 @@
 """One set of paths per install route: what the node README, the installed snippets and the doctor's fix
 lines name exists after that install (the tarball's install.sh and the Debian package staged from a
-stand-in bundle here, the real bundle in tests/e2e/test_packaging.py; pip: this test environment's own
+stand-in bundle here, the real bundle in tests/packaging/test_packaging.py; pip: this test environment's own
 install), and a config file that cannot be read gets a fix for that, not for its TOML syntax."""
 
 from __future__ import annotations

@@ -1,24 +1,21 @@
-"""The README's "Roll out to a cluster" names the paths of ctd_decoder/tools/node/paths.py (the one
-source the installer and the manifests use) and the files of deploy/kubernetes/ that exist."""
+"""docs/cluster-rollout.md names the paths of ctd_decoder/tools/node/paths.py (the one source the installer
+and the manifests use) and the files of deploy/kubernetes/ that exist."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+
+from support.docs import CLUSTER_ROLLOUT, README, REPO, doc_text, relative_links
 
 from ctd_decoder.tools.node import paths
 from ctd_decoder.tools.node.detect import STRATEGIES
 
-REPO = Path(__file__).resolve().parents[3]
-
 
 def section() -> str:
-    text = (REPO / "README.md").read_text()
-    start = text.index("## Roll out to a cluster")
-    return " ".join(text[start : text.index("\n## ", start + 1)].split())
+    return doc_text(CLUSTER_ROLLOUT)
 
 
-def test_readme_names_the_installers_paths() -> None:
+def test_rollout_doc_names_the_installers_paths() -> None:
     text = section()
     for path in (
         paths.BUNDLE_DIR,
@@ -38,8 +35,12 @@ def test_readme_names_the_installers_paths() -> None:
     assert len(STRATEGIES) == 4
 
 
-def test_readme_names_only_manifests_that_exist() -> None:
+def test_rollout_doc_names_only_manifests_that_exist() -> None:
     named = set(re.findall(r"deploy/kubernetes/[\w/.-]+\.yaml", section()))
     assert named
     for name in named:
         assert (REPO / name).is_file(), name
+
+
+def test_readme_points_to_the_rollout_doc() -> None:
+    assert CLUSTER_ROLLOUT in relative_links(README)

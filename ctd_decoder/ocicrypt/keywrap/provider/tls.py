@@ -16,7 +16,7 @@ import os
 import re
 
 from .config import GrpcTls
-from .transport import ProviderCallError
+from .errors import ProviderCallError
 
 # Go 1.19+ crypto/x509 root_linux.go: the first of these files that can be read is used.
 SYSTEM_CERT_FILES = (

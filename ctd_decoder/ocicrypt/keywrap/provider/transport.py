@@ -17,35 +17,15 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any
 
-from ...errors import MissingBackendError, OcicryptError
+from ...errors import MissingBackendError
 from ...spec import PROVIDER_TIMEOUT_ENV
 from .config import Command, GrpcTls
+from .errors import ProviderCallError, ProviderRpcError, ProviderTimeout
 
 MAX_RESPONSE_SIZE = 16 * 1024 * 1024
 STDERR_LIMIT = 4096
 _CHUNK = 1 << 16
 SERVICE = "keyprovider.KeyProviderService"
-
-
-class ProviderCallError(OcicryptError):
-    """A key provider could not be called or gave no usable answer."""
-
-
-class ProviderTimeout(ProviderCallError):
-    """A key provider did not answer before the deadline."""
-
-
-class ProviderRpcError(ProviderCallError):
-    """A gRPC provider answered with an error status.
-
-    Its details are the provider's own words, which may echo the request (keys among it): they are
-    kept apart from the message, for the caller to redact before showing them.
-    """
-
-    def __init__(self, code_name: str, details: str) -> None:
-        super().__init__(f"Error from grpc method: rpc error: code = {code_name}")
-        self.code_name = code_name
-        self.details = details
 
 
 @dataclass

@@ -37,7 +37,8 @@ from ...gojson import b64decode, b64encode, member
 from ...spec import KEYPROVIDER_CONFIG_ENV, PROVIDER_PREFIX, PROVIDER_SEND_ALL_ENV, PROVIDER_TIMEOUT_ENV
 from ..base import KeyWrapperBase
 from .config import ProviderSpec, configured_path, load_config
-from .transport import ProviderCallError, ProviderRpcError, call_grpc, run_command
+from .errors import ProviderCallError, ProviderRpcError
+from .transport import call_grpc, run_command
 
 DEFAULT_TIMEOUT = 30.0
 STDERR_SHOWN = 400

@@ -8,7 +8,7 @@ import pytest
 from support.providers import make_pki
 
 from ctd_decoder.ocicrypt.keywrap.provider import tls
-from ctd_decoder.ocicrypt.keywrap.provider.transport import ProviderCallError
+from ctd_decoder.ocicrypt.keywrap.provider.errors import ProviderCallError
 
 
 def test_the_first_bundle_file_and_every_directory_entry_count_each_certificate_once(tmp_path: Path) -> None:

@@ -19,11 +19,11 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
-from support.keygen import new_key, private_pem, public_pem
-from support.tempdirs import short_tempdir
 
 from ctd_decoder.ocicrypt import config as params
 from ctd_decoder.ocicrypt.config import DecryptConfig, EncryptConfig, Parameters
+from support.keygen import new_key, private_pem, public_pem
+from support.tempdirs import short_tempdir
 
 from .daemons import require_tool
 

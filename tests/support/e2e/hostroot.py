@@ -19,10 +19,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from support.keygen import new_key, private_pem, public_pem
-from support.tempdirs import short_tempdir
 
 from ctd_decoder.tools.node.paths import FLAVOURS, Flavour
+from support.keygen import new_key, private_pem, public_pem
+from support.tempdirs import short_tempdir
 
 from .client import ContainerdClient
 from .daemons import CONTAINERD_1, Containerd, Registry, remove_tree

@@ -210,6 +210,7 @@ class Containerd:
     env: dict[str, str] = field(default_factory=dict)
     extra_toml: str = ""  # appended as is (e.g. an operator's snippet); then set image_decryption=False
     image_decryption: bool = True
+    key_model: str = "node"  # "" is the CRI's other model: it sends the decoder no payload
     version: str = CONTAINERD_1
     local_pull: bool = True
     process: subprocess.Popen[bytes] | None = None
@@ -262,7 +263,7 @@ class Containerd:
             f"  config_path = {_toml_str(str(self.config_path))}",
         ]
         if self.image_decryption:
-            lines += [f"[{cri}.image_decryption]", '  key_model = "node"']
+            lines += [f"[{cri}.image_decryption]", f"  key_model = {_toml_str(self.key_model)}"]
         return lines
 
     def _cri_v3(self) -> list[str]:
@@ -285,7 +286,7 @@ class Containerd:
                 f"  snapshotter = {_toml_str(self.snapshotter)}",
                 f"  use_local_image_pull = {'true' if self.local_pull else 'false'}",
                 f"[{images}.image_decryption]",
-                '  key_model = "node"',
+                f"  key_model = {_toml_str(self.key_model)}",
             ]
         return lines
 

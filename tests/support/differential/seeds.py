@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from support.fixtures import load_case
-from support.keygen import new_key, public_pem
-from support.layers import jwe_layer
 
 from ctd_decoder.decoder.payload import parse_payload
 from ctd_decoder.ocicrypt.config import DecryptConfig, Parameters
 from ctd_decoder.ocicrypt.descriptor import Descriptor
 from ctd_decoder.ocicrypt.keywrap import PUBOPTS_ANNOTATION
 from ctd_decoder.ocicrypt.layer import unwrap_private_options
+from support.fixtures import load_case
+from support.keygen import new_key, public_pem
+from support.layers import jwe_layer
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The end-to-end demo behind packaging/demo.sh: a private registry and containerd on 127.0.0.1,
 an image encrypted by skopeo (JWE), pulled through the CRI with our decoder, layers verified.
 
-    PYTHONPATH=tests python -m e2e.demo [--decoder PATH] [--keep]
+    PYTHONPATH=tests python -m support.e2e.demo [--decoder PATH] [--keep]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where ours deliberately differs from Go's decoder, and the agreement check that allows only that.
 
-Each divergence names the README section that documents it and the test in
+Each divergence is a row of docs/differential-testing.md's table and names the test in
 ``test_divergences.py`` that shows why ours is better. A disagreement that matches none of them
 fails the differential test with the hypothesis seed and the input.
 """

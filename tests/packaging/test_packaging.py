@@ -17,6 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.e2e.client import ContainerdClient
+from support.e2e.daemons import Containerd, Registry, remove_tree
+from support.e2e.node import ZSTD, push_encrypted, small_layers, verify_pulled
+from support.e2e.packaged import packaged_release
+from support.e2e.schemes import Recipient
 from support.install_routes import exists_in_stage, named_paths, node_readme_examples, node_readme_paths
 from support.keygen import new_key, private_pem, public_pem
 from support.oci import layer_digests, make_layout
@@ -33,12 +38,6 @@ from support.tempdirs import short_tempdir
 from support.warm import WarmServer
 
 from ctd_decoder.decoder.warm.protocol import DEFAULT_SOCKET, SOCKET_ENV
-
-from .client import ContainerdClient
-from .daemons import Containerd, Registry, remove_tree
-from .node import ZSTD, push_encrypted, small_layers, verify_pulled
-from .packaged import packaged_release
-from .schemes import Recipient
 
 WARM_UNITS = ("ctd-decoder-warm.socket", "ctd-decoder-warm.service")
 CONTAINERD_1 = "/usr/bin/containerd"  # Debian's 1.6.20

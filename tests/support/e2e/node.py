@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+
+from ctd_decoder.decoder.payload import Payload, encode_payload
+from ctd_decoder.ocicrypt.config import DecryptConfig, EncryptConfig
+from ctd_decoder.ocicrypt.descriptor import Descriptor
+from ctd_decoder.ocicrypt.keywrap.pkcs11.environment import scoped_environment
 from support.oci import (
     Layer,
     diff_ids,
@@ -23,11 +28,6 @@ from support.oci import (
     skopeo,
 )
 from support.tempdirs import short_tempdir
-
-from ctd_decoder.decoder.payload import Payload, encode_payload
-from ctd_decoder.ocicrypt.config import DecryptConfig, EncryptConfig
-from ctd_decoder.ocicrypt.descriptor import Descriptor
-from ctd_decoder.ocicrypt.keywrap.pkcs11.environment import scoped_environment
 
 from . import wire
 from .client import UNCOMPRESSED_LABEL, ContainerdClient
@@ -221,10 +221,12 @@ def start_node(
     processor_ids: tuple[str, ...] = (PROCESSOR_TAR_GZIP, PROCESSOR_TAR),
     version: str = CONTAINERD_1,
     local_pull: bool = True,
+    key_model: str = "node",
 ) -> Node:
     """Start containerd ``version`` in a fresh short temp dir; ``key_files`` fill its keys directory (mode 0700).
 
     containerd runs the decoder through a wrapper that logs each run (:meth:`Node.decoder_calls`).
+    ``key_model=""`` is the CRI's model that sends the decoder no payload.
     """
     base = short_tempdir("ctd-e2e-")
     keys_dir = base / "keys"
@@ -236,7 +238,14 @@ def start_node(
     wrapper = write_call_logger(base / "ctd-decoder-logged", decoder, calls_log)
     processors = decoder_processors(str(wrapper), keys_dir, decoder_env, processor_ids) + list(extra_processors or [])
     registry_hosts = [registry.host] if registry else []
-    containerd = Containerd(base / "cd", processors, registry_hosts, version=version, local_pull=local_pull)
+    containerd = Containerd(
+        base / "cd",
+        processors,
+        registry_hosts,
+        version=version,
+        local_pull=local_pull,
+        key_model=key_model,
+    )
     try:
         containerd.start()
     except BaseException:  # also pytest.skip (a 2.3 node without its binary)

@@ -1,4 +1,5 @@
-"""Fixtures for the end-to-end tests: a docker-registry per session, a private containerd per test
+"""Fixtures for the end-to-end and packaging tests (a plugin of tests/conftest.py): a docker-registry
+per session, a private containerd per test
 on each containerd line (Debian's 1.6.20 and the reference 2.3.4), and the decoder under test (the
 pip-installed script and the packaged executable).
 
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from support.decoder import installed_python_decoder
 from support.tempdirs import short_tempdir
 
@@ -20,6 +22,10 @@ from .node import Node, start_node
 from .packaged import packaged_decoder_path
 
 DECODERS = ("pip", "packaged")
+# A test that asks for one of these runs containerd, a registry or the bundle: it is an e2e test wherever it lives.
+E2E_FIXTURES = frozenset(
+    {"tools", "registry", "nodes", "decoder", "pip_decoder", "packaged_decoder", "containerd_version"}
+)
 # The bundle's risks (its backends: grpc, pkcs11, gnupg, yaml) do not depend on the containerd line, and
 # the line's do not depend on the bundle: on 2.x the packaged executable runs the per-scheme cases for
 # these schemes only (all of them on 1.6, and every scheme with the pip script on both). Saves ~2 minutes.
@@ -39,7 +45,7 @@ def _redundant(item: pytest.Item) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "/e2e/" in str(item.path):
+        if "/e2e/" in str(item.path) or E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
     redundant = [item for item in items if _redundant(item)]
     if redundant:

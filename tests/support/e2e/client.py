@@ -6,12 +6,13 @@ Calls go through grpcio's generic stubs with the messages encoded by :mod:`wire`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import grpc
+import pytest
 
 from . import wire
 
@@ -158,3 +159,13 @@ class ContainerdClient:
         """Diff ``Apply`` with ``payloads`` keyed by stream processor ID; returns the applied descriptor."""
         response = self.call(DIFF_APPLY, wire.apply_request(diff, mounts, payloads))
         return wire.parse_descriptor(wire.get_bytes(response, 1))
+
+
+def rpc_error(call: Callable[[], object]) -> str:
+    """Run a call that must fail; return the gRPC error text."""
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    error = info.value
+    text = str(error.details()) if isinstance(error, grpc.Call) else str(error)
+    print(f"gRPC error: {text}")
+    return text

@@ -1,0 +1,1 @@
+"""The differential harness: ours against the Go reference decoders, on mutated payloads, annotations and streams."""
