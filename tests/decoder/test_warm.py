@@ -26,6 +26,7 @@ from support.layers import EncryptedLayer, jwe_layer
 from support.warm import COLD_ENV, OCICRYPT, WarmServer
 
 from ctd_decoder.decoder.warm.client import ANSWER_TIMEOUT, SERVER_GONE, hand_off
+from ctd_decoder.decoder.warm.pool import DEFAULT_SIZE, POOL_ENV
 from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV
 from ctd_decoder.ocicrypt.config import DecryptConfig
 
@@ -191,6 +192,8 @@ def test_server_killed_mid_layer_fails_that_layer_cleanly_and_the_next_decodes_i
     try:
         assert _wait(lambda: len(server.children()) == 1), server.lines
         (child,) = server.children()
+        waiting = server.waiting_children()
+        assert waiting, "no child was waiting"
         server.process.kill()
         server.process.wait()
         _, stderr = client.communicate(timeout=30)
@@ -199,6 +202,7 @@ def test_server_killed_mid_layer_fails_that_layer_cleanly_and_the_next_decodes_i
     assert client.returncode == 1
     assert stderr.decode() == SERVER_GONE.format(env=SOCKET_ENV, off=DISABLED)
     assert _wait(lambda: not Path(f"/proc/{child}").exists() or _is_zombie(child)), "the child outlived its server"
+    assert _wait(lambda: all(not Path(f"/proc/{pid}").exists() or _is_zombie(pid) for pid in waiting)), waiting
     after = run_decoder(layer.blob, layer.payload(), env=server.env)  # stale socket: decoded in-process
     assert (after.returncode, after.stdout) == (0, layer.plaintext), after.stderr
 
@@ -228,6 +232,85 @@ def test_eight_layers_in_parallel(server: WarmServer) -> None:
     assert _wait(lambda: server.children() == [])
 
 
+def test_pool_drained_by_eight_parallel_layers_is_refilled(server: WarmServer) -> None:
+    assert _wait(lambda: len(server.waiting_children()) == DEFAULT_SIZE), server.lines
+    before = set(server.waiting_children())
+    layers = [jwe_layer(os.urandom(512 * (n + 1))) for n in range(8)]
+    barrier = threading.Barrier(8)
+
+    def decode(one: EncryptedLayer) -> tuple[int, bytes]:
+        barrier.wait()
+        result = run_decoder(one.blob, one.payload(), env=server.env)
+        return result.returncode, result.stdout
+
+    with ThreadPoolExecutor(8) as pool:
+        outputs = list(pool.map(decode, layers))
+    assert outputs == [(0, one.plaintext) for one in layers]
+    assert len(server.wait_for_layers(8)) == 8
+    assert _wait(lambda: server.children() == [] and len(server.waiting_children()) == DEFAULT_SIZE)
+    assert not before & set(server.waiting_children()), "a child that took a layer is waiting again"
+    assert len(server.all_children()) == DEFAULT_SIZE
+
+
+def test_waiting_child_killed_is_replaced(server: WarmServer, layer: EncryptedLayer) -> None:
+    assert _wait(lambda: len(server.waiting_children()) == DEFAULT_SIZE), server.lines
+    victim = server.waiting_children()[0]
+    os.kill(victim, signal.SIGKILL)
+    assert _wait(lambda: any(f"waiting child {victim} died (signal 9); replacing it" in x for x in server.lines))
+    assert _wait(lambda: len(server.waiting_children()) == DEFAULT_SIZE and victim not in server.all_children())
+    assert not _is_zombie_of(victim, server.process.pid)
+    result = run_decoder(layer.blob, layer.payload(), env=server.env)
+    assert (result.returncode, result.stdout) == (0, layer.plaintext), result.stderr
+    (line,) = server.wait_for_layers(1)
+    assert line.startswith(f"ctd-decoder-warm: layer {layer.descriptor.digest} ok "), line
+
+
+def _is_zombie_of(pid: int, parent: int) -> bool:
+    """``pid`` is still an (unreaped) child of ``parent``."""
+    return str(pid) in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+
+
+def test_no_pool_forks_one_child_per_layer(tmp_path: Path, layer: EncryptedLayer) -> None:
+    warm = WarmServer(tmp_path / "run", extra_env={POOL_ENV: "0"})
+    try:
+        assert any("pool 0)" in line for line in warm.lines), warm.lines
+        time.sleep(0.2)
+        assert warm.all_children() == []
+        result = run_decoder(layer.blob, layer.payload(), env=warm.env)
+        assert (result.returncode, result.stdout) == (0, layer.plaintext), result.stderr
+        assert " ok " in warm.wait_for_layers(1)[0]
+        assert _wait(lambda: warm.all_children() == [])
+    finally:
+        warm.stop()
+
+
+def test_sigterm_while_the_pool_fills_stops_the_server_and_its_children(tmp_path: Path) -> None:
+    """SIGTERM as soon as the server listens lands among the pool's first forks: none may be left waiting."""
+    for attempt in range(5):
+        warm = WarmServer(tmp_path / f"run-{attempt}")
+        children = warm.all_children()
+        warm.process.terminate()
+        try:
+            assert warm.process.wait(20) == 0, warm.lines
+        finally:
+            warm.stop()
+        assert _wait(lambda pids=children: all(not Path(f"/proc/{pid}").exists() for pid in pids)), children
+        assert warm.lines[-1] == "ctd-decoder-warm: stopped", warm.lines
+
+
+def test_bad_pool_size_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    started = subprocess.run(
+        [str(OCICRYPT), "serve", "--socket", str(run / "warm.sock"), "--pool", "many"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 1
+    assert started.stderr == "ctd-decoder-warm: the pool size must be a number from 0 to 64, not 'many'\n"
+
+
 def _hand_off_one(layer: EncryptedLayer, payload: bytes, environ: dict[str, str]) -> tuple[int | None, bytes]:
     stdin_read, stdin_write = os.pipe()
     stdout_read, stdout_write = os.pipe()
@@ -252,18 +335,24 @@ def test_soak_leaks_no_descriptor_and_no_process(server: WarmServer) -> None:
     environ = {**os.environ, **server.env}
     assert _hand_off_one(layer, payload, environ) == (0, layer.plaintext)
     assert server.wait_for_layers(1)
+    assert _wait(lambda: len(server.waiting_children()) == DEFAULT_SIZE)
     baseline_fds = server.open_fds()
     started = time.monotonic()
 
-    def one(_: int) -> bool:
-        return _hand_off_one(layer, payload, environ) == (0, layer.plaintext)
+    def one(_: int) -> tuple[int | None, bytes] | None:
+        """None if the layer came back whole, else (status, the start of its output: stderr goes there too)."""
+        status, output = _hand_off_one(layer, payload, environ)
+        return None if (status, output) == (0, layer.plaintext) else (status, output[:300])
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(one, range(SOAK_LAYERS)))
     elapsed = time.monotonic() - started
-    assert all(results), f"{results.count(False)} of {SOAK_LAYERS} layers failed"
+    failed = [result for result in results if result is not None]
+    unusual = [line for line in server.lines if " ok " not in line]
+    assert not failed, f"{len(failed)} of {SOAK_LAYERS} layers failed: {failed[:10]}; server: {unusual[-10:]}"
     assert len(server.wait_for_layers(SOAK_LAYERS + 1, timeout=60)) == SOAK_LAYERS + 1
-    assert _wait(lambda: server.children() == [])
+    assert _wait(lambda: server.children() == [] and len(server.waiting_children()) == DEFAULT_SIZE)
+    assert len(server.all_children()) == DEFAULT_SIZE
     assert server.open_fds() == baseline_fds
     print(f"soak: {SOAK_LAYERS} layers in {elapsed:.1f} s ({elapsed / SOAK_LAYERS * 1000:.2f} ms per layer)")
 

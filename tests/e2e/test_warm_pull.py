@@ -5,15 +5,27 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 import pytest
 from support.e2e.daemons import Registry, remove_tree
-from support.e2e.node import Node, push_encrypted, small_layers, verify_pulled
+from support.e2e.node import Image, Node, push_encrypted, small_layers, verify_pulled
 from support.e2e.schemes import Recipient
 from support.tempdirs import short_tempdir
 from support.warm import COLD_ENV, WarmServer
+from support.wheel import build_wheel, install_in_fresh_venv, is_small_client
+
+from ctd_decoder.decoder.warm.pool import DEFAULT_SIZE, POOL_ENV
+
+
+@pytest.fixture(scope="module")
+def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """bin/ of a fresh venv with the wheel ``python -m build`` makes (the platform one, with the small client)."""
+    workdir = tmp_path_factory.mktemp("wheel")
+    wheel, _ = build_wheel(workdir)
+    return install_in_fresh_venv(wheel, workdir / "venv")
 
 
 @pytest.fixture
@@ -41,6 +53,53 @@ def test_cri_pull_through_the_warm_server(
     assert len(lines) == len(image.diff_ids)
     assert all(" ok " in line for line in lines), lines
     assert warm.children() == []
+    assert len(warm.waiting_children()) == DEFAULT_SIZE
+
+
+def test_eight_concurrent_cri_pulls_drain_the_pool_and_it_refills(
+    pip_decoder: str,
+    registry: Registry,
+    nodes: Callable[..., Node],
+    recipients: Callable[[str], Recipient],
+    tmp_path: Path,
+) -> None:
+    """A pool of two, eight images pulled at once (containerd unpacks one image's layers in turn)."""
+    base = short_tempdir("ctd-warm-pool-")
+    warm = WarmServer(base / "run", extra_env={POOL_ENV: "2"})
+    try:
+        recipient = recipients("jwe-rsa2048")
+        images = [push_encrypted(registry, tmp_path / str(n), [recipient], small_layers(2)) for n in range(8)]
+        node = nodes(pip_decoder, registry, recipient.key_files, warm.env)
+        assert _wait_until(lambda: len(warm.waiting_children()) == 2)
+        first_pool = set(warm.waiting_children())
+        barrier = threading.Barrier(len(images))
+
+        def pull(image: Image) -> None:
+            client = node.client("k8s.io")
+            barrier.wait()
+            client.pull_image(image.ref)
+            verify_pulled(client, image)
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(len(images)) as pool:
+            list(pool.map(pull, images))
+        elapsed = time.monotonic() - started
+        lines = warm.wait_for_layers(16)
+        assert len(lines) == 16 and all(" ok " in line for line in lines), lines
+        assert _wait_until(lambda: warm.children() == [] and len(warm.waiting_children()) == 2), warm.lines
+        assert not first_pool & set(warm.waiting_children()), "the pool was not drained"
+        assert len(warm.all_children()) == 2
+        print(f"8 concurrent pulls of 2 layers through a pool of 2: {elapsed:.1f} s")
+    finally:
+        warm.stop()
+        remove_tree(base)
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
 
 
 def test_cri_pull_with_the_warm_server_stopped_decodes_in_process(
@@ -82,6 +141,8 @@ def test_cri_pull_with_the_warm_server_killed_mid_pull_then_the_next_pull_works(
             time.sleep(0.001)
         warm.process.kill()
 
+    assert _wait_until(lambda: len(warm.waiting_children()) == DEFAULT_SIZE)
+    waiting = [(pid, _start_time(pid)) for pid in warm.waiting_children()]
     killer = threading.Thread(target=kill_while_a_layer_runs)
     killer.start()
     client = node.client("k8s.io")
@@ -99,7 +160,7 @@ def test_cri_pull_with_the_warm_server_killed_mid_pull_then_the_next_pull_works(
     # Killed with their server (PR_SET_PDEATHSIG), never left running: re-parented, they would
     # otherwise live on under another parent.
     deadline = time.monotonic() + 10
-    while (alive := [c for c in children_seen if _running(*c)]) and time.monotonic() < deadline:
+    while (alive := [c for c in children_seen + waiting if _running(*c)]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive, alive
     client.pull_image(second.ref)
@@ -146,3 +207,33 @@ def test_cri_pull_through_the_small_client_of_a_pip_install_and_its_fallback(
     warm.stop()
     nodes(str(small_client), registry, recipient.key_files, env).pull_and_verify(image)
     assert len(warm.layer_lines()) == len(image.diff_ids), "the stopped server was used"
+
+
+def test_cri_pull_through_a_pip_installed_wheel_uses_its_small_client(
+    wheel_venv: Path,
+    registry: Registry,
+    nodes: Callable[..., Node],
+    recipients: Callable[[str], Recipient],
+    tmp_path: Path,
+) -> None:
+    """pip install of the wheel, nothing else: its ctd-decoder is the C client, the venv's server takes every
+    layer; with the server stopped the same path decodes in-process (the client execs ctd-decoder-python)."""
+    decoder = wheel_venv / "ctd-decoder"
+    assert is_small_client(decoder)
+    base = short_tempdir("ctd-warm-wheel-")
+    warm = WarmServer(base / "run", command=[str(wheel_venv / "ctd-decoder-warm")])
+    try:
+        recipient = recipients("jwe-rsa2048")
+        image = push_encrypted(registry, tmp_path, [recipient], small_layers())
+        started = time.monotonic()
+        nodes(str(decoder), registry, recipient.key_files, warm.env).pull_and_verify(image)
+        elapsed = time.monotonic() - started
+        lines = warm.wait_for_layers(len(image.diff_ids))
+        assert len(lines) == len(image.diff_ids) and all(" ok " in line for line in lines), lines
+        warm.stop()
+        nodes(str(decoder), registry, recipient.key_files, warm.env).pull_and_verify(image)
+        assert len(warm.layer_lines()) == len(image.diff_ids), "the stopped server was used"
+        print(f"CRI pull of {len(image.diff_ids)} layers through the wheel's small client: {elapsed:.2f} s")
+    finally:
+        warm.stop()
+        remove_tree(base)

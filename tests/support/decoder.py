@@ -17,7 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-DECODER = os.environ.get("CTD_DECODER_EXE") or shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
+
+def installed_python_decoder() -> str | None:
+    """The venv's Python ``ctd-decoder``: ``ctd-decoder-python`` where a platform wheel made ``ctd-decoder`` the
+    small warm client (setup.py), else ``ctd-decoder`` itself (a pure wheel); ``$CTD_DECODER_EXE`` overrides."""
+    here = os.path.dirname(sys.executable)
+    return (
+        os.environ.get("CTD_DECODER_EXE")
+        or shutil.which("ctd-decoder-python", path=here)
+        or shutil.which("ctd-decoder", path=here)
+    )
+
+
+DECODER = installed_python_decoder()
 
 
 @dataclass

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 OCICRYPT = shutil.which("ocicrypt", path=os.path.dirname(sys.executable))
+# The command containerd runs (a platform wheel's small client; the doctor names it): not the Python entry.
 DECODER = shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
 DEBIAN_CONTAINERD = "/usr/bin/containerd"
 

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from ctd_decoder.decoder.warm.pool import IDLE_NAME, LAYER_NAME
 from ctd_decoder.decoder.warm.protocol import SOCKET_ENV
 
 OCICRYPT = shutil.which("ocicrypt", path=os.path.dirname(sys.executable))
@@ -27,6 +28,17 @@ def build_small_client(directory: Path) -> Path:
     output = directory / "ctd-decoder-client"
     subprocess.run([compiler, "-O2", "-Wall", "-Werror", "-o", str(output), str(SMALL_CLIENT_SOURCE)], check=True)
     return output
+
+
+def _name(pid: int) -> bytes:
+    """A process's comm; b"" once it is gone or a zombie (a zombie's comm is no longer what it ran as)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
+    if stat.rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+        return b""
+    return stat[stat.index(b"(") + 1 : stat.rindex(b")")]
 
 
 class WarmServer:
@@ -70,10 +82,12 @@ class WarmServer:
     def _activate(self) -> None:
         """Connect once, as the first client would, so that the socket's listener execs the server."""
         deadline = time.monotonic() + 30
-        while not self.socket.exists() and self.process.poll() is None and time.monotonic() < deadline:
+        # The socket's file exists once bound, a moment before it listens: retry a refused connect.
+        while self.process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as probe:
+                probe.connect(str(self.socket))  # the server logs it as a client that closed mid-request
+                return
             time.sleep(0.02)
-        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as probe:
-            probe.connect(str(self.socket))  # the server logs it as a client that closed mid-request
 
     def _read(self) -> None:
         assert self.process.stderr is not None
@@ -98,10 +112,18 @@ class WarmServer:
             time.sleep(0.02)
         return self.layer_lines()
 
-    def children(self) -> list[int]:
-        """The pids of the server's live (or unreaped) children."""
+    def all_children(self) -> list[int]:
+        """The pids of the server's live (or unreaped) children: waiting ones and layers' ones."""
         path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         return [int(pid) for pid in path.read_text().split()]
+
+    def children(self) -> list[int]:
+        """The pids of the server's children that have a layer (named ctd-decoder, or gone unreaped)."""
+        return [pid for pid in self.all_children() if _name(pid) in (LAYER_NAME, b"")]
+
+    def waiting_children(self) -> list[int]:
+        """The pids of the server's children waiting for a layer (the pool)."""
+        return [pid for pid in self.all_children() if _name(pid) == IDLE_NAME]
 
     def open_fds(self) -> int:
         """How many descriptors the server holds."""

@@ -1,11 +1,13 @@
-"""The fork server: a resident process that has done the decoder's imports and forks one child per layer.
+"""The fork server: a resident process that has done the decoder's imports and runs each layer in a child.
 
 Single-threaded (so forking is safe), it imports only fork-safe modules before forking: the
 decoder, the library's core and the JWE and PKCS#7 schemes; no grpc, gnupg or pkcs11, which the
-children import as the cold path does. It never reads a key, a payload or a layer: those
-descriptors are only passed on to the child. Only its own uid may connect (``SO_PEERCRED``).
-Each child is watched through a pidfd and reaped when it exits; if its client goes away first,
-the child is killed. One log line per layer on stderr: digest, verdict, milliseconds.
+children import as the cold path does. It keeps a few children forked ahead of time (:mod:`.pool`)
+and hands each layer to one of them, forking a new one when none waits; it refills the pool when
+it has nothing else to do. It never reads a key, a payload or a layer: those descriptors are only
+passed on to the child. Only its own uid may connect (``SO_PEERCRED``). Each child is watched
+through a pidfd and reaped when it exits; if its client goes away first, the child is killed. One
+log line per layer on stderr: digest, verdict, milliseconds.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from . import pool
 from .protocol import ACCEPTED, GO, MAX_REQUEST, PASSED_FDS, STATUS, ProtocolError, Request, passed_fds
 
 # Everything a JWE or PKCS#7 layer needs, loaded once here instead of once per layer.
@@ -37,6 +40,7 @@ PRELOADED = (
     "ctd_decoder.ocicrypt.digest",
     "ctd_decoder.ocicrypt.keywrap.jwe",
     "ctd_decoder.ocicrypt.keywrap.pkcs7.wrapper",
+    "ctd_decoder.ocicrypt.keywrap.pgp.scratch",
 )
 # A client has this long to send its request and its go-ahead.
 REQUEST_TIMEOUT = 2.0
@@ -49,9 +53,15 @@ class ServerError(Exception):
 
 
 def preload() -> None:
-    """Import what the children will need (fork-safe modules only)."""
+    """Import what the children will need (fork-safe modules only) and do OpenSSL's first-use work."""
     for name in PRELOADED:
         importlib.import_module(name)
+    from ...ocicrypt.diagnostics import inert_lines, printable
+    from .warmup import warm_up
+
+    printable("")  # compiles its pattern on first use: once here, not in every child
+    inert_lines("")
+    warm_up()
     # Out of the collector's reach: a child's collections would otherwise write to (and so copy)
     # every page of the server's objects.
     gc.freeze()
@@ -152,9 +162,14 @@ def _receive_go(conn: socket.socket, request: Request) -> list[int] | None:
 
 
 class WarmServer:
-    """Accepts clients on ``listener`` and runs each layer in a forked child."""
+    """Accepts clients on ``listener`` and runs each layer in a child, keeping ``pool_size`` children waiting."""
 
-    def __init__(self, listener: socket.socket, run_child: Callable[[Request, list[int], int, int], None]) -> None:
+    def __init__(
+        self,
+        listener: socket.socket,
+        run_child: Callable[[Request, list[int], int, int], None],
+        pool_size: int = pool.DEFAULT_SIZE,
+    ) -> None:
         self._listener = listener
         self._listener.setblocking(False)
         self._run_child = run_child
@@ -162,6 +177,10 @@ class WarmServer:
         self._poll.register(listener.fileno(), select.POLLIN)
         self._by_conn: dict[int, _Layer] = {}
         self._by_pidfd: dict[int, _Layer] = {}
+        self._waiting: dict[int, pool.Waiting] = {}  # by pidfd, oldest first
+        self._pool_size = pool_size
+        self._refill_at = 0.0  # not before this (monotonic): waiting children that die are replaced slower
+        self._waiting_deaths = 0  # in a row, without a layer taken in between
         self._stopping = False
         self._uid = os.geteuid()
         # Signals wake poll() through this pipe (PEP 475 would otherwise resume the wait).
@@ -170,19 +189,23 @@ class WarmServer:
         self._poll.register(self._wake_read, select.POLLIN)
 
     def stop(self) -> None:
-        """Stop accepting; :meth:`serve` returns once the running layers are done."""
+        """Stop accepting; :meth:`serve` returns once the running layers are done (waiting children are killed)."""
         if not self._stopping:
             self._stopping = True
             self._poll.unregister(self._listener.fileno())
             self._listener.close()
+            for child in self._waiting.values():
+                pool.kill(child)
 
     def serve(self) -> None:
         """Run until :meth:`stop` and the last child has exited."""
-        while not (self._stopping and not self._by_pidfd):
+        while not (self._stopping and not self._by_pidfd and not self._waiting):
             try:
-                events = self._poll.poll()
+                events = self._poll.poll(self._refill_timeout())
             except InterruptedError:
                 continue
+            if not events:  # nothing else to do: one more child for the pool
+                self._refill()
             for fd, _ in events:
                 if fd == self._wake_read:
                     with contextlib.suppress(OSError):
@@ -191,8 +214,50 @@ class WarmServer:
                     self._accept()
                 elif fd in self._by_pidfd:
                     self._reap(self._by_pidfd[fd])
+                elif fd in self._waiting:
+                    self._waiting_died(self._waiting[fd])
                 elif fd in self._by_conn:
                     self._client_gone(self._by_conn[fd])
+
+    def _refill_timeout(self) -> int | None:
+        """Milliseconds poll() may wait: none while the pool is short (after the back-off), else forever.
+
+        Not while a layer runs: a fork and a new child's set-up would take CPU from it (on a small node,
+        half of it); a request that finds the pool empty gets a child forked for it.
+        """
+        if self._stopping or len(self._waiting) >= self._pool_size or self._by_pidfd:
+            return None
+        return max(0, int((self._refill_at - time.monotonic()) * 1000) + 1) if self._refill_at else 0
+
+    def _refill(self) -> None:
+        if self._stopping or len(self._waiting) >= self._pool_size or self._by_pidfd:
+            return
+        if time.monotonic() < self._refill_at:
+            return
+        try:
+            child = pool.spawn(self._run_child)
+        except OSError as err:
+            log(f"cannot start a waiting child: {err.strerror}")
+            self._waiting_deaths += 1
+            self._refill_at = time.monotonic() + pool.backoff(self._waiting_deaths)
+            return
+        self._waiting[child.pidfd] = child
+        self._poll.register(child.pidfd, select.POLLIN)
+        if self._stopping:  # SIGTERM arrived while it was being forked: stop() has not seen it
+            pool.kill(child)
+
+    def _waiting_died(self, child: pool.Waiting) -> None:
+        # Killed by someone, or out of memory: replaced, a little later each time it happens again.
+        _, wait_status, _ = os.wait4(child.pid, 0)
+        self._poll.unregister(child.pidfd)
+        del self._waiting[child.pidfd]
+        pool.close(child)
+        if not self._stopping:
+            status = os.waitstatus_to_exitcode(wait_status)
+            how = f"exit {status}" if status >= 0 else f"signal {-status}"
+            log(f"waiting child {child.pid} died ({how}); replacing it")
+            self._waiting_deaths += 1
+            self._refill_at = time.monotonic() + pool.backoff(self._waiting_deaths)
 
     def _accept(self) -> None:
         try:
@@ -221,38 +286,46 @@ class WarmServer:
         if fds is None:  # the client gave up before committing: it decodes the layer itself
             conn.close()
             return
-        self._fork(conn, request, fds)
+        self._dispatch(conn, request, fds)
 
-    def _fork(self, conn: socket.socket, request: Request, fds: list[int]) -> None:
-        try:
-            report_read, report_write = os.pipe2(os.O_CLOEXEC)
-        except OSError as err:
-            self._fork_failed(conn, fds, err)
+    def _take(self) -> pool.Waiting:
+        """The longest-waiting child (no longer watched as waiting), or a new one; raise OSError."""
+        if self._waiting:
+            pidfd = next(iter(self._waiting))
+            return self._waiting.pop(pidfd)  # its pidfd stays registered: it becomes the layer's
+        child = pool.spawn(self._run_child)
+        self._poll.register(child.pidfd, select.POLLIN)
+        return child
+
+    def _dispatch(self, conn: socket.socket, request: Request, fds: list[int]) -> None:
+        """Hand the layer to a waiting child (a second one if the first cannot take it)."""
+        error: OSError | None = None
+        for _ in range(2):
+            try:
+                child = self._take()
+            except OSError as err:
+                error = err
+                break
+            try:
+                pool.hand_over(child, request, fds)
+            except OSError as err:  # it died while waiting, before we saw it: it never had the layer
+                error = err
+                pool.kill(child)
+                self._poll.unregister(child.pidfd)
+                os.wait4(child.pid, 0)
+                pool.close(child)
+                continue
+            self._waiting_deaths = 0
+            self._refill_at = 0.0
+            _close_all(fds)
+            os.set_blocking(child.channel.fileno(), False)
+            layer = _Layer(conn, child.pid, child.pidfd, child.channel.detach())
+            self._by_conn[conn.fileno()] = layer
+            self._by_pidfd[layer.pidfd] = layer
+            self._poll.register(conn.fileno(), select.POLLIN)
             return
-        sys.stderr.flush()
-        server_pid = os.getpid()
-        try:
-            pid = os.fork()
-        except OSError as err:
-            self._fork_failed(conn, [*fds, report_read, report_write], err)
-            return
-        if pid == 0:
-            self._run_child(request, fds, report_write, server_pid)  # never returns
-            os._exit(1)
-        _close_all([*fds, report_write])
-        os.set_blocking(report_read, False)
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError as err:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            self._fork_failed(conn, [report_read], err)
-            return
-        layer = _Layer(conn, pid, pidfd, report_read)
-        self._by_conn[conn.fileno()] = layer
-        self._by_pidfd[layer.pidfd] = layer
-        self._poll.register(conn.fileno(), select.POLLIN)
-        self._poll.register(layer.pidfd, select.POLLIN)
+        assert error is not None
+        self._fork_failed(conn, fds, error)
 
     def _fork_failed(self, conn: socket.socket, fds: list[int], err: OSError) -> None:
         # The client is committed and cannot decode any more: closing tells it the layer failed.
@@ -302,12 +375,18 @@ class WarmServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``ctd-decoder-warm [--socket PATH]``: the server as systemd's unit (and the bundle) runs it."""
+    """``ctd-decoder-warm [--socket PATH] [--pool N]``: the server as systemd's unit (and the bundle) runs it."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="ctd-decoder-warm", description="the warm ctd-decoder server")
     parser.add_argument("--socket", default=default_socket())
-    return run(parser.parse_args(argv).socket)
+    parser.add_argument(
+        "--pool",
+        default=None,
+        help=f"children kept forked and waiting (default: ${pool.POOL_ENV} or {pool.DEFAULT_SIZE}; 0: fork per layer)",
+    )
+    args = parser.parse_args(argv)
+    return run(args.socket, args.pool)
 
 
 def default_socket() -> str:
@@ -317,16 +396,18 @@ def default_socket() -> str:
     return os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET
 
 
-def run(path: str) -> int:
-    """Serve on ``path``; a server that cannot start is one line on stderr and exit status 1."""
+def run(path: str, pool_size: str | None = None) -> int:
+    """Serve on ``path`` with a pool of ``pool_size`` (else ``$CTD_DECODER_WARM_POOL``, else the default)
+    waiting children; a server that cannot start is one line on stderr and exit status 1."""
     try:
-        return serve(path)
-    except ServerError as err:
+        size = pool.pool_size(os.environ.get(pool.POOL_ENV) if pool_size is None else pool_size)
+        return serve(path, size)
+    except (ServerError, pool.PoolError) as err:
         sys.stderr.write(f"ctd-decoder-warm: {err}\n")
         return 1
 
 
-def serve(path: str) -> int:
+def serve(path: str, pool_size: int = pool.DEFAULT_SIZE) -> int:
     """Run the warm server on ``path`` (or on the socket systemd passed) until SIGTERM or SIGINT."""
     from .child import run_child
 
@@ -335,14 +416,14 @@ def serve(path: str) -> int:
     owned = listener is None
     if listener is None:
         listener = bind_socket(path)
-    server = WarmServer(listener, run_child)
+    server = WarmServer(listener, run_child, pool_size)
 
     def stop(signum: int, frame: object) -> None:
         server.stop()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
-    log(f"listening on {path if owned else 'the socket systemd passed'} (pid {os.getpid()})")
+    log(f"listening on {path if owned else 'the socket systemd passed'} (pid {os.getpid()}, pool {pool_size})")
     try:
         server.serve()
     finally:

@@ -9,13 +9,12 @@ Nothing is skipped: a missing tool fails the test with the apt-get line that ins
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from support.decoder import installed_python_decoder
 from support.tempdirs import short_tempdir
 
 from .daemons import CONTAINERD_2_LINE, CONTAINERD_VERSIONS, Registry, require_tool, running
@@ -81,7 +80,7 @@ def registry(tools: None) -> Iterator[Registry]:
 
 @pytest.fixture(scope="session")
 def pip_decoder() -> str:
-    path = os.environ.get("CTD_DECODER_EXE") or shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
+    path = installed_python_decoder()
     if not path:
         pytest.fail("ctd-decoder is not installed next to the test interpreter (pip install -e .)")
     return str(Path(path).resolve(strict=True).parent / Path(path).name)
