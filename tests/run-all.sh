@@ -28,6 +28,8 @@ fi
 echo "== installing the project and its test dependencies into $VENV"
 "$VENV"/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 # A regular (non-editable) install: the tests run the installed ctd-decoder executable.
+# setuptools builds in build/: a module deleted or moved in the tree would otherwise live on in the wheel.
+rm -rf build/lib build/bdist.*
 "$VENV"/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps .
 "$VENV"/bin/python -m pip install -q --disable-pip-version-check '.[test]'
 
