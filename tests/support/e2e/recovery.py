@@ -10,7 +10,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from ctd_decoder.ocicrypt.scratch import DEFAULT_PARENT, GPG_HOME_PREFIX
+from ctd_decoder.ocicrypt.keywrap.pgp.scratch import DEFAULT_PARENT, GPG_HOME_PREFIX
 
 from .daemons import require_tool
 from .node import Image, Node
