@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
-import pytest
-from support.e2e.daemons import Registry, remove_tree
+from support.e2e.daemons import Registry
 from support.e2e.node import Node, push_encrypted, small_layers, verify_pulled
 from support.e2e.schemes import Recipient
-from support.tempdirs import short_tempdir
 from support.warm import COLD_ENV, WarmServer
-
-
-@pytest.fixture
-def warm() -> Iterator[WarmServer]:
-    base = short_tempdir("ctd-warm-e2e-")
-    server = WarmServer(base / "run")
-    yield server
-    server.stop()
-    remove_tree(base)
 
 
 def test_cri_pull_through_the_warm_server(
@@ -37,9 +26,7 @@ def test_cri_pull_through_the_warm_server(
     image = push_encrypted(registry, tmp_path, [recipient], small_layers())
     node = nodes(pip_decoder, registry, recipient.key_files, warm.env)
     node.pull_and_verify(image)
-    lines = warm.wait_for_layers(len(image.diff_ids))
-    assert len(lines) == len(image.diff_ids)
-    assert all(" ok " in line for line in lines), lines
+    warm.wait_for_ok_layers(len(image.diff_ids))
     assert warm.children() == []
 
 
@@ -141,8 +128,7 @@ def test_cri_pull_through_the_small_client_of_a_pip_install_and_its_fallback(
     image = push_encrypted(registry, tmp_path, [recipient], small_layers())
     env = {**warm.env, COLD_ENV: pip_decoder}
     nodes(str(small_client), registry, recipient.key_files, env).pull_and_verify(image)
-    lines = warm.wait_for_layers(len(image.diff_ids))
-    assert len(lines) == len(image.diff_ids) and all(" ok " in line for line in lines), lines
+    warm.wait_for_ok_layers(len(image.diff_ids))
     warm.stop()
     nodes(str(small_client), registry, recipient.key_files, env).pull_and_verify(image)
     assert len(warm.layer_lines()) == len(image.diff_ids), "the stopped server was used"
