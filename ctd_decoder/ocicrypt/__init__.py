@@ -66,12 +66,15 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "load_provider_config": (".keywrap.provider.config", "load_config"),
     "ProviderSpec": (".keywrap.provider.config", "ProviderSpec"),
     "check_provider_grpc_connection": (".keywrap.provider.transport", "check_grpc_connection"),
+    # A small file read whole, refused over a limit
+    "read_bounded": (".boundedfile", "read_bounded"),
     # Stop signals (SIGINT, SIGTERM, SIGHUP) turned into an exception, so clean-ups run
     "raising_on_stop": (".stopsignals", "raising_on_stop"),
     "stop_deferred": (".stopsignals", "stop_deferred"),
     # The errors
     "OcicryptError": (".errors", "OcicryptError"),
     "DecoderError": (".errors", "DecoderError"),
+    "FileTooLargeError": (".errors", "FileTooLargeError"),
     "IntegrityError": (".errors", "IntegrityError"),
     "KeysDirError": (".errors", "KeysDirError"),
     "LayerError": (".errors", "LayerError"),
@@ -96,6 +99,7 @@ __all__ = [
     "DecryptConfig",
     "Descriptor",
     "EncryptConfig",
+    "FileTooLargeError",
     "IntegrityError",
     "KeysDir",
     "KeysDirError",
@@ -137,6 +141,7 @@ __all__ = [
     "public_key_fingerprint",
     "public_key_kind",
     "raising_on_stop",
+    "read_bounded",
     "schemes_in",
     "scoped_environment",
     "spec",
@@ -149,10 +154,12 @@ TYPE_CHECKING = False  # typing is not imported: the decoder's cold start does n
 if TYPE_CHECKING:  # what mypy sees; __getattr__ does the same at run time
     from . import spec as spec
     from .blockcipher import LayerDecryptor as LayerDecryptor
+    from .boundedfile import read_bounded as read_bounded
     from .config import DecryptConfig as DecryptConfig
     from .config import EncryptConfig as EncryptConfig
     from .descriptor import Descriptor as Descriptor
     from .errors import DecoderError as DecoderError
+    from .errors import FileTooLargeError as FileTooLargeError
     from .errors import IntegrityError as IntegrityError
     from .errors import KeysDirError as KeysDirError
     from .errors import LayerError as LayerError

@@ -44,5 +44,9 @@ class WrapError(OcicryptError):
     """A layer key could not be wrapped for a recipient (encryption side)."""
 
 
+class FileTooLargeError(OcicryptError):
+    """A file holds more bytes than any genuine one of its kind (see :func:`read_bounded`)."""
+
+
 class LimitError(UnwrapError):
     """A layer asked for more work than any genuine image needs (too many wrapped keys or key trials)."""

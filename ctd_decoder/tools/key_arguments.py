@@ -19,11 +19,13 @@ from ..ocicrypt import (
     MAX_KEY_FILE_SIZE,
     DecryptConfig,
     EncryptConfig,
+    FileTooLargeError,
     OcicryptError,
     is_pgp_secret_keyring,
     is_pkcs11_keyfile,
     looks_like_certificate,
     parse_private_key,
+    read_bounded,
     spec,
 )
 
@@ -36,13 +38,11 @@ class ArgumentError(OcicryptError):
 
 def _read(path: str, what: str) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_KEY_FILE_SIZE + 1)
+        return read_bounded(path, MAX_KEY_FILE_SIZE)
     except OSError as err:
         raise ArgumentError(f"cannot read {what} {path}: {err.strerror}") from None
-    if len(data) > MAX_KEY_FILE_SIZE:
-        raise ArgumentError(f"{what} {path} is larger than {MAX_KEY_FILE_SIZE} bytes, so not a key")
-    return data
+    except FileTooLargeError:
+        raise ArgumentError(f"{what} {path} is larger than {MAX_KEY_FILE_SIZE} bytes, so not a key") from None
 
 
 def _is_public_key(data: bytes) -> bool:

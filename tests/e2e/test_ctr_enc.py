@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 from support.e2e.client import ContainerdClient
-from support.e2e.daemons import CONTAINERD_1, Containerd, require_tool
+from support.e2e.daemons import Containerd, require_tool
+from support.e2e.fixtures import ON_CONTAINERD_1
 from support.e2e.node import Image, Node, import_with_payload, verify_pulled
 from support.e2e.schemes import Recipient
 from support.oci import LAYER_GZIP, LAYER_TAR, encrypt_layout, make_layout, skopeo
@@ -42,7 +43,7 @@ GO_ENCRYPTED_SCHEMES = ["jwe-rsa2048", "jwe-p256", "pkcs7-rsa", "pgp-rsa"]
 LIBRARY_ENCRYPTED_SCHEMES = ["pkcs11-softhsm", "provider-cmd"]
 OUR_ENCRYPTOR_SCHEMES = ["jwe-rsa2048", "jwe-p384", "pkcs7-rsa", "pgp-rsa"]
 
-pytestmark = pytest.mark.parametrize("containerd_version", [CONTAINERD_1], ids=lambda v: f"containerd-{v}")
+pytestmark = ON_CONTAINERD_1
 
 
 def busybox_layers() -> list[dict[str, bytes]]:

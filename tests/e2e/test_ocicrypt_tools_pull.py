@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from support.e2e.client import rpc_error
-from support.e2e.daemons import CONTAINERD_1, Registry
+from support.e2e.daemons import Registry
+from support.e2e.fixtures import ON_CONTAINERD_1
 from support.e2e.node import Image, Node, push_layout
 from support.e2e.schemes import Recipient, recipient_values
 from support.keygen import write_key_pair
@@ -59,7 +60,6 @@ GO_REFERENCE_REFUSES = {
     "pkcs11-softhsm": "unable to get decryption keys in provided key path: Unknown decryption key type",
     "provider-cmd": "call to DecryptLayer failed: missing private key needed for decryption",
 }
-ON_CONTAINERD_1 = pytest.mark.parametrize("containerd_version", [CONTAINERD_1], ids=lambda v: f"containerd-{v}")
 
 
 def _recipient_args(recipient: Recipient, directory: Path) -> list[str]:

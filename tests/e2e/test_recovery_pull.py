@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import grpc
 import pytest
@@ -23,6 +25,7 @@ from support.e2e.daemons import (
     Registry,
     remove_tree,
 )
+from support.e2e.fixtures import ON_CONTAINERD_1
 from support.e2e.node import Image, Node, chain_ids, encrypt_image, push_encrypted, small_layers, verify_pulled
 from support.e2e.recovery import (
     assert_nothing_left,
@@ -58,7 +61,32 @@ def _ctr_pull_ok(node: Node, image: Image) -> None:
     _pulled_without_payload(node, image)
 
 
-@pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
+def _ctr_pull_fails(node: Node, image: Image) -> subprocess.CompletedProcess[str]:
+    result = ctr_pull(node, image.ref)
+    assert result.returncode != 0
+    return result
+
+
+def _assert_not_unpacked(node: Node, image: Image) -> None:
+    with pytest.raises(grpc.RpcError):
+        node.client("k8s.io").stat("overlayfs", chain_ids(image.diff_ids)[0])
+
+
+class Pushed(NamedTuple):
+    """An image in the registry and the recipient it is encrypted for."""
+
+    recipient: Recipient
+    image: Image
+
+
+@pytest.fixture
+def one_layer(registry: Registry, recipients: Callable[[str], Recipient], tmp_path: Path) -> Pushed:
+    """A one-layer image encrypted for ``jwe-rsa2048``, pushed to the registry."""
+    recipient = recipients("jwe-rsa2048")
+    return Pushed(recipient, push_encrypted(registry, tmp_path, [recipient], small_layers(1)))
+
+
+@ON_CONTAINERD_1
 @pytest.mark.parametrize("scheme", NODE_KEY_SCHEMES)
 def test_ctr_pull_decrypts_with_node_keys_and_a_recovered_descriptor(
     scheme: str,
@@ -95,16 +123,7 @@ def test_cri_pull_without_payload_decrypts_with_node_keys(
     _pulled_without_payload(node, image)
 
 
-@pytest.fixture
-def warm() -> Iterator[WarmServer]:
-    base = short_tempdir("ctd-warm-rec-")
-    server = WarmServer(base / "run")
-    yield server
-    server.stop()
-    remove_tree(base)
-
-
-@pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
+@ON_CONTAINERD_1
 def test_warm_server_recovers_for_the_clients_parent(
     pip_decoder: str,
     small_client: Path,
@@ -120,17 +139,15 @@ def test_warm_server_recovers_for_the_clients_parent(
     first = push_encrypted(registry, tmp_path / "a", [recipient], small_layers(3))
     node = nodes(pip_decoder, registry, recipient.key_files, warm.env)
     _ctr_pull_ok(node, first)
-    lines = warm.wait_for_layers(3)
-    assert len(lines) == 3 and all(" ok " in line for line in lines), lines
+    warm.wait_for_ok_layers(3)
     second = push_encrypted(registry, tmp_path / "b", [recipient], small_layers(3))
     node = nodes(str(small_client), registry, recipient.key_files, {**warm.env, COLD_ENV: pip_decoder})
     _ctr_pull_ok(node, second)
-    lines = warm.wait_for_layers(6)
-    assert len(lines) == 6 and all(" ok " in line for line in lines), lines
+    lines = warm.wait_for_ok_layers(6)
     assert {line.split()[2] for line in lines[3:]} == {layer["digest"] for layer in registry_layers(second)}
 
 
-@pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
+@ON_CONTAINERD_1
 def test_packaged_bundle_recovers_cold_and_through_its_small_client_and_warm_server(
     packaged_decoder: str,
     registry: Registry,
@@ -154,15 +171,14 @@ def test_packaged_bundle_recovers_cold_and_through_its_small_client_and_warm_ser
             client = str(Path(packaged_decoder).parent / "ctd-decoder-client")
             node = nodes(client, registry, recipient.key_files, {**recipient.decoder_env, **server.env})
             _ctr_pull_ok(node, warm_image)
-            lines = server.wait_for_layers(3)
-            assert len(lines) == 3 and all(" ok " in line for line in lines), server.lines
+            server.wait_for_ok_layers(3)
         finally:
             server.stop()
     finally:
         remove_tree(base)
 
 
-@pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
+@ON_CONTAINERD_1
 def test_image_for_a_key_the_node_lacks_fails_with_the_key_diagnostic(
     pip_decoder: str,
     registry: Registry,
@@ -173,8 +189,7 @@ def test_image_for_a_key_the_node_lacks_fails_with_the_key_diagnostic(
     recipient, node_key = recipients("jwe-rsa2048"), recipients("jwe-p256")
     image = push_encrypted(registry, tmp_path, [recipient])
     node = nodes(pip_decoder, registry, node_key.key_files)
-    result = ctr_pull(node, image.ref)
-    assert result.returncode != 0
+    result = _ctr_pull_fails(node, image)
     assert KEY_DIAGNOSTIC in result.stderr and "no suitable key unwrapper found" in result.stderr, result.stderr
     assert NO_PAYLOAD not in result.stderr, "the descriptor was recovered: the failure is the key's"
     assert_nothing_secret(
@@ -183,24 +198,17 @@ def test_image_for_a_key_the_node_lacks_fails_with_the_key_diagnostic(
     assert_nothing_left(node)
 
 
-@pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
+@ON_CONTAINERD_1
 @pytest.mark.parametrize("how", ["environment", "flag"])
 def test_recovery_turned_off_fails_with_the_no_payload_diagnostic(
-    how: str,
-    pip_decoder: str,
-    registry: Registry,
-    nodes: Callable[..., Node],
-    recipients: Callable[[str], Recipient],
-    tmp_path: Path,
+    how: str, pip_decoder: str, registry: Registry, nodes: Callable[..., Node], one_layer: Pushed, tmp_path: Path
 ) -> None:
-    recipient = recipients("jwe-rsa2048")
-    image = push_encrypted(registry, tmp_path, [recipient], small_layers(1))
+    recipient, image = one_layer
     node = nodes(pip_decoder, registry, recipient.key_files, {RECOVERY_ENV: "off"} if how == "environment" else {})
     if how == "flag":  # the processors' args, as an operator writes them in config.toml
         node.close()
         node = _node_with_args(nodes, pip_decoder, registry, recipient, ["--descriptor-recovery", "off"], tmp_path)
-    result = ctr_pull(node, image.ref)
-    assert result.returncode != 0
+    result = _ctr_pull_fails(node, image)
     assert NO_PAYLOAD in result.stderr and "descriptor recovery is turned off" in result.stderr, result.stderr
     for names in ("transfer service", "2.0.0-2.0.11, 2.1.0-2.1.6 and 2.2.0-2.2.1", "`ctr images pull`", "key_model"):
         assert names in result.stderr, names
@@ -219,17 +227,12 @@ def _node_with_args(
     return nodes(str(wrapper), registry, recipient.key_files, recipient.decoder_env)
 
 
-@pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
+@ON_CONTAINERD_1
 def test_manifest_removed_from_the_content_store_mid_pull_fails_cleanly(
-    pip_decoder: str,
-    registry: Registry,
-    nodes: Callable[..., Node],
-    recipients: Callable[[str], Recipient],
-    tmp_path: Path,
+    pip_decoder: str, registry: Registry, nodes: Callable[..., Node], one_layer: Pushed, tmp_path: Path
 ) -> None:
     """Between containerd's fetch of the manifest and the decoder's start, the manifest blob goes away."""
-    recipient = recipients("jwe-rsa2048")
-    image = push_encrypted(registry, tmp_path, [recipient], small_layers(1))
+    recipient, image = one_layer
     remover = tmp_path / "decoder-removing-manifests"
     node = nodes(str(remover), registry, recipient.key_files)
     remover.write_text(
@@ -240,26 +243,26 @@ def test_manifest_removed_from_the_content_store_mid_pull_fails_cleanly(
         f"exec '{pip_decoder}' \"$@\"\n"
     )
     remover.chmod(0o755)
-    result = ctr_pull(node, image.ref)
-    assert result.returncode != 0
+    result = _ctr_pull_fails(node, image)
     assert NO_PAYLOAD in result.stderr and "no image manifest there lists it" in result.stderr, result.stderr
     assert result.stderr.count("Traceback") == 0
-    with pytest.raises(grpc.RpcError):
-        node.client("k8s.io").stat("overlayfs", chain_ids(image.diff_ids)[0])
+    _assert_not_unpacked(node, image)
     assert_nothing_left(node)
 
 
-def _attacker_manifest(node: Node, image: Image, annotations: dict[str, str]) -> str:
-    """Put into the node's content store a manifest that lists ``image``'s layer with ``annotations``,
-    dated after every other blob (the newest, which recovery tries first); return its digest."""
+def _attacker_manifest(node: Node, image: Image, public_key_pem: bytes) -> str:
+    """Put into the node's content store a manifest that lists ``image``'s first layer with annotations forged
+    for ``public_key_pem`` (support.forged), dated after every other blob (the newest, which recovery tries
+    first); return its digest."""
     from support.oci import sha256_digest
 
-    layers = registry_layers(image)
+    layer = registry_layers(image)[0]
+    annotations = forged_annotations(registry_blob(image, layer["digest"]), public_key_pem)
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "0" * 64, "size": 2},
-        "layers": [{**layers[0], "annotations": annotations}],
+        "layers": [{**layer, "annotations": annotations}],
     }
     data = json.dumps(manifest).encode()
     digest = sha256_digest(data)
@@ -271,7 +274,7 @@ def _attacker_manifest(node: Node, image: Image, annotations: dict[str, str]) ->
     return digest
 
 
-@pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
+@ON_CONTAINERD_1
 def test_attackers_manifest_with_a_key_for_the_node_never_yields_wrong_content(
     pip_decoder: str, registry: Registry, nodes: Callable[..., Node], tmp_path: Path
 ) -> None:
@@ -279,44 +282,33 @@ def test_attackers_manifest_with_a_key_for_the_node_never_yields_wrong_content(
     ciphertext; their manifest is the newest. The pull fails (the noise is no gzip stream, and containerd
     checks the diff ID); it never succeeds with other content."""
     key = new_key("rsa2048")
-    from support.e2e.schemes import Recipient as _Recipient
-
     pub = tmp_path / "node.pub.pem"
     pub.write_bytes(public_pem(key))
-    victim = _Recipient("jwe", {"node.pem": private_pem(key)}, {}, encryption_keys=[f"jwe:{pub}"])
+    victim = Recipient("jwe", {"node.pem": private_pem(key)}, {}, encryption_keys=[f"jwe:{pub}"])
     image = push_encrypted(registry, tmp_path, [victim], small_layers(1))
     node = nodes(pip_decoder, registry, victim.key_files)
-    layer = registry_layers(image)[0]
-    _attacker_manifest(node, image, forged_annotations(registry_blob(image, layer["digest"]), public_pem(key)))
+    _attacker_manifest(node, image, public_pem(key))
     result = ctr_pull(node, image.ref)
     if result.returncode == 0:  # only acceptable if the content is the victim's own
         verify_pulled(node.client("k8s.io"), image)
         raise AssertionError("recovery used the victim's manifest although the attacker's was newer")
     assert "wrong diff id" in result.stderr or "gzip" in result.stderr or "invalid" in result.stderr, result.stderr
-    with pytest.raises(grpc.RpcError):
-        node.client("k8s.io").stat("overlayfs", chain_ids(image.diff_ids)[0])
+    _assert_not_unpacked(node, image)
     assert_nothing_secret(result.stderr, victim.key_files)
 
 
-@pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
+@ON_CONTAINERD_1
 def test_attackers_manifest_with_a_key_the_node_cannot_open_is_passed_over(
-    pip_decoder: str,
-    registry: Registry,
-    nodes: Callable[..., Node],
-    recipients: Callable[[str], Recipient],
-    tmp_path: Path,
+    pip_decoder: str, registry: Registry, nodes: Callable[..., Node], one_layer: Pushed
 ) -> None:
     """The newest manifest's wrapped key is for someone else: the next (the image's own) is used."""
-    recipient = recipients("jwe-rsa2048")
-    image = push_encrypted(registry, tmp_path, [recipient], small_layers(1))
+    recipient, image = one_layer
     node = nodes(pip_decoder, registry, recipient.key_files)
-    layer = registry_layers(image)[0]
-    stranger = public_pem(new_key("p256"))
-    _attacker_manifest(node, image, forged_annotations(registry_blob(image, layer["digest"]), stranger))
+    _attacker_manifest(node, image, public_pem(new_key("p256")))
     _ctr_pull_ok(node, image)
 
 
-@pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
+@ON_CONTAINERD_1
 def test_four_images_pulled_concurrently_all_decrypt(
     pip_decoder: str,
     registry: Registry,
@@ -346,7 +338,7 @@ def test_four_images_pulled_concurrently_all_decrypt(
     assert_nothing_left(node)
 
 
-@pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
+@ON_CONTAINERD_1
 def test_plain_ctr_import_decrypts_through_recovery(
     pip_decoder: str, nodes: Callable[..., Node], recipients: Callable[[str], Recipient], tmp_path: Path
 ) -> None:
@@ -363,7 +355,7 @@ def test_plain_ctr_import_decrypts_through_recovery(
     assert_nothing_left(node)
 
 
-@pytest.mark.parametrize("containerd_version", [CONTAINERD_1])
+@ON_CONTAINERD_1
 def test_tar_zstd_processor_id_without_payload_decrypts_through_recovery(
     pip_decoder: str,
     registry: Registry,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,15 +28,6 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return install_in_fresh_venv(wheel, workdir / "venv")
 
 
-@pytest.fixture
-def warm() -> Iterator[WarmServer]:
-    base = short_tempdir("ctd-warm-e2e-")
-    server = WarmServer(base / "run")
-    yield server
-    server.stop()
-    remove_tree(base)
-
-
 def test_cri_pull_through_the_warm_server(
     pip_decoder: str,
     registry: Registry,
@@ -49,9 +40,7 @@ def test_cri_pull_through_the_warm_server(
     image = push_encrypted(registry, tmp_path, [recipient], small_layers())
     node = nodes(pip_decoder, registry, recipient.key_files, warm.env)
     node.pull_and_verify(image)
-    lines = warm.wait_for_layers(len(image.diff_ids))
-    assert len(lines) == len(image.diff_ids)
-    assert all(" ok " in line for line in lines), lines
+    warm.wait_for_ok_layers(len(image.diff_ids))
     assert warm.children() == []
     assert len(warm.waiting_children()) == DEFAULT_SIZE
 
@@ -84,8 +73,7 @@ def test_eight_concurrent_cri_pulls_drain_the_pool_and_it_refills(
         with ThreadPoolExecutor(len(images)) as pool:
             list(pool.map(pull, images))
         elapsed = time.monotonic() - started
-        lines = warm.wait_for_layers(16)
-        assert len(lines) == 16 and all(" ok " in line for line in lines), lines
+        warm.wait_for_ok_layers(16)
         assert _wait_until(lambda: warm.children() == [] and len(warm.waiting_children()) == 2), warm.lines
         assert not first_pool & set(warm.waiting_children()), "the pool was not drained"
         assert len(warm.all_children()) == 2
@@ -202,8 +190,7 @@ def test_cri_pull_through_the_small_client_of_a_pip_install_and_its_fallback(
     image = push_encrypted(registry, tmp_path, [recipient], small_layers())
     env = {**warm.env, COLD_ENV: pip_decoder}
     nodes(str(small_client), registry, recipient.key_files, env).pull_and_verify(image)
-    lines = warm.wait_for_layers(len(image.diff_ids))
-    assert len(lines) == len(image.diff_ids) and all(" ok " in line for line in lines), lines
+    warm.wait_for_ok_layers(len(image.diff_ids))
     warm.stop()
     nodes(str(small_client), registry, recipient.key_files, env).pull_and_verify(image)
     assert len(warm.layer_lines()) == len(image.diff_ids), "the stopped server was used"
@@ -228,8 +215,7 @@ def test_cri_pull_through_a_pip_installed_wheel_uses_its_small_client(
         started = time.monotonic()
         nodes(str(decoder), registry, recipient.key_files, warm.env).pull_and_verify(image)
         elapsed = time.monotonic() - started
-        lines = warm.wait_for_layers(len(image.diff_ids))
-        assert len(lines) == len(image.diff_ids) and all(" ok " in line for line in lines), lines
+        warm.wait_for_ok_layers(len(image.diff_ids))
         warm.stop()
         nodes(str(decoder), registry, recipient.key_files, warm.env).pull_and_verify(image)
         assert len(warm.layer_lines()) == len(image.diff_ids), "the stopped server was used"

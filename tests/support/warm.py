@@ -112,6 +112,12 @@ class WarmServer:
             time.sleep(0.02)
         return self.layer_lines()
 
+    def wait_for_ok_layers(self, count: int) -> list[str]:
+        """Wait until ``count`` layer lines were logged; assert there are that many and all are ok."""
+        lines = self.wait_for_layers(count)
+        assert len(lines) == count and all(" ok " in line for line in lines), self.lines
+        return lines
+
     def all_children(self) -> list[int]:
         """The pids of the server's live (or unreaped) children: waiting ones and layers' ones."""
         path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")

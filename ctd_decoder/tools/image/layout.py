@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from ...ocicrypt import Descriptor
+from ...ocicrypt import Descriptor, FileTooLargeError, read_bounded
 from . import ocijson
 from .errors import ImageError
 from .hashing import BackgroundHash
@@ -201,12 +201,13 @@ class Image:
 
 def _read_file(path: str, what: str) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            return handle.read(MAX_JSON_BLOB + 1)
+        return read_bounded(path, MAX_JSON_BLOB)
     except FileNotFoundError:
         raise ImageError(f"{what} is missing") from None
     except OSError as err:
         raise ImageError(f"cannot read {what}: {err.strerror}") from None
+    except FileTooLargeError:
+        raise ImageError(f"{what} is larger than {MAX_JSON_BLOB} bytes") from None
 
 
 def _select_entry(index: dict[str, Any], reference: ImageReference) -> dict[str, Any]:

@@ -16,8 +16,9 @@ import pytest
 
 from support.decoder import installed_python_decoder
 from support.tempdirs import short_tempdir
+from support.warm import WarmServer
 
-from .daemons import CONTAINERD_2_LINE, CONTAINERD_VERSIONS, Registry, require_tool, running
+from .daemons import CONTAINERD_1, CONTAINERD_2_LINE, CONTAINERD_VERSIONS, Registry, remove_tree, require_tool, running
 from .node import Node, start_node
 from .packaged import packaged_decoder_path
 
@@ -30,6 +31,8 @@ E2E_FIXTURES = frozenset(
 # the line's do not depend on the bundle: on 2.x the packaged executable runs the per-scheme cases for
 # these schemes only (all of them on 1.6, and every scheme with the pip script on both). Saves ~2 minutes.
 PACKAGED_SCHEMES_ON_2X = ("jwe-rsa2048", "provider-grpc")
+# A test about Debian's containerd 1.6.20 only (named as the containerd_version fixture names its cases).
+ON_CONTAINERD_1 = pytest.mark.parametrize("containerd_version", [CONTAINERD_1], ids=lambda v: f"containerd-{v}")
 
 
 def _redundant(item: pytest.Item) -> bool:
@@ -130,3 +133,13 @@ def nodes(tools: None, containerd_version: str) -> Iterator[Callable[..., Node]]
     for node in started:
         print(f"--- containerd log tail ({node.containerd.directory}) ---\n{node.containerd.log_tail()}")
         node.close()
+
+
+@pytest.fixture
+def warm() -> Iterator[WarmServer]:
+    """A warm server of this test's own, its socket under a short directory (a socket path's limit)."""
+    base = short_tempdir("ctd-warm-e2e-")
+    server = WarmServer(base / "run")
+    yield server
+    server.stop()
+    remove_tree(base)

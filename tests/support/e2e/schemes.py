@@ -106,7 +106,10 @@ def pgp(directory: Path) -> Recipient:
     home.chmod(0o700)
     env = {**os.environ, "GNUPGHOME": str(home)}
     uid = "ctd-decoder e2e <e2e@ctd-decoder.test>"
-    batch = [gpg, "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+
+    def batch(*args: str, timeout: float = 120) -> bytes:
+        command = [gpg, "--batch", "--pinentry-mode", "loopback", "--passphrase", "", *args]
+        return subprocess.run(command, env=env, check=True, capture_output=True, timeout=timeout).stdout
 
     def cleanup() -> None:
         gpgconf = shutil.which("gpgconf")
@@ -115,24 +118,10 @@ def pgp(directory: Path) -> Recipient:
         shutil.rmtree(home, ignore_errors=True)
 
     try:
-        subprocess.run(
-            [*batch, "--quick-gen-key", uid, "rsa2048", "sign", "never"],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        batch("--quick-gen-key", uid, "rsa2048", "sign", "never")
         fingerprint = _gpg_fingerprint(gpg, env, uid)
-        subprocess.run(
-            [*batch, "--quick-add-key", fingerprint, "rsa2048", "encr", "never"],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        secret = subprocess.run(
-            [*batch, "--export-secret-keys", fingerprint], env=env, check=True, capture_output=True, timeout=60
-        ).stdout
+        batch("--quick-add-key", fingerprint, "rsa2048", "encr", "never")
+        secret = batch("--export-secret-keys", fingerprint, timeout=60)
     except BaseException:
         cleanup()
         raise

@@ -60,6 +60,16 @@ def test_missing_blob_is_named(tmp_path: Path) -> None:
         image.open_blob(image.manifests[0].layers[1])
 
 
+def test_an_over_long_index_json_is_refused_by_its_size(tmp_path: Path) -> None:
+    make_layout(tmp_path / "src", LAYERS)
+    (tmp_path / "src" / "index.json").write_bytes(b" " * (4 << 20) + b"{}")
+    with (
+        pytest.raises(ImageError, match=r"^oci:.*: index\.json is larger than 4194304 bytes$"),
+        open_image(f"oci:{tmp_path / 'src'}"),
+    ):
+        pytest.fail("an over-long index.json was read")
+
+
 def test_tampered_blob_fails_its_digest_check_when_read(tmp_path: Path) -> None:
     make_layout(tmp_path / "src", LAYERS)
     layer = read_layers(tmp_path / "src")[0].descriptor["digest"]

@@ -23,7 +23,8 @@ import platform
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import UnwrapError
+from ...boundedfile import read_bounded
+from ...errors import FileTooLargeError, UnwrapError
 from ...spec import OCICRYPT_CONFIG_ENV
 
 CONFIG_FILE = "ocicrypt.conf"
@@ -151,15 +152,13 @@ def candidate_files(environ: dict[str, str] | None = None) -> list[str]:
 
 def _read_config_file(path: str) -> bytes | None:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_CONFIG_SIZE + 1)
+        return read_bounded(path, MAX_CONFIG_SIZE)
     except FileNotFoundError:
         return None
     except OSError as err:
         raise Pkcs11ConfigError(f"cannot read ocicrypt config file {path}: {err.strerror}") from None
-    if len(data) > MAX_CONFIG_SIZE:
-        raise Pkcs11ConfigError(f"ocicrypt config file {path} is larger than {MAX_CONFIG_SIZE} bytes")
-    return data
+    except FileTooLargeError:
+        raise Pkcs11ConfigError(f"ocicrypt config file {path} is larger than {MAX_CONFIG_SIZE} bytes") from None
 
 
 def load_user_config(environ: dict[str, str] | None = None) -> Pkcs11Config:

@@ -15,7 +15,8 @@ import stat
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes, urlparse
 
-from ...errors import UnwrapError
+from ...boundedfile import read_bounded
+from ...errors import FileTooLargeError, UnwrapError
 from .policy import Pkcs11Config
 
 SCHEME = "pkcs11:"
@@ -154,12 +155,11 @@ def _read_pin_source(source: str) -> str:
     if not os.path.isabs(path):
         raise Pkcs11UriError(f"PIN URI path '{path}' is not absolute")
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_PIN_FILE_SIZE + 1)
+        data = read_bounded(path, MAX_PIN_FILE_SIZE)
     except OSError as err:
         raise Pkcs11UriError(f"Could not open PIN file {path}: {err.strerror}") from None
-    if len(data) > MAX_PIN_FILE_SIZE:
-        raise Pkcs11UriError(f"PIN file {path} is larger than {MAX_PIN_FILE_SIZE} bytes")
+    except FileTooLargeError:
+        raise Pkcs11UriError(f"PIN file {path} is larger than {MAX_PIN_FILE_SIZE} bytes") from None
     return data.decode("utf-8", "surrogateescape")
 
 

@@ -20,6 +20,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...boundedfile import read_bounded
+from ...errors import FileTooLargeError
 from ...gojson import member
 from ...spec import KEYPROVIDER_CONFIG_ENV
 
@@ -140,12 +142,11 @@ def parse_config(data: bytes, source: str) -> ProviderConfig:
 def load_config(path: str) -> ProviderConfig:
     """Read and parse the configuration file ``path`` (once per process)."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_CONFIG_SIZE + 1)
+        data = read_bounded(path, MAX_CONFIG_SIZE)
     except OSError as err:
         error = f"{KEYPROVIDER_CONFIG_ENV} names {path}, which cannot be read: {err.strerror}"
         return ProviderConfig(path, error=error)
-    if len(data) > MAX_CONFIG_SIZE:
+    except FileTooLargeError:
         error = f"{KEYPROVIDER_CONFIG_ENV} file {path} is larger than {MAX_CONFIG_SIZE} bytes"
         return ProviderConfig(path, error=error)
     return parse_config(data, path)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import re
 
+from ...boundedfile import read_bounded
+from ...errors import FileTooLargeError
 from .config import GrpcTls
 from .errors import ProviderCallError
 
@@ -39,13 +41,12 @@ _PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----EN
 
 def _read(path: str, what: str) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_CERT_FILE_SIZE + 1)
+        return read_bounded(path, MAX_CERT_FILE_SIZE)
     except OSError as err:
-        raise ProviderCallError(f"failed to load {what} {path}: {err.strerror}") from None
-    if len(data) > MAX_CERT_FILE_SIZE:
-        raise ProviderCallError(f"failed to load {what} {path}: larger than {MAX_CERT_FILE_SIZE} bytes")
-    return data
+        reason = err.strerror
+    except FileTooLargeError:
+        reason = f"larger than {MAX_CERT_FILE_SIZE} bytes"
+    raise ProviderCallError(f"failed to load {what} {path}: {reason}")
 
 
 def pem_certificates(data: bytes) -> list[bytes]:

@@ -304,15 +304,39 @@ def test_grpc_error_echoing_every_key_is_not_shown_at_all(layer: Layer, tmp_path
         server.stop()
 
 
+def _client_pair(pki: Path) -> dict[str, object]:
+    return {"cert-file": str(pki / "client.pem"), "key-file": str(pki / "client.key"), "server-name": "provider.test"}
+
+
+def _decode_tls(
+    layer: Layer, tmp_path: Path, server: GrpcServer, tls: dict[str, object], env: dict[str, str] | None = None
+) -> Result:
+    """Decode ``layer`` through ``server`` with a config whose ``grpc-tls`` section is ``tls``."""
+    return _decode(layer, write_grpc_config(tmp_path, NAME, server.target, tls), env)
+
+
+def _assert_unavailable_before_any_request(result: Result, server: GrpcServer) -> None:
+    """The handshake failed: the decoder's diagnostic first, and no request reached the server."""
+    assert result.returncode == 1
+    assert result.stderr.startswith("call to DecryptLayer failed: "), result.stderr  # no gRPC log lines first
+    assert "Error from grpc method: rpc error: code = Unavailable" in result.stderr, result.stderr
+    assert requests(server.record) == []
+
+
+def _assert_refused_before_connecting(result: Result, server: GrpcServer, message: str) -> None:
+    """Refused with ``message``, no output, no key material, and the server never asked."""
+    assert result.returncode == 1 and result.stdout == b""
+    assert message in result.stderr, result.stderr
+    assert "PRIVATE KEY" not in result.stderr
+    assert requests(server.record) == []
+
+
+SHORT_TIMEOUT = {"CTD_DECODER_PROVIDER_TIMEOUT": "5"}
+
+
 def test_grpc_tls_with_client_certificate(layer: Layer, tmp_path: Path, tls_server: tuple[GrpcServer, Path]) -> None:
     server, pki = tls_server
-    tls = {
-        "root-ca-file": str(pki / "ca.pem"),
-        "cert-file": str(pki / "client.pem"),
-        "key-file": str(pki / "client.key"),
-        "server-name": "provider.test",
-    }
-    result = _decode(layer, write_grpc_config(tmp_path, NAME, server.target, tls))
+    result = _decode_tls(layer, tmp_path, server, {**_client_pair(pki), "root-ca-file": str(pki / "ca.pem")})
     assert result.returncode == 0, result.stderr
     assert result.stdout == layer.plaintext
 
@@ -320,7 +344,7 @@ def test_grpc_tls_with_client_certificate(layer: Layer, tmp_path: Path, tls_serv
 def test_grpc_tls_insecure_skip_verify(layer: Layer, tmp_path: Path, tls_server: tuple[GrpcServer, Path]) -> None:
     server, pki = tls_server
     tls = {"cert-file": str(pki / "client.pem"), "key-file": str(pki / "client.key"), "insecure-skip-verify": True}
-    result = _decode(layer, write_grpc_config(tmp_path, NAME, server.target, tls))
+    result = _decode_tls(layer, tmp_path, server, tls)
     assert result.returncode == 0, result.stderr
     assert result.stdout == layer.plaintext
 
@@ -330,19 +354,8 @@ def test_grpc_tls_rejects_an_unknown_server(layer: Layer, tmp_path: Path, tls_se
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     other_ca = make_pki(stranger).ca
-    tls = {
-        "root-ca-file": str(other_ca),
-        "cert-file": str(pki / "client.pem"),
-        "key-file": str(pki / "client.key"),
-        "server-name": "provider.test",
-    }
-    result = _decode(
-        layer, write_grpc_config(tmp_path, NAME, server.target, tls), {"CTD_DECODER_PROVIDER_TIMEOUT": "5"}
-    )
-    assert result.returncode == 1
-    assert result.stderr.startswith("call to DecryptLayer failed: "), result.stderr  # no gRPC log lines first
-    assert "Error from grpc method: rpc error: code = Unavailable" in result.stderr, result.stderr
-    assert requests(server.record) == []
+    result = _decode_tls(layer, tmp_path, server, {**_client_pair(pki), "root-ca-file": str(other_ca)}, SHORT_TIMEOUT)
+    _assert_unavailable_before_any_request(result, server)
 
 
 def test_grpc_tls_without_client_certificate_is_refused(
@@ -350,16 +363,10 @@ def test_grpc_tls_without_client_certificate_is_refused(
 ) -> None:
     server, pki = tls_server
     tls = {"root-ca-file": str(pki / "ca.pem"), "server-name": "provider.test"}
-    result = _decode(
-        layer, write_grpc_config(tmp_path, NAME, server.target, tls), {"CTD_DECODER_PROVIDER_TIMEOUT": "5"}
-    )
+    result = _decode_tls(layer, tmp_path, server, tls, SHORT_TIMEOUT)
     assert result.returncode == 1
     assert "Error from grpc method" in result.stderr
     assert requests(server.record) == []
-
-
-def _client_pair(pki: Path) -> dict[str, object]:
-    return {"cert-file": str(pki / "client.pem"), "key-file": str(pki / "client.key"), "server-name": "provider.test"}
 
 
 # The system pool as Go reads it: SSL_CERT_FILE replaces the bundle files, SSL_CERT_DIR the directories.
@@ -382,7 +389,7 @@ def test_grpc_tls_without_a_root_ca_file_trusts_the_system_pool(
     roots.mkdir()
     (roots / "test-ca.pem").write_bytes((pki / "ca.pem").read_bytes())
     env = SYSTEM_POOLS[pool](roots / "test-ca.pem", empty)
-    result = _decode(layer, write_grpc_config(tmp_path, NAME, server.target, _client_pair(pki)), env)
+    result = _decode_tls(layer, tmp_path, server, _client_pair(pki), env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == layer.plaintext
     assert len(requests(server.record)) == 1
@@ -392,12 +399,10 @@ def test_grpc_tls_system_pool_without_the_servers_ca_is_refused(
     layer: Layer, tmp_path: Path, tls_server: tuple[GrpcServer, Path]
 ) -> None:
     server, pki = tls_server
-    env = {"SSL_CERT_FILE": "", "SSL_CERT_DIR": "", "CTD_DECODER_PROVIDER_TIMEOUT": "5"}
-    result = _decode(layer, write_grpc_config(tmp_path, NAME, server.target, _client_pair(pki)), env)
-    assert result.returncode == 1 and result.stdout == b""
-    assert result.stderr.startswith("call to DecryptLayer failed: "), result.stderr
-    assert "Error from grpc method: rpc error: code = Unavailable" in result.stderr, result.stderr
-    assert requests(server.record) == []
+    env = {"SSL_CERT_FILE": "", "SSL_CERT_DIR": "", **SHORT_TIMEOUT}
+    result = _decode_tls(layer, tmp_path, server, _client_pair(pki), env)
+    assert result.stdout == b""
+    _assert_unavailable_before_any_request(result, server)
 
 
 def test_grpc_tls_root_ca_file_without_a_certificate_is_refused_before_connecting(
@@ -406,12 +411,8 @@ def test_grpc_tls_root_ca_file_without_a_certificate_is_refused_before_connectin
     server, pki = tls_server
     not_a_ca = tmp_path / "ca.pem"
     not_a_ca.write_bytes((pki / "client.key").read_bytes())  # PEM, but a key
-    tls = {**_client_pair(pki), "root-ca-file": str(not_a_ca)}
-    result = _decode(layer, write_grpc_config(tmp_path, NAME, server.target, tls))
-    assert result.returncode == 1 and result.stdout == b""
-    assert f"no root CA certs parsed from file {not_a_ca}" in result.stderr, result.stderr
-    assert "PRIVATE KEY" not in result.stderr
-    assert requests(server.record) == []
+    result = _decode_tls(layer, tmp_path, server, {**_client_pair(pki), "root-ca-file": str(not_a_ca)})
+    _assert_refused_before_connecting(result, server, f"no root CA certs parsed from file {not_a_ca}")
 
 
 def test_grpc_tls_client_key_of_another_certificate_is_refused_before_connecting(
@@ -419,11 +420,8 @@ def test_grpc_tls_client_key_of_another_certificate_is_refused_before_connecting
 ) -> None:
     server, pki = tls_server
     tls = {**_client_pair(pki), "root-ca-file": str(pki / "ca.pem"), "key-file": str(pki / "server.key")}
-    result = _decode(layer, write_grpc_config(tmp_path, NAME, server.target, tls))
-    assert result.returncode == 1 and result.stdout == b""
-    assert "failed to load client certificate and key: the private key in" in result.stderr, result.stderr
-    assert "PRIVATE KEY" not in result.stderr
-    assert requests(server.record) == []
+    result = _decode_tls(layer, tmp_path, server, tls)
+    _assert_refused_before_connecting(result, server, "failed to load client certificate and key: the private key in")
 
 
 def test_grpc_tls_names_a_missing_root_ca_file(
@@ -431,8 +429,7 @@ def test_grpc_tls_names_a_missing_root_ca_file(
 ) -> None:
     server, pki = tls_server
     missing = tmp_path / "no-such-ca.pem"
-    tls = {**_client_pair(pki), "root-ca-file": str(missing)}
-    result = _decode(layer, write_grpc_config(tmp_path, NAME, server.target, tls))
+    result = _decode_tls(layer, tmp_path, server, {**_client_pair(pki), "root-ca-file": str(missing)})
     assert result.returncode == 1
     assert f"failed to load root CA certificates {missing}: No such file or directory" in result.stderr, result.stderr
 
