@@ -8,12 +8,16 @@ taking the write system calls off the main thread too. The queue is bounded: at 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import queue
 import threading
 from collections.abc import Callable
 
 DEPTH = 4
+# How long :meth:`BackgroundHash.abandon` waits for the thread: a stop signal that lands inside the
+# queue's put or get can lose the wake-up the thread sleeps on, and then nothing would end the wait.
+ABANDON_WAIT = 1.0
 
 
 class BackgroundHash:
@@ -29,12 +33,15 @@ class BackgroundHash:
         self._then = then
         self._queue: queue.Queue[bytes | None] = queue.Queue(DEPTH)
         self._failure: BaseException | None = None
+        self._abandoned = False
         self._thread = threading.Thread(target=self._run, name=f"{algorithm}-hash", daemon=True)
         self._thread.start()
         self._result: str | None = None
 
     def _run(self) -> None:
         while (chunk := self._queue.get()) is not None:
+            if self._abandoned:
+                return
             if self._failure is not None:
                 continue
             try:
@@ -66,3 +73,11 @@ class BackgroundHash:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+
+    def abandon(self) -> None:
+        """Stop without the result (the blob failed or a stop signal ended it): no chunk is processed
+        after this, and the wait for the thread is bounded by :data:`ABANDON_WAIT`."""
+        self._abandoned = True
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        self._thread.join(ABANDON_WAIT)

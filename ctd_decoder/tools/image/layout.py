@@ -150,8 +150,8 @@ class VerifiedBlob:
 
     def close(self) -> None:
         """Close the file (without checking: a blob read only in part is not judged)."""
+        self._hash.abandon()  # a no-op once the whole blob was read and checked
         self._file.close()
-        self._hash.close()
 
     def __enter__(self) -> VerifiedBlob:
         return self

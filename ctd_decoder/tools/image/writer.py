@@ -92,7 +92,7 @@ class BlobSink:
 
     def discard(self) -> None:
         """Close and remove the unfinished blob."""
-        self._hash.close()
+        self._hash.abandon()
         self.file.close()
         if os.path.exists(self.path):
             os.unlink(self.path)
