@@ -138,7 +138,8 @@ def pull_through_the_warm_server_then_without_it(
     cold_image = push_encrypted(registry, workdir / "cold", [recipient], small_layers(3))
     server = WarmServer(run_dir, command=server_command)
     try:
-        assert f"ctd-decoder-warm: listening on the socket systemd passed (pid {server.process.pid})" in server.lines
+        listening = f"ctd-decoder-warm: listening on the socket systemd passed (pid {server.process.pid}, pool "
+        assert any(line.startswith(listening) for line in server.lines), server.lines
         client.pull_image(warm_image.ref)
         verify_pulled(client, warm_image)
         layers = server.wait_for_layers(len(warm_image.diff_ids))
