@@ -9,7 +9,10 @@ documents, the rest 64 KiB of random data), so the recovery pulls search among t
 recovery pulls, the manifest search alone (what the store's size changes) is timed per layer in the
 node's own content store. Last, the decoder alone on one 4 KiB layer, run the way containerd runs it by
 a process that holds the layer's blob open in a private content store: with the payload on fd 3, and
-without it (recovery): the fixed cost recovery adds to every layer.
+without it (recovery): the fixed cost recovery adds to every layer. And the manifest search alone in a
+synthetic store of ``--unrelated`` blobs (as the unit test's), as each decoder process runs it: the first
+search in the store (no index yet: every blob stat'ed), the next ones (the index reused), and without an
+index at all.
 
 The daemons and images come from the end-to-end helpers (tests/e2e), run as root like those tests.
 
@@ -178,6 +181,38 @@ def decoder_alone(runs: int, directory: Path) -> tuple[float, float]:
                 if result.returncode != 0 or result.stdout != layer.plaintext:
                     raise RuntimeError(f"the decoder failed: {result.stderr}")
     return statistics.median(times[True]), statistics.median(times[False])
+
+
+def search_alone(count: int, runs: int, directory: Path) -> dict[str, list[float]]:
+    """ms of the manifest search in a synthetic store of ``count`` unrelated blobs (a third small JSON, the
+    rest 64 KiB) and the layer's manifest (the newest): the first search, the next, and with no index."""
+    layer = jwe_layer(os.urandom(3000))
+    blobs = directory / CONTENT_PLUGIN_DIR / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    now = time.time()
+
+    def add(data: bytes, mtime: float) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        os.utime(blobs / digest, (mtime, mtime))
+        return "sha256:" + digest
+
+    digest = add(layer.blob, now - 5)
+    for index in range(count):
+        data = json.dumps({"n": index, "pad": "x" * 150}).encode() if index % 3 == 0 else os.urandom(64 * KIB)
+        add(data, now - 10 - index)
+    entry = {"mediaType": GZIP_ENCRYPTED, "digest": digest, "size": len(layer.blob), "annotations": {"a": "b"}}
+    add(json.dumps({"schemaVersion": 2, "config": {}, "layers": [entry]}).encode(), now)
+    times: dict[str, list[float]] = {"first": [], "next": [], "no index": []}
+    for run in range(runs):
+        index_dir = directory / f"index-{run}"
+        for kind, where in (("first", index_dir), ("next", index_dir), ("next", index_dir), ("no index", None)):
+            started = time.perf_counter()
+            search = find_layer(str(blobs), digest, len(layer.blob), GZIP_ENCRYPTED, str(where) if where else None)
+            times[kind].append((time.perf_counter() - started) * 1000)
+            if len(search.found) != 1 or search.indexed != (kind == "next"):
+                raise RuntimeError(f"the {kind} search found {len(search.found)} manifests, index used: {search.indexed}")
+    return times
 
 
 def main() -> int:
