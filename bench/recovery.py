@@ -46,6 +46,7 @@ from support.layers import GZIP_ENCRYPTED, jwe_layer  # noqa: E402
 from support.tempdirs import short_tempdir  # noqa: E402
 
 from ctd_decoder.decoder.payload import MEDIA_TYPE_ENV, Payload, encode_payload  # noqa: E402
+from ctd_decoder.decoder.recovery.index import INDEX_DIR  # noqa: E402
 from ctd_decoder.decoder.recovery.manifests import find_layer  # noqa: E402
 from ctd_decoder.decoder.recovery.openblobs import CONTENT_PLUGIN_DIR  # noqa: E402
 from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV  # noqa: E402
@@ -140,7 +141,8 @@ def pull_once(
             manifest = client.read_json(str(target["digest"]))
             for layer in manifest["layers"]:
                 begun = time.perf_counter()
-                found = find_layer(str(blobs_dir(node)), layer["digest"], layer["size"], layer["mediaType"])
+                # With the decoder's index, which the pull's decoders wrote: what each decoder's search costs.
+                found = find_layer(str(blobs_dir(node)), layer["digest"], layer["size"], layer["mediaType"], INDEX_DIR)
                 searches.append((time.perf_counter() - begun) * 1000)
                 assert found.found, f"no manifest found for {layer['digest']}"
         return elapsed, searches
@@ -211,7 +213,7 @@ def search_alone(count: int, runs: int, directory: Path) -> dict[str, list[float
             search = find_layer(str(blobs), digest, len(layer.blob), GZIP_ENCRYPTED, str(where) if where else None)
             times[kind].append((time.perf_counter() - started) * 1000)
             if len(search.found) != 1 or search.indexed != (kind == "next"):
-                raise RuntimeError(f"the {kind} search found {len(search.found)} manifests, index used: {search.indexed}")
+                raise RuntimeError(f"{kind} search: {len(search.found)} manifests found, index used: {search.indexed}")
     return times
 
 

@@ -18,7 +18,7 @@ import time
 from ...ocicrypt.descriptor import Descriptor
 from ...ocicrypt.spec import ENCRYPTED_MEDIA_TYPES
 from . import index
-from .index import HEX_DIGITS, INDEX_DIR, Index, StoreKey
+from .index import HEX_DIGITS, Index, StoreKey
 
 MANIFEST_MEDIA_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
@@ -62,13 +62,12 @@ class Search:
         self.elapsed_ms = 0.0
 
 
-def find_layer(
-    blobs_dir: str, digest: str, size: int, media_type: str | None, index_dir: str | None = INDEX_DIR
-) -> Search:
+def find_layer(blobs_dir: str, digest: str, size: int, media_type: str | None, index_dir: str | None = None) -> Search:
     """Search ``blobs_dir`` for manifests listing ``digest`` of ``size`` bytes with an encrypted media type.
 
     ``media_type`` (containerd's ``$STREAM_PROCESSOR_MEDIATYPE``), if given, must match too. The store's
-    index is kept in ``index_dir`` (None: no index, every blob is stat'ed).
+    index is kept in ``index_dir`` (the decoder's is :data:`.index.INDEX_DIR`; None: no index, every blob
+    is stat'ed).
     """
     search = Search()
     started = time.monotonic()
