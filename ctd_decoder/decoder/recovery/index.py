@@ -27,17 +27,20 @@ import os
 import stat
 import struct
 import time
+import zlib
 
 INDEX_DIR = "/run/ctd-decoder/recovery"
 MAGIC = b"ctd-decoder recovery index 2\n"
 # The header: the blobs directory's device and inode, the size bounds "small" was decided by, the numbers
 # of small and other blobs and the length of the directory's path. Then the path, the small blobs' names,
-# the other blobs' names (64 ASCII hex digits each) and the small blobs' mtimes (int64, native order).
+# the other blobs' names (64 ASCII hex digits each), the small blobs' mtimes (int64, native order), and a
+# CRC-32 of all that came before (a corrupt file is ignored, not half used).
 HEADER = struct.Struct("=QQQQIIH")
 NAME_LENGTH = 64
 MAX_INDEX_ENTRIES = 200_000
 MAX_PATH_BYTES = 4096
-MAX_INDEX_BYTES = len(MAGIC) + HEADER.size + MAX_PATH_BYTES + MAX_INDEX_ENTRIES * (NAME_LENGTH + 8)  # ~14 MiB
+CHECKSUM = struct.Struct("=I")
+MAX_INDEX_BYTES = len(MAGIC) + HEADER.size + MAX_PATH_BYTES + MAX_INDEX_ENTRIES * (NAME_LENGTH + 8) + CHECKSUM.size
 MAX_INDEX_FILES = 16  # one per content store; the least recently written go first
 STALE_TEMP_SECONDS = 60.0
 SUFFIX = ".index"
@@ -143,7 +146,10 @@ def _read_all(fd: int, size: int) -> bytes:
 
 
 def _parse(data: bytes, key: StoreKey, min_size: int, max_size: int) -> Index | None:
-    if not data.startswith(MAGIC) or len(data) > MAX_INDEX_BYTES:
+    if not data.startswith(MAGIC) or len(data) > MAX_INDEX_BYTES or len(data) < CHECKSUM.size:
+        return None
+    data, (checksum,) = data[: -CHECKSUM.size], CHECKSUM.unpack(data[-CHECKSUM.size :])
+    if zlib.crc32(data) != checksum:
         return None
     offset = len(MAGIC)
     try:
@@ -187,6 +193,7 @@ def save(dir_fd: int, key: StoreKey, index: Index, min_size: int, max_size: int)
             array.array("q", index.small.values()).tobytes(),
         )
     )
+    data += CHECKSUM.pack(zlib.crc32(data))
     name = key.file_name()
     temp = f".{name}.{os.getpid()}.tmp"
     try:
