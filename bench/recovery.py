@@ -7,7 +7,8 @@ the decoder recovers each layer's descriptor from the content store), alternatin
 ``--unrelated N`` first puts N unrelated blobs into each node's content store (a third small JSON
 documents, the rest 64 KiB of random data), so the recovery pulls search among them. After the
 recovery pulls, the manifest search alone (what the store's size changes) is timed per layer in the
-node's own content store. Last, the decoder alone on one 4 KiB layer, run the way containerd runs it by
+node's own content store, with the index the pull's decoders left (what each decoder after the store's
+first search pays). Last, the decoder alone on one 4 KiB layer, run the way containerd runs it by
 a process that holds the layer's blob open in a private content store: with the payload on fd 3, and
 without it (recovery): the fixed cost recovery adds to every layer. And the manifest search alone in a
 synthetic store of ``--unrelated`` blobs (as the unit test's), as each decoder process runs it: the first
@@ -270,6 +271,13 @@ def main() -> int:
             f"  decoder alone, one 4 KiB layer ({args.decoder_runs} runs, median): payload {with_payload:.1f} ms, "
             f"recovery {through_recovery:.1f} ms ({through_recovery - with_payload:+.1f} ms a layer)"
         )
+        if args.unrelated:
+            alone = search_alone(args.unrelated, args.runs, base / "search")
+            print(
+                f"  manifest search alone, synthetic store of {args.unrelated:,} blobs ({args.runs} stores, medians): "
+                + ", ".join(f"{kind} {statistics.median(ms):.1f} ms" for kind, ms in alone.items())
+                + f"; load average {os.getloadavg()[0]:.1f}"
+            )
     finally:
         if state is not None:
             state.close()

@@ -495,3 +495,5 @@ def test_readme_states_the_bounds_of_the_code() -> None:
     assert f"the first {manifests.HEAD_SIZE} bytes decide whether it can be JSON" in readme
     assert f"{manifests.READS_AFTER_MATCH} more are read for other manifests listing it" in readme
     assert f"--{RECOVERY_FLAG} off" in readme and f"{RECOVERY_ENV}=off" in readme
+    assert f"`{index.INDEX_DIR}/`" in readme and f"`{index.INDEX_DIR}/<hash of the store's path>.index`" in readme
+    assert f"at most {index.MAX_INDEX_FILES} of" in readme and f"at most {index.MAX_INDEX_ENTRIES:,} names" in readme
