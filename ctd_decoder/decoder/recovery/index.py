@@ -12,9 +12,9 @@ The index is a cache, never trusted for content: every candidate blob is still r
 a stale or forged entry can only cost a read, hide a blob from the search or reorder the candidates,
 never change what is accepted. It holds only blob names and the small blobs' modification times: no
 key material and nothing from a blob's content. It lives in a directory only its owner can use
-(:data:`INDEX_DIR`, tmpfs, mode 0700, owned by the decoder's uid); a directory or index file that is a
-symlink, owned by another uid or open to others, or an index that is corrupt or too big, is ignored
-(the search falls back to the full scan) and replaced. Files are written atomically (a temp file renamed over the index)
+(:data:`INDEX_DIR`, tmpfs, mode 0700, owned by the decoder's uid). An index that is a symlink, owned by
+another uid, open to others, corrupt or too big is ignored (the search falls back to the full scan) and
+replaced; a directory that is a symlink, owned by another uid or open to others is not used at all. Files are written atomically (a temp file renamed over the index)
 and their number is bounded.
 """
 
