@@ -14,8 +14,8 @@ never change what is accepted. It holds only blob names and the small blobs' mod
 key material and nothing from a blob's content. It lives in a directory only its owner can use
 (:data:`INDEX_DIR`, tmpfs, mode 0700, owned by the decoder's uid). An index that is a symlink, owned by
 another uid, open to others, corrupt or too big is ignored (the search falls back to the full scan) and
-replaced; a directory that is a symlink, owned by another uid or open to others is not used at all. Files are written atomically (a temp file renamed over the index)
-and their number is bounded.
+replaced; a directory that is a symlink, owned by another uid or open to others is not used at all.
+Files are written atomically (a temp file renamed over the index) and their number is bounded.
 """
 
 from __future__ import annotations
@@ -30,17 +30,19 @@ import time
 import zlib
 
 INDEX_DIR = "/run/ctd-decoder/recovery"
-MAGIC = b"ctd-decoder recovery index 2\n"
+MAGIC = b"ctd-decoder recovery index 3\n"
 # The header: the blobs directory's device and inode, the size bounds "small" was decided by, the numbers
 # of small and other blobs and the length of the directory's path. Then the path, the small blobs' names,
-# the other blobs' names (64 ASCII hex digits each), the small blobs' mtimes (int64, native order), and a
-# CRC-32 of all that came before (a corrupt file is ignored, not half used).
+# the other blobs' names (64 ASCII hex digits and a newline each: split in one call), the small blobs'
+# mtimes (int64, native order), and a CRC-32 of all that came before (a corrupt file is ignored, not half
+# used).
 HEADER = struct.Struct("=QQQQIIH")
 NAME_LENGTH = 64
+RECORD = NAME_LENGTH + 1  # a name and its newline
 MAX_INDEX_ENTRIES = 200_000
 MAX_PATH_BYTES = 4096
 CHECKSUM = struct.Struct("=I")
-MAX_INDEX_BYTES = len(MAGIC) + HEADER.size + MAX_PATH_BYTES + MAX_INDEX_ENTRIES * (NAME_LENGTH + 8) + CHECKSUM.size
+MAX_INDEX_BYTES = len(MAGIC) + HEADER.size + MAX_PATH_BYTES + MAX_INDEX_ENTRIES * (RECORD + 8) + CHECKSUM.size
 MAX_INDEX_FILES = 16  # one per content store; the least recently written go first
 STALE_TEMP_SECONDS = 60.0
 SUFFIX = ".index"
@@ -164,17 +166,20 @@ def _parse(data: bytes, key: StoreKey, min_size: int, max_size: int) -> Index | 
         (device, inode, low, high) != (key.device, key.inode, min_size, max_size)
         or path != key.path.encode("utf-8", "surrogateescape")
         or count > MAX_INDEX_ENTRIES
-        or len(data) - offset != count * NAME_LENGTH + small_count * 8
+        or len(data) - offset != count * RECORD + small_count * 8
     ):
         return None
-    raw_names = data[offset : offset + count * NAME_LENGTH]
-    if raw_names.translate(None, b"0123456789abcdef"):
-        return None  # a byte other than a lowercase hex digit
-    names = raw_names.decode("ascii")
+    raw_names = data[offset : offset + count * RECORD]
+    # Each record is 64 lowercase hex digits and a newline: the newlines where they belong, and nothing but
+    # hex digits left once they are taken out.
+    if raw_names[NAME_LENGTH::RECORD] != b"\n" * count or raw_names.translate(None, b"0123456789abcdef") != (
+        b"\n" * count
+    ):
+        return None
+    names = raw_names.decode("ascii").split("\n")
     mtimes = array.array("q")
-    mtimes.frombytes(data[offset + count * NAME_LENGTH :])
-    split = [names[start : start + NAME_LENGTH] for start in range(0, len(names), NAME_LENGTH)]
-    return Index(dict(zip(split[:small_count], mtimes, strict=True)), set(split[small_count:]))
+    mtimes.frombytes(data[offset + count * RECORD :])
+    return Index(dict(zip(names[:small_count], mtimes, strict=True)), set(names[small_count:count]))
 
 
 def save(dir_fd: int, key: StoreKey, index: Index, min_size: int, max_size: int) -> bool:
@@ -188,8 +193,8 @@ def save(dir_fd: int, key: StoreKey, index: Index, min_size: int, max_size: int)
             MAGIC,
             HEADER.pack(key.device, key.inode, min_size, max_size, len(index.small), len(index.other), len(path)),
             path,
-            "".join(index.small).encode("ascii"),
-            "".join(index.other).encode("ascii"),
+            "".join(name + "\n" for name in index.small).encode("ascii"),
+            "".join(name + "\n" for name in index.other).encode("ascii"),
             array.array("q", index.small.values()).tobytes(),
         )
     )
