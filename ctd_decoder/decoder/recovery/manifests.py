@@ -114,19 +114,18 @@ def _small_blobs(blobs_dir: str, digest: str, search: Search, index_dir: str | N
             known = index.load(dir_fd, key, MIN_MANIFEST_SIZE, MAX_MANIFEST_SIZE)
         search.indexed = known is not None
         blobs, changed = _list_blobs(blobs_dir, known or Index({}, set()), search)
+        # By integer keys: fast, and the index keeps them newest first, so usually already in order.
+        newest_first = sorted(blobs.small, key=blobs.small.__getitem__, reverse=True)
         if dir_fd is not None and key is not None and (changed or known is None) and not search.stopped_by:
-            newest_first = sorted(blobs.small, key=blobs.small.__getitem__, reverse=True)
-            blobs.small = {name: blobs.small[name] for name in newest_first}
-            index.save(dir_fd, key, blobs, MIN_MANIFEST_SIZE, MAX_MANIFEST_SIZE)
+            ordered = Index({name: blobs.small[name] for name in newest_first}, blobs.other)
+            index.save(dir_fd, key, ordered, MIN_MANIFEST_SIZE, MAX_MANIFEST_SIZE)
     finally:
         if dir_fd is not None:
             os.close(dir_fd)
-    small = blobs.small
     own = digest.removeprefix("sha256:")
-    if own in small:
-        small = {name: mtime_ns for name, mtime_ns in small.items() if name != own}
-    # By integer keys: fast, and the index keeps them newest first, so usually already in order.
-    return sorted(small, key=small.__getitem__, reverse=True)
+    if own in blobs.small:
+        newest_first.remove(own)  # the layer itself (a small one) is no manifest of itself
+    return newest_first
 
 
 def _list_blobs(blobs_dir: str, known: Index, search: Search) -> tuple[Index, bool]:
