@@ -410,11 +410,25 @@ def test_the_indexes_are_bounded_in_number(
         digest = store.add(layer.blob)
         store.manifest(layer_entry(layer, digest))
         assert len(search_in(store, digest, layer, index_dir).found) == 1
-        time.sleep(0.01)
+        time.sleep(0.05)  # more than the file system's timestamp granularity: the mtimes order the indexes
     assert sorted(path.name for path in index_dir.iterdir()) == sorted(
         index.StoreKey.of(str(tmp_path / f"root-{n}" / CONTENT_PLUGIN_DIR / "blobs" / "sha256")).file_name()
         for n in (2, 3)
     )
+
+
+def test_a_temp_file_left_by_a_killed_decoder_is_removed(
+    indexed: tuple[Store, str, Path], layer: EncryptedLayer
+) -> None:
+    store, digest, index_dir = indexed
+    left = index_dir / ".someindex.index.12345.tmp"
+    left.write_bytes(b"half written")
+    recent = index_dir / ".someindex.index.12346.tmp"
+    recent.write_bytes(b"being written")
+    old = time.time() - index.STALE_TEMP_SECONDS - 10
+    os.utime(left, (old, old))
+    search_in(store, digest, layer, index_dir)
+    assert sorted(path.name for path in index_dir.iterdir()) == sorted([recent.name, index_file(store, index_dir).name])
 
 
 # --- the switch ---------------------------------------------------------------------------------------
