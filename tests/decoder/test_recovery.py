@@ -417,6 +417,16 @@ def test_the_indexes_are_bounded_in_number(
     )
 
 
+def test_a_listing_cut_at_the_entries_bound_writes_no_index(
+    indexed: tuple[Store, str, Path], layer: EncryptedLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, digest, index_dir = indexed
+    monkeypatch.setattr(manifests, "MAX_ENTRIES", 10)
+    search = search_in(store, digest, layer, index_dir)
+    assert (search.entries, search.stats, search.stopped_by) == (10, 10, "10 blobs examined")
+    assert list(index_dir.iterdir()) == []  # names beyond the bound were not seen: gone or not is unknown
+
+
 def test_a_temp_file_left_by_a_killed_decoder_is_removed(
     indexed: tuple[Store, str, Path], layer: EncryptedLayer
 ) -> None:

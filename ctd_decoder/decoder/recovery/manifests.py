@@ -11,7 +11,9 @@ blobs an earlier search saw; only the others are stat'ed.
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import os
 import time
 
@@ -34,6 +36,7 @@ TIME_BUDGET = 2.0  # seconds
 # Once a manifest listing the layer is found, this many more (older) small blobs are read for
 # others listing it too; all are tried newest first.
 READS_AFTER_MATCH = 32
+_NAME = operator.attrgetter("name")
 
 
 class Found:
@@ -131,7 +134,9 @@ def _small_blobs(blobs_dir: str, digest: str, search: Search, index_dir: str | N
 def _list_blobs(blobs_dir: str, known: Index, search: Search) -> tuple[Index, bool]:
     """The blobs now in ``blobs_dir``, and whether they differ from ``known``: the names ``known`` holds
     are taken from it (blobs are immutable), the others stat'ed; names no longer listed are left out."""
-    listed = os.listdir(blobs_dir)
+    with os.scandir(blobs_dir) as entries:
+        # Names only (no stat), in one C loop, and never more than the bound from a huge directory.
+        listed = list(map(_NAME, itertools.islice(entries, MAX_ENTRIES + 1)))
     search.entries = len(listed)
     if len(listed) > MAX_ENTRIES:
         search.stopped_by = f"{MAX_ENTRIES:,} blobs examined"
