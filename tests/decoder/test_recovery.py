@@ -305,6 +305,31 @@ def test_a_blob_added_after_the_index_is_found_and_a_removed_one_dropped(
     assert len(held.small) + len(held.other) == 32
 
 
+def test_a_forged_entry_changes_what_is_read_not_what_is_found(
+    indexed: tuple[Store, str, Path], layer: EncryptedLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, digest, index_dir = indexed
+    monkeypatch.setattr(manifests, "READS_AFTER_MATCH", 0)
+    honest = search_in(store, digest, layer, index_dir)
+    assert honest.files_read == 1 and len(honest.found) == 1
+    key = index.StoreKey.of(str(store.blobs))
+    fd = index.open_index_dir(str(index_dir))
+    assert fd is not None
+    try:
+        held = index.load(fd, key, manifests.MIN_MANIFEST_SIZE, manifests.MAX_MANIFEST_SIZE)
+        assert held is not None
+        manifest = honest.found[0].manifest[7:]
+        forged = {name: 1 if name == manifest else time.time_ns() for name in held.small}  # the manifest oldest
+        index.save(fd, key, index.Index(forged, held.other), manifests.MIN_MANIFEST_SIZE, manifests.MAX_MANIFEST_SIZE)
+    finally:
+        os.close(fd)
+    search = search_in(store, digest, layer, index_dir)
+    assert search.indexed and search.files_read == 31  # the 30 unrelated blobs (all small) first
+    assert [(found.manifest, found.descriptor, found.mtime_ns) for found in search.found] == [
+        (found.manifest, found.descriptor, found.mtime_ns) for found in honest.found
+    ]
+
+
 def _corrupt(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit of a blob's name
