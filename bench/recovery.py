@@ -7,13 +7,17 @@ the decoder recovers each layer's descriptor from the content store), alternatin
 ``--unrelated N`` first puts N unrelated blobs into each node's content store (a third small JSON
 documents, the rest 64 KiB of random data), so the recovery pulls search among them. After the
 recovery pulls, the manifest search alone (what the store's size changes) is timed per layer in the
-node's own content store. Last, the decoder alone on one 4 KiB layer, run the way containerd runs it by
+node's own content store, with the index the pull's decoders left (what each decoder after the store's
+first search pays). Last, the decoder alone on one 4 KiB layer, run the way containerd runs it by
 a process that holds the layer's blob open in a private content store: with the payload on fd 3, and
-without it (recovery): the fixed cost recovery adds to every layer.
+without it (recovery): the fixed cost recovery adds to every layer. And the manifest search alone in a
+synthetic store of ``--unrelated`` blobs (as the unit test's), as each decoder process runs it: the first
+search in the store (no index yet: every blob stat'ed), the next ones (the index reused), and without an
+index at all.
 
 The daemons and images come from the end-to-end helpers (tests/e2e), run as root like those tests.
 
-Usage: python bench/recovery.py [--runs 5] [--unrelated 10000] [--containerd 1.6]
+Usage: python bench/recovery.py [--runs 5] [--unrelated 10000] [--index-before-pull] [--containerd 1.6]
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from support.layers import GZIP_ENCRYPTED, jwe_layer  # noqa: E402
 from support.tempdirs import short_tempdir  # noqa: E402
 
 from ctd_decoder.decoder.payload import MEDIA_TYPE_ENV, Payload, encode_payload  # noqa: E402
+from ctd_decoder.decoder.recovery.index import INDEX_DIR  # noqa: E402
 from ctd_decoder.decoder.recovery.manifests import find_layer  # noqa: E402
 from ctd_decoder.decoder.recovery.openblobs import CONTENT_PLUGIN_DIR  # noqa: E402
 from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV  # noqa: E402
@@ -122,6 +127,10 @@ def pull_once(
                 shutil.rmtree(node.containerd.directory / part, ignore_errors=True)
                 shutil.copytree(state.containerd.directory / part, node.containerd.directory / part)
             node.containerd.start()
+            if recovery and args.index_before_pull:
+                # As a previous pull's decoders leave it on a node that keeps its store (here each pull
+                # gets a fresh copy of the store, whose first search would otherwise stat every blob).
+                find_layer(str(blobs_dir(node)), "sha256:" + "0" * 64, 0, None, INDEX_DIR)
         client = node.client("k8s.io")
         started = time.perf_counter()
         client.pull_image(ref)
@@ -137,7 +146,8 @@ def pull_once(
             manifest = client.read_json(str(target["digest"]))
             for layer in manifest["layers"]:
                 begun = time.perf_counter()
-                found = find_layer(str(blobs_dir(node)), layer["digest"], layer["size"], layer["mediaType"])
+                # With the decoder's index, which the pull's decoders wrote: what each decoder's search costs.
+                found = find_layer(str(blobs_dir(node)), layer["digest"], layer["size"], layer["mediaType"], INDEX_DIR)
                 searches.append((time.perf_counter() - begun) * 1000)
                 assert found.found, f"no manifest found for {layer['digest']}"
         return elapsed, searches
@@ -180,11 +190,49 @@ def decoder_alone(runs: int, directory: Path) -> tuple[float, float]:
     return statistics.median(times[True]), statistics.median(times[False])
 
 
+def search_alone(count: int, runs: int, directory: Path) -> dict[str, list[float]]:
+    """ms of the manifest search in a synthetic store of ``count`` unrelated blobs (a third small JSON, the
+    rest 64 KiB) and the layer's manifest (the newest): the first search, the next, and with no index."""
+    layer = jwe_layer(os.urandom(3000))
+    blobs = directory / CONTENT_PLUGIN_DIR / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    now = time.time()
+
+    def add(data: bytes, mtime: float) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        os.utime(blobs / digest, (mtime, mtime))
+        return "sha256:" + digest
+
+    digest = add(layer.blob, now - 5)
+    for index in range(count):
+        data = json.dumps({"n": index, "pad": "x" * 150}).encode() if index % 3 == 0 else os.urandom(64 * KIB)
+        add(data, now - 10 - index)
+    entry = {"mediaType": GZIP_ENCRYPTED, "digest": digest, "size": len(layer.blob), "annotations": {"a": "b"}}
+    add(json.dumps({"schemaVersion": 2, "config": {}, "layers": [entry]}).encode(), now)
+    times: dict[str, list[float]] = {"first": [], "next": [], "no index": []}
+    for run in range(runs):
+        index_dir = directory / f"index-{run}"
+        for kind, where in (("first", index_dir), ("next", index_dir), ("next", index_dir), ("no index", None)):
+            started = time.perf_counter()
+            search = find_layer(str(blobs), digest, len(layer.blob), GZIP_ENCRYPTED, str(where) if where else None)
+            times[kind].append((time.perf_counter() - started) * 1000)
+            if len(search.found) != 1 or search.indexed != (kind == "next"):
+                raise RuntimeError(f"{kind} search: {len(search.found)} manifests found, index used: {search.indexed}")
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="pulls of each kind (default 5)")
     parser.add_argument("--unrelated", type=int, default=10_000, help="unrelated blobs in each store (default 10000)")
     parser.add_argument("--containerd", default=CONTAINERD_1, choices=CONTAINERD_VERSIONS)
+    parser.add_argument(
+        "--index-before-pull",
+        action="store_true",
+        help="build the store's recovery index before each recovery pull (a node that keeps its store); "
+        "without it each pull's first layer pays the store's first search",
+    )
     parser.add_argument("--decoder-runs", type=int, default=21, help="runs of the decoder-alone figure (default 21)")
     args = parser.parse_args()
     decoder = shutil.which("ctd-decoder", path=os.path.dirname(sys.executable))
@@ -217,7 +265,9 @@ def main() -> int:
         search_ms = statistics.median(searches)
         print(
             f"containerd {args.containerd}, image 28 MiB + 3 MiB + 12 MiB + 250 B, {args.runs} pulls each, "
-            f"{args.unrelated:,} unrelated blobs in the store, load average {os.getloadavg()[0]:.1f}"
+            f"{args.unrelated:,} unrelated blobs in the store"
+            f"{', index built before each recovery pull' if args.index_before_pull else ''}, "
+            f"load average {os.getloadavg()[0]:.1f}"
         )
         print(f"  pull with payload (median):  {payload_ms:.0f} ms")
         print(
@@ -233,6 +283,13 @@ def main() -> int:
             f"  decoder alone, one 4 KiB layer ({args.decoder_runs} runs, median): payload {with_payload:.1f} ms, "
             f"recovery {through_recovery:.1f} ms ({through_recovery - with_payload:+.1f} ms a layer)"
         )
+        if args.unrelated:
+            alone = search_alone(args.unrelated, args.runs, base / "search")
+            print(
+                f"  manifest search alone, synthetic store of {args.unrelated:,} blobs ({args.runs} stores, medians): "
+                + ", ".join(f"{kind} {statistics.median(ms):.1f} ms" for kind, ms in alone.items())
+                + f"; load average {os.getloadavg()[0]:.1f}"
+            )
     finally:
         if state is not None:
             state.close()

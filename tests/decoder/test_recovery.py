@@ -8,10 +8,11 @@ import hashlib
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from support.docs import README, section
 from support.layers import GZIP_ENCRYPTED, EncryptedLayer, jwe_layer
 
 from ctd_decoder.decoder import MEDIA_TYPE_ENV
-from ctd_decoder.decoder.recovery import manifests
+from ctd_decoder.decoder.recovery import index, manifests
 from ctd_decoder.decoder.recovery.manifests import find_layer
 from ctd_decoder.decoder.recovery.openblobs import CONTENT_PLUGIN_DIR, open_blobs
 from ctd_decoder.decoder.recovery.parent import ancestors, parent_of
@@ -245,6 +246,226 @@ def test_ten_thousand_unrelated_blobs(tmp_path: Path, layer: EncryptedLayer) -> 
     assert search.files_read <= manifests.MAX_FILES_READ and search.bytes_read <= manifests.MAX_BYTES_READ
 
 
+# --- the index of a store's blobs ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def indexed(tmp_path: Path, layer: EncryptedLayer) -> tuple[Store, str, Path]:
+    """A store of 30 unrelated blobs (a third small) and the layer's manifest, the newest; an index directory."""
+    store = Store(tmp_path / "root")
+    digest = store.add(layer.blob)
+    now = time.time()
+    for n in range(30):
+        store.add(json.dumps({"n": n, "pad": "x" * 150}).encode() if n % 3 == 0 else os.urandom(2000), now - 10 - n)
+    store.manifest(layer_entry(layer, digest), mtime=now)
+    index_dir = tmp_path / "index"
+    index_dir.mkdir(mode=0o700)
+    return store, digest, index_dir
+
+
+def search_in(store: Store, digest: str, layer: EncryptedLayer, index_dir: Path) -> manifests.Search:
+    return find_layer(str(store.blobs), digest, len(layer.blob), GZIP_ENCRYPTED, str(index_dir))
+
+
+def index_file(store: Store, index_dir: Path) -> Path:
+    return index_dir / index.StoreKey.of(str(store.blobs)).file_name()
+
+
+def test_the_index_is_used_by_the_next_search(indexed: tuple[Store, str, Path], layer: EncryptedLayer) -> None:
+    store, digest, index_dir = indexed
+    first = search_in(store, digest, layer, index_dir)
+    assert (first.indexed, first.stats, first.entries) == (False, 32, 32)
+    assert index_file(store, index_dir).stat().st_mode & 0o777 == 0o600
+    again = search_in(store, digest, layer, index_dir)
+    assert (again.indexed, again.stats, again.entries) == (True, 0, 32)
+    assert [found.manifest for found in again.found] == [found.manifest for found in first.found] != []
+    assert again.files_read == first.files_read
+
+
+def test_a_blob_added_after_the_index_is_found_and_a_removed_one_dropped(
+    indexed: tuple[Store, str, Path], layer: EncryptedLayer
+) -> None:
+    store, digest, index_dir = indexed
+    old = search_in(store, digest, layer, index_dir).found[0].manifest
+    newer = store.manifest(layer_entry(layer, digest, annotations={"x": "y"}), mtime=time.time() + 100)
+    search = search_in(store, digest, layer, index_dir)
+    assert (search.indexed, search.stats) == (True, 1)
+    assert [found.manifest for found in search.found] == [newer, old]
+    (store.blobs / newer[7:]).unlink()
+    search = search_in(store, digest, layer, index_dir)
+    assert (search.indexed, search.stats, [found.manifest for found in search.found]) == (True, 0, [old])
+    key = index.StoreKey.of(str(store.blobs))
+    fd = index.open_index_dir(str(index_dir))
+    assert fd is not None
+    try:
+        held = index.load(fd, key, manifests.MIN_MANIFEST_SIZE, manifests.MAX_MANIFEST_SIZE)
+    finally:
+        os.close(fd)
+    assert held is not None and newer[7:] not in held.small and old[7:] in held.small
+    assert len(held.small) + len(held.other) == 32
+
+
+def test_a_forged_entry_changes_what_is_read_not_what_is_found(
+    indexed: tuple[Store, str, Path], layer: EncryptedLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, digest, index_dir = indexed
+    monkeypatch.setattr(manifests, "READS_AFTER_MATCH", 0)
+    honest = search_in(store, digest, layer, index_dir)
+    assert honest.files_read == 1 and len(honest.found) == 1
+    key = index.StoreKey.of(str(store.blobs))
+    fd = index.open_index_dir(str(index_dir))
+    assert fd is not None
+    try:
+        held = index.load(fd, key, manifests.MIN_MANIFEST_SIZE, manifests.MAX_MANIFEST_SIZE)
+        assert held is not None
+        manifest = honest.found[0].manifest[7:]
+        forged = {name: 1 if name == manifest else time.time_ns() for name in held.small}  # the manifest oldest
+        index.save(fd, key, index.Index(forged, held.other), manifests.MIN_MANIFEST_SIZE, manifests.MAX_MANIFEST_SIZE)
+    finally:
+        os.close(fd)
+    search = search_in(store, digest, layer, index_dir)
+    assert search.indexed and search.files_read == 31  # the 30 unrelated blobs (all small) first
+    assert [(found.manifest, found.descriptor, found.mtime_ns) for found in search.found] == [
+        (found.manifest, found.descriptor, found.mtime_ns) for found in honest.found
+    ]
+
+
+def _corrupt(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit of a blob's name
+    path.write_bytes(bytes(data))
+
+
+def _oversized(path: Path) -> None:
+    with open(path, "r+b") as file:
+        file.truncate(index.MAX_INDEX_BYTES + 1)
+
+
+def _foreign(path: Path) -> None:
+    os.chown(path, 4242, 4242)
+
+
+def _open_to_others(path: Path) -> None:
+    path.chmod(0o666)
+
+
+def _symlink(path: Path) -> None:
+    kept = path.with_name("kept")
+    path.rename(kept)  # a valid index, only reached through a symlink
+    path.symlink_to(kept.name)
+
+
+def _of_another_store(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"/root/", b"/ruut/", 1))
+
+
+@pytest.mark.parametrize(
+    "spoil", [_corrupt, _oversized, _foreign, _open_to_others, _symlink, _of_another_store], ids=lambda f: f.__name__
+)
+def test_an_unfit_index_is_ignored_and_replaced(
+    indexed: tuple[Store, str, Path], layer: EncryptedLayer, spoil: Callable[[Path], None]
+) -> None:
+    store, digest, index_dir = indexed
+    expected = search_in(store, digest, layer, index_dir).found[0].manifest
+    path = index_file(store, index_dir)
+    spoil(path)
+    search = search_in(store, digest, layer, index_dir)
+    assert (search.indexed, search.stats, search.found[0].manifest) == (False, 32, expected)
+    info = path.lstat()
+    assert stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and info.st_mode & 0o777 == 0o600
+    assert search_in(store, digest, layer, index_dir).indexed
+
+
+def _dir_foreign(path: Path) -> Path:
+    os.chown(path, 4242, 4242)
+    return path
+
+
+def _dir_open(path: Path) -> Path:
+    path.chmod(0o755)
+    return path
+
+
+def _dir_symlink(path: Path) -> Path:
+    link = path.with_name("index-link")
+    link.symlink_to(path.name)
+    return link
+
+
+@pytest.mark.parametrize("spoil", [_dir_foreign, _dir_open, _dir_symlink], ids=lambda f: f.__name__)
+def test_an_unfit_index_directory_is_not_used(
+    indexed: tuple[Store, str, Path], layer: EncryptedLayer, spoil: Callable[[Path], Path]
+) -> None:
+    store, digest, index_dir = indexed
+    given = spoil(index_dir)
+    for _ in range(2):
+        search = find_layer(str(store.blobs), digest, len(layer.blob), GZIP_ENCRYPTED, str(given))
+        assert (search.indexed, search.stats, len(search.found)) == (False, 32, 1)
+    assert list(index_dir.iterdir()) == []
+
+
+def test_a_missing_index_directory_is_made_private(indexed: tuple[Store, str, Path], layer: EncryptedLayer) -> None:
+    store, digest, index_dir = indexed
+    made = index_dir / "run" / "recovery"
+    search_in(store, digest, layer, made)
+    assert [made.stat().st_mode & 0o777, made.parent.stat().st_mode & 0o777] == [0o700, 0o700]
+    assert search_in(store, digest, layer, made).indexed
+
+
+def test_the_index_holds_no_key_material_nor_content(indexed: tuple[Store, str, Path], layer: EncryptedLayer) -> None:
+    store, digest, index_dir = indexed
+    search_in(store, digest, layer, index_dir)
+    files = list(index_dir.iterdir())
+    assert len(files) == 1
+    data = files[0].read_bytes()
+    secrets = [value.encode() for value in layer.descriptor.annotations.values()]
+    secrets += [line for line in layer.private_key_pem.splitlines() if len(line) > 20]
+    assert secrets and not [secret for secret in secrets if secret in data]
+    assert b"annotations" not in data and b"pad" not in data and digest[7:].encode() in data
+
+
+def test_the_indexes_are_bounded_in_number(
+    tmp_path: Path, layer: EncryptedLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index, "MAX_INDEX_FILES", 2)
+    index_dir = tmp_path / "index"
+    for n in range(4):
+        store = Store(tmp_path / f"root-{n}")
+        digest = store.add(layer.blob)
+        store.manifest(layer_entry(layer, digest))
+        assert len(search_in(store, digest, layer, index_dir).found) == 1
+        time.sleep(0.05)  # more than the file system's timestamp granularity: the mtimes order the indexes
+    assert sorted(path.name for path in index_dir.iterdir()) == sorted(
+        index.StoreKey.of(str(tmp_path / f"root-{n}" / CONTENT_PLUGIN_DIR / "blobs" / "sha256")).file_name()
+        for n in (2, 3)
+    )
+
+
+def test_a_listing_cut_at_the_entries_bound_writes_no_index(
+    indexed: tuple[Store, str, Path], layer: EncryptedLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, digest, index_dir = indexed
+    monkeypatch.setattr(manifests, "MAX_ENTRIES", 10)
+    search = search_in(store, digest, layer, index_dir)
+    assert (search.entries, search.stats, search.stopped_by) == (10, 10, "10 blobs examined")
+    assert list(index_dir.iterdir()) == []  # names beyond the bound were not seen: gone or not is unknown
+
+
+def test_a_temp_file_left_by_a_killed_decoder_is_removed(
+    indexed: tuple[Store, str, Path], layer: EncryptedLayer
+) -> None:
+    store, digest, index_dir = indexed
+    left = index_dir / ".someindex.index.12345.tmp"
+    left.write_bytes(b"half written")
+    recent = index_dir / ".someindex.index.12346.tmp"
+    recent.write_bytes(b"being written")
+    old = time.time() - index.STALE_TEMP_SECONDS - 10
+    os.utime(left, (old, old))
+    search_in(store, digest, layer, index_dir)
+    assert sorted(path.name for path in index_dir.iterdir()) == sorted([recent.name, index_file(store, index_dir).name])
+
+
 # --- the switch ---------------------------------------------------------------------------------------
 
 
@@ -323,3 +544,5 @@ def test_readme_states_the_bounds_of_the_code() -> None:
     assert f"the first {manifests.HEAD_SIZE} bytes decide whether it can be JSON" in readme
     assert f"{manifests.READS_AFTER_MATCH} more are read for other manifests listing it" in readme
     assert f"--{RECOVERY_FLAG} off" in readme and f"{RECOVERY_ENV}=off" in readme
+    assert f"`{index.INDEX_DIR}/`" in readme and f"`{index.INDEX_DIR}/<hash of the store's path>.index`" in readme
+    assert f"at most {index.MAX_INDEX_FILES} of" in readme and f"at most {index.MAX_INDEX_ENTRIES:,} names" in readme

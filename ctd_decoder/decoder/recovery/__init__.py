@@ -8,7 +8,8 @@ keys). containerd leaves it within reach:
 1. the process that started the decoder holds the layer's content blob open (:mod:`.openblobs`);
    the blob whose first bytes are stdin's first bytes (:mod:`.peek`, nothing is consumed) is the layer;
 2. the image manifest listing that blob was written into the same content store before the layer
-   was fetched (:mod:`.manifests`), newest first.
+   was fetched (:mod:`.manifests`), newest first; an index of the store's blobs (:mod:`.index`) spares
+   the next search a stat of every blob.
 
 Only the descriptor is recovered; keys never come from the content store. Every candidate descriptor
 is returned, newest first; the caller uses the first whose wrapped key the node's keys open.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from .index import INDEX_DIR
 from .manifests import Found, find_layer
 from .messages import no_payload
 from .openblobs import OpenBlob, open_blobs
@@ -65,7 +66,7 @@ def recover(
     except (PeekError, OSError) as err:
         raise RecoveryError(no_payload(media_type, f"could not look at the layer's first bytes: {err}")) from None
     blob = _matching_blob(blobs, head, media_type, holder)
-    search = find_layer(blob.blobs_dir, blob.digest, blob.size, media_type or None)
+    search = find_layer(blob.blobs_dir, blob.digest, blob.size, media_type or None, INDEX_DIR)
     candidates = _distinct(search.found)
     if not candidates:
         bound = f", stopped at {search.stopped_by}" if search.stopped_by else ""
