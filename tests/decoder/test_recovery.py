@@ -357,7 +357,9 @@ def _symlink(path: Path) -> None:
 
 def _of_another_store(path: Path) -> None:
     data = path.read_bytes()
-    path.write_bytes(data.replace(b"/root/", b"/ruut/", 1))
+    store_dir = b"/blobs/sha256"  # the index names its store's blobs directory
+    assert store_dir in data
+    path.write_bytes(data.replace(store_dir, b"/blobs/sha257", 1))
 
 
 @pytest.mark.parametrize(
