@@ -78,11 +78,6 @@ class CommandLine:
         self.recovery = recovery
 
 
-def parse_args(argv: Sequence[str]) -> str | None:
-    """Return the keys path, or None (see :func:`parse_command_line`)."""
-    return parse_command_line(argv).keys_path
-
-
 def parse_command_line(argv: Sequence[str]) -> CommandLine:
     """Parse the flags; raise UsageError, or SystemExit after printing help or the version.
 

@@ -4,6 +4,7 @@ test process holds a blob of open (as containerd does). The real pulls are in te
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -282,6 +283,20 @@ def test_the_index_is_used_by_the_next_search(indexed: tuple[Store, str, Path], 
     assert again.files_read == first.files_read
 
 
+@contextlib.contextmanager
+def held_index(store: Store, index_dir: Path) -> Iterator[tuple[int, index.StoreKey, index.Index]]:
+    """The index directory's descriptor, the store's key and the index the last search saved."""
+    key = index.StoreKey.of(str(store.blobs))
+    fd = index.open_index_dir(str(index_dir))
+    assert fd is not None
+    try:
+        held = index.load(fd, key, manifests.MIN_MANIFEST_SIZE, manifests.MAX_MANIFEST_SIZE)
+        assert held is not None
+        yield fd, key, held
+    finally:
+        os.close(fd)
+
+
 def test_a_blob_added_after_the_index_is_found_and_a_removed_one_dropped(
     indexed: tuple[Store, str, Path], layer: EncryptedLayer
 ) -> None:
@@ -294,15 +309,9 @@ def test_a_blob_added_after_the_index_is_found_and_a_removed_one_dropped(
     (store.blobs / newer[7:]).unlink()
     search = search_in(store, digest, layer, index_dir)
     assert (search.indexed, search.stats, [found.manifest for found in search.found]) == (True, 0, [old])
-    key = index.StoreKey.of(str(store.blobs))
-    fd = index.open_index_dir(str(index_dir))
-    assert fd is not None
-    try:
-        held = index.load(fd, key, manifests.MIN_MANIFEST_SIZE, manifests.MAX_MANIFEST_SIZE)
-    finally:
-        os.close(fd)
-    assert held is not None and newer[7:] not in held.small and old[7:] in held.small
-    assert len(held.small) + len(held.other) == 32
+    with held_index(store, index_dir) as (_, _, held):
+        assert newer[7:] not in held.small and old[7:] in held.small
+        assert len(held.small) + len(held.other) == 32
 
 
 def test_a_forged_entry_changes_what_is_read_not_what_is_found(
@@ -312,17 +321,10 @@ def test_a_forged_entry_changes_what_is_read_not_what_is_found(
     monkeypatch.setattr(manifests, "READS_AFTER_MATCH", 0)
     honest = search_in(store, digest, layer, index_dir)
     assert honest.files_read == 1 and len(honest.found) == 1
-    key = index.StoreKey.of(str(store.blobs))
-    fd = index.open_index_dir(str(index_dir))
-    assert fd is not None
-    try:
-        held = index.load(fd, key, manifests.MIN_MANIFEST_SIZE, manifests.MAX_MANIFEST_SIZE)
-        assert held is not None
+    with held_index(store, index_dir) as (fd, key, held):
         manifest = honest.found[0].manifest[7:]
         forged = {name: 1 if name == manifest else time.time_ns() for name in held.small}  # the manifest oldest
         index.save(fd, key, index.Index(forged, held.other), manifests.MIN_MANIFEST_SIZE, manifests.MAX_MANIFEST_SIZE)
-    finally:
-        os.close(fd)
     search = search_in(store, digest, layer, index_dir)
     assert search.indexed and search.files_read == 31  # the 30 unrelated blobs (all small) first
     assert [(found.manifest, found.descriptor, found.mtime_ns) for found in search.found] == [

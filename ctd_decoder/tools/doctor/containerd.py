@@ -181,13 +181,13 @@ def _resolve_path(report: Report, processor: cc.Processor, environment: Environm
 
 
 def _check_args(report: Report, processor: cc.Processor) -> str | None:
-    from ...decoder.cold import UsageError, parse_args
+    from ...decoder.cold import UsageError, parse_command_line
 
     setting = f'[stream_processors."{processor.processor_id}"] args'
     check = "containerd.processor.args"
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # -h/-v make the decoder print its usage
-            keys_path = parse_args(list(processor.args))
+            keys_path = parse_command_line(list(processor.args)).keys_path
     except UsageError as err:
         report.error(
             check,
