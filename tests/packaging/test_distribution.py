@@ -11,11 +11,10 @@ from pathlib import Path
 
 from support.decoder import run_decoder
 from support.layers import jwe_layer
+from support.repo import REPO
 from support.wheel import build_wheel, install_in_fresh_venv, is_small_client
 
 import ctd_decoder
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_installed_distribution_declares_an_spdx_licence_and_ships_its_text() -> None:

@@ -6,8 +6,7 @@ import subprocess
 from pathlib import Path
 
 from support.install_routes import fake_bundle
-
-REPO = Path(__file__).resolve().parents[2]
+from support.repo import REPO
 
 
 def install_warm(bundle: Path, root: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -4,9 +4,9 @@ read it: one file by its repository path, whitespace flattened so that line brea
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from support.repo import REPO
+
 README = "README.md"
 BENCHMARKS = "docs/benchmarks.md"
 CLUSTER_ROLLOUT = "docs/cluster-rollout.md"

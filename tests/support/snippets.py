@@ -8,7 +8,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from support.repo import REPO
+
 PACKAGING = REPO / "packaging"
 SNIPPETS = {
     "containerd-v2": PACKAGING / "containerd" / "config-v2.toml",

@@ -10,7 +10,8 @@ import sys
 import venv
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from support.repo import REPO
+
 # What the sdist needs: the build files, the package, and the small client's source.
 SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE")
 CLIENT_SOURCE = Path("packaging", "warm-client", "ctd-decoder-client.c")

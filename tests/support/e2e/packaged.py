@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+from support.repo import REPO
+
 RELEASES = ["--tarball", "--deb", "--node-image"]  # built with the bundle: packaged_release() finds them
 BUILD_INPUTS = [
     "pyproject.toml",
