@@ -4,10 +4,12 @@ The server keeps a few children waiting. A waiting child holds none of the serve
 but its end of a socket pair, dies with the server (``PR_SET_PDEATHSIG``) and is named
 :data:`IDLE_NAME` (its ``comm``, so that ``ps`` tells it from a child running a layer, named
 :data:`LAYER_NAME`). It imports nothing: the backends are still imported by the layer that needs
-them. The server hands it one layer (:func:`hand_over`): the client's pid as ``SO_PEERCRED`` saw
-it, the client's request as it came, and the client's descriptors as ``SCM_RIGHTS``. The child then
-runs the layer exactly as a child forked on request would (:func:`.child.run_child`), reports the
-layer's digest over its end of the pair, and exits.
+them. Before it waits, it decodes the server's throwaway layer (:mod:`.rehearsal`), so that the
+pages a layer writes are its own before a client waits on it. The server hands it one layer
+(:func:`hand_over`): the client's pid as ``SO_PEERCRED`` saw it, the client's request as it came,
+and the client's descriptors as ``SCM_RIGHTS``. The child then runs the layer exactly as a child
+forked on request would (:func:`.child.run_child`), reports the layer's digest over its end of the
+pair, and exits.
 
 Randomness: each child starts from the server's memory, so it must not reuse the server's random
 state. OpenSSL (1.1.1 and later; every ``cryptography`` wheel carries 3.x) compares the process's
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import socket
@@ -29,6 +32,7 @@ from collections.abc import Callable
 
 from .child import _die_with_the_server
 from .protocol import PASSED_FDS, Request
+from .rehearsal import Rehearsal, rehearse
 
 DEFAULT_SIZE = 4
 POOL_ENV = "CTD_DECODER_WARM_POOL"
@@ -68,8 +72,8 @@ class Waiting:
         self.pidfd = pidfd
 
 
-def spawn(run_child: RunChild) -> Waiting:
-    """Fork one waiting child; raise OSError if it cannot be started."""
+def spawn(run_child: RunChild, rehearsal: Rehearsal | None = None) -> Waiting:
+    """Fork one waiting child (which decodes ``rehearsal`` before it waits); raise OSError if it cannot be started."""
     server_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     server_pid = os.getpid()
     sys.stderr.flush()
@@ -84,7 +88,7 @@ def spawn(run_child: RunChild) -> Waiting:
         child_end.close()
         raise
     if pid == 0:
-        _wait_for_layer(child_end.detach(), server_pid, run_child, mask)  # never returns
+        _wait_for_layer(child_end.detach(), server_pid, run_child, mask, rehearsal)  # never returns
         os._exit(1)
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     child_end.close()
@@ -99,12 +103,16 @@ def spawn(run_child: RunChild) -> Waiting:
 
 
 def hand_over(child: Waiting, request: Request, fds: list[int]) -> None:
-    """Send ``child`` its layer (the request and the client's descriptors); raise OSError if it cannot take it."""
+    """Send ``child`` its layer (the request and the client's descriptors); raise OSError if it cannot take it
+    (it then never runs the layer: a child needs the whole request, and is killed)."""
     message = _PEER_PID.pack(request.peer_pid) + request.encode()
     rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds))]
     child.channel.settimeout(HAND_OVER_TIMEOUT)
     sent = child.channel.sendmsg([message], rights if fds else [])
-    child.channel.sendall(message[sent:])
+    # Only what is left: once the whole request is out, the child may already have run the layer and
+    # gone, and a send after that (even of nothing) fails although the layer was handed over.
+    if sent < len(message):
+        child.channel.sendall(message[sent:])
 
 
 def _set_name(name: bytes) -> None:
@@ -127,9 +135,13 @@ def _receive_layer(channel: socket.socket) -> tuple[Request, list[int]] | None:
     return request, fds
 
 
-def _wait_for_layer(channel_fd: int, server_pid: int, run_child: RunChild, mask: set[int | signal.Signals]) -> None:
-    """In a freshly forked child: drop the server's state, wait for one layer, run it; never returns."""
+def _wait_for_layer(
+    channel_fd: int, server_pid: int, run_child: RunChild, mask: set[int | signal.Signals], rehearsal: Rehearsal | None
+) -> None:
+    """In a freshly forked child: drop the server's state, rehearse, wait for one layer, run it; never returns."""
     try:
+        if channel_fd <= max(PASSED_FDS):  # the rehearsal lends fds 0-3 out
+            channel_fd = fcntl.fcntl(channel_fd, fcntl.F_DUPFD_CLOEXEC, max(PASSED_FDS) + 1)
         signal.set_wakeup_fd(-1)  # the server's wake-up pipe is closed below; a signal must not write there
         for signum in _STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
@@ -138,6 +150,8 @@ def _wait_for_layer(channel_fd: int, server_pid: int, run_child: RunChild, mask:
         os.closerange(0, channel_fd)
         os.closerange(channel_fd + 1, os.sysconf("SC_OPEN_MAX"))
         _die_with_the_server(server_pid)
+        if rehearsal is not None:
+            rehearse(rehearsal)
         channel = socket.socket(fileno=channel_fd)
         received = _receive_layer(channel)
         channel.detach()  # the descriptor stays open: the layer's digest is reported on it

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from . import pool
 from .protocol import ACCEPTED, GO, MAX_REQUEST, PASSED_FDS, STATUS, ProtocolError, Request, passed_fds
+from .rehearsal import Rehearsal
 
 # Everything a JWE or PKCS#7 layer needs, loaded once here instead of once per layer.
 PRELOADED = (
@@ -52,19 +53,26 @@ class ServerError(Exception):
     """The server cannot start (socket directory not private, another server running ...)."""
 
 
-def preload() -> None:
-    """Import what the children will need (fork-safe modules only) and do OpenSSL's first-use work."""
+def preload() -> Rehearsal | None:
+    """Import what the children will need (fork-safe modules only), do OpenSSL's first-use work and
+    decode a throwaway layer once; return that layer for the children to rehearse on (None if it failed)."""
     for name in PRELOADED:
         importlib.import_module(name)
     from ...ocicrypt.diagnostics import inert_lines, printable
+    from .rehearsal import make_rehearsal, rehearse
     from .warmup import warm_up
 
     printable("")  # compiles its pattern on first use: once here, not in every child
     inert_lines("")
     warm_up()
+    rehearsal = make_rehearsal()
+    decoded = rehearse(rehearsal)
+    if not decoded:
+        log("the throwaway layer did not decode: children start without rehearsing")
     # Out of the collector's reach: a child's collections would otherwise write to (and so copy)
     # every page of the server's objects.
     gc.freeze()
+    return rehearsal if decoded else None
 
 
 def log(message: str) -> None:
@@ -169,6 +177,7 @@ class WarmServer:
         listener: socket.socket,
         run_child: Callable[[Request, list[int], int, int], None],
         pool_size: int = pool.DEFAULT_SIZE,
+        rehearsal: Rehearsal | None = None,
     ) -> None:
         self._listener = listener
         self._listener.setblocking(False)
@@ -179,6 +188,7 @@ class WarmServer:
         self._by_pidfd: dict[int, _Layer] = {}
         self._waiting: dict[int, pool.Waiting] = {}  # by pidfd, oldest first
         self._pool_size = pool_size
+        self._rehearsal = rehearsal
         self._refill_at = 0.0  # not before this (monotonic): waiting children that die are replaced slower
         self._waiting_deaths = 0  # in a row, without a layer taken in between
         self._stopping = False
@@ -235,7 +245,7 @@ class WarmServer:
         if time.monotonic() < self._refill_at:
             return
         try:
-            child = pool.spawn(self._run_child)
+            child = pool.spawn(self._run_child, self._rehearsal)
         except OSError as err:
             log(f"cannot start a waiting child: {err.strerror}")
             self._waiting_deaths += 1
@@ -293,7 +303,7 @@ class WarmServer:
         if self._waiting:
             pidfd = next(iter(self._waiting))
             return self._waiting.pop(pidfd)  # its pidfd stays registered: it becomes the layer's
-        child = pool.spawn(self._run_child)
+        child = pool.spawn(self._run_child)  # no rehearsal: a client waits for this one
         self._poll.register(child.pidfd, select.POLLIN)
         return child
 
@@ -411,12 +421,12 @@ def serve(path: str, pool_size: int = pool.DEFAULT_SIZE) -> int:
     """Run the warm server on ``path`` (or on the socket systemd passed) until SIGTERM or SIGINT."""
     from .child import run_child
 
-    preload()
-    listener = activated_socket()
+    listener = activated_socket()  # first: fd 3, where systemd passes it, is lent out by the rehearsal
+    rehearsal = preload()
     owned = listener is None
     if listener is None:
         listener = bind_socket(path)
-    server = WarmServer(listener, run_child, pool_size)
+    server = WarmServer(listener, run_child, pool_size, rehearsal)
 
     def stop(signum: int, frame: object) -> None:
         server.stop()

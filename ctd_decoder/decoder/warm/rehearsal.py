@@ -1,0 +1,103 @@
+"""A throwaway layer that each new child decodes before it waits, so that a real layer finds it ready.
+
+A forked child shares the server's memory until it writes to it, and CPython writes to every object
+it uses (reference counts): the first layer a child decodes used to copy some 700 pages of the
+server's, a few milliseconds of kernel work, in the client's time. A waiting child decodes this
+layer instead, on throwaway material the server made (a fresh RSA key, never anyone's), with its
+output going nowhere, so that those copies are made while nobody waits; the real layer then runs
+on pages the child already owns. The server decodes it once too, so that what the decode path
+loads or compiles on first use is loaded before the fork and shared by every child.
+
+The child's private memory is what a layer's child had anyway: the same pages, copied earlier.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+
+# Well under a pipe's buffer (64 KiB): the whole blob is written before the decoder runs.
+_PLAINTEXT_SIZE = 4096
+
+
+class Rehearsal:
+    """An encrypted layer and the payload (fd-3 bytes) that decrypts it."""
+
+    __slots__ = ("blob", "payload")
+
+    def __init__(self, blob: bytes, payload: bytes) -> None:
+        self.blob = blob
+        self.payload = payload
+
+
+def make_rehearsal() -> Rehearsal:
+    """Encrypt a 4 KiB layer to a fresh RSA-2048 JWE key (the shape skopeo writes) and pack its payload."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+    from ...ocicrypt import config as params
+    from ...ocicrypt.config import DecryptConfig, EncryptConfig
+    from ...ocicrypt.descriptor import Descriptor
+    from ...ocicrypt.layer import encrypt_layer
+    from ...ocicrypt.spec import LAYER_MEDIA_TYPE_PREFIX
+    from ..payload import Payload, encode_payload
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    private = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    out = io.BytesIO()
+    annotations = encrypt_layer(EncryptConfig({params.PUBKEYS: [public]}), io.BytesIO(bytes(_PLAINTEXT_SIZE)), out)
+    blob = out.getvalue()
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    descriptor = Descriptor(LAYER_MEDIA_TYPE_PREFIX + "tar+gzip+encrypted", digest, len(blob), annotations)
+    dc = DecryptConfig({params.PRIVKEYS: [private], params.PRIVKEYS_PASSWORDS: [None]})
+    return Rehearsal(blob, encode_payload(Payload(dc, descriptor)))
+
+
+def _pipe_holding(data: bytes) -> int:
+    """The read end of a pipe that holds ``data`` and then ends."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, data)
+    finally:
+        os.close(write_end)
+    return read_end
+
+
+def rehearse(rehearsal: Rehearsal) -> bool:
+    """Decode ``rehearsal`` in this process through the decoder's own path, with fds 0-3 lent to it and
+    given back as they were; its output and any message go to /dev/null. True if it decoded."""
+    from ...ocicrypt.keys import parse_private_key
+    from ..cold import decode_main
+
+    saved = {}
+    for fd in range(4):
+        try:
+            saved[fd] = os.dup(fd)
+        except OSError:
+            saved[fd] = -1  # closed: closed again afterwards
+    lent = [_pipe_holding(rehearsal.blob), os.open(os.devnull, os.O_WRONLY), os.open(os.devnull, os.O_WRONLY)]
+    lent.append(_pipe_holding(rehearsal.payload))
+    try:
+        for target, fd in enumerate(lent):
+            os.dup2(fd, target)
+        for fd in lent:
+            if fd > 3:
+                os.close(fd)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            status = decode_main([])
+    except Exception:
+        status = 1
+    finally:
+        for fd, copy in saved.items():
+            if copy >= 0:
+                os.dup2(copy, fd)
+                os.close(copy)
+            else:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        parse_private_key.cache_clear()  # the throwaway key: nothing of it stays for the real layer
+    return status == 0
