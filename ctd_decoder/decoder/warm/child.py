@@ -1,38 +1,35 @@
-"""One layer in a child of the fork server: take over the client's descriptors and context, then decode.
+"""One layer in a child of the warm server: take over the client's descriptors and context, then decode.
 
 Runs the same :func:`ctd_decoder.decoder.cold.decode_main` as the cold path, with the client's
-stdin, stdout, stderr and fd 3, argv, environment, working directory and umask. It never returns:
-it leaves with ``os._exit`` so nothing of the server (atexit handlers, buffers) runs twice.
+stdin, stdout, stderr and fd 3, argv, environment, working directory and umask. When the layer is
+done it closes the client's descriptors, reports the status to the server and gives it to the
+client itself (``S``), so that the client is not kept waiting while the kernel takes the child's
+copy of the server's memory apart. It never returns: it leaves with ``os._exit`` so nothing of the
+server (atexit handlers, buffers) runs twice.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import os
 import signal
 import sys
 
-from .protocol import PASSED_FDS, Request, passed_fds
+from .pool import DIGEST, EXIT, report
+from .protocol import PASSED_FDS, STATUS, Request, passed_fds
 
-_PR_SET_PDEATHSIG = 1
 REPORT_FD = len(PASSED_FDS)
+CONN_FD = REPORT_FD + 1
 
 
-def _die_with_the_server(server_pid: int) -> None:
-    # A child whose server is gone could not report its status: the client then fails the layer,
-    # and the child must not go on writing to the client's stdout.
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != server_pid:  # the server died before the line above
-        os._exit(1)
-
-
-def _install_descriptors(request: Request, received: list[int], report_fd: int) -> None:
-    """Put the client's descriptors at 0-3 and the report pipe at 4; close everything else."""
+def _install_descriptors(request: Request, received: list[int], channel_fd: int, conn_fd: int) -> None:
+    """Put the client's descriptors at 0-3, the pair to the server at 4 and the client's connection at 5;
+    close everything else."""
     # Out of the way first: a received descriptor may sit where another one has to go.
     moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64) for fd in received]
-    report = fcntl.fcntl(report_fd, fcntl.F_DUPFD_CLOEXEC, 64)
+    channel = fcntl.fcntl(channel_fd, fcntl.F_DUPFD_CLOEXEC, 64)
+    conn = fcntl.fcntl(conn_fd, fcntl.F_DUPFD_CLOEXEC, 64)
     sources = dict(zip(passed_fds(request.fd_mask), moved, strict=True))
     for target in PASSED_FDS:
         if target in sources:
@@ -40,8 +37,9 @@ def _install_descriptors(request: Request, received: list[int], report_fd: int) 
         else:
             with contextlib.suppress(OSError):
                 os.close(target)
-    os.dup2(report, REPORT_FD)
-    os.closerange(REPORT_FD + 1, os.sysconf("SC_OPEN_MAX"))
+    os.dup2(channel, REPORT_FD, inheritable=False)
+    os.dup2(conn, CONN_FD, inheritable=False)
+    os.closerange(CONN_FD + 1, os.sysconf("SC_OPEN_MAX"))
 
 
 def _apply_context(request: Request) -> None:
@@ -59,16 +57,30 @@ def _apply_context(request: Request) -> None:
 
 def _report_layer(digest: str) -> None:
     """Tell the server which layer this is (a public digest, for its log line)."""
+    report(REPORT_FD, DIGEST, digest[:200])
+
+
+def _finish(status: int) -> None:
+    """Close the client's descriptors, report ``status`` to the server, then to the client; exit."""
+    status &= 0xFF  # what the client would have read from a wait status
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed or broken stream: nothing left to tell
+            stream.flush()
+    for fd in PASSED_FDS:  # the end of the layer for containerd, which reads stdout to its end
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    report(REPORT_FD, EXIT, str(status))
     with contextlib.suppress(OSError):
-        os.write(REPORT_FD, digest.encode("ascii", "replace")[:200] + b"\n")
+        os.write(CONN_FD, STATUS + status.to_bytes(4, "big", signed=True))
+    os._exit(status)
 
 
-def run_child(request: Request, received: list[int], report_fd: int, server_pid: int) -> None:
-    """Decode one layer in this freshly forked child of ``server_pid`` and exit with the decoder's status."""
+def run_child(request: Request, received: list[int], channel_fd: int, conn_fd: int, server_pid: int) -> None:
+    """Decode one layer in this child of ``server_pid`` (which already dies with it) and exit with the
+    decoder's status."""
     status = 1
     try:
-        _die_with_the_server(server_pid)
-        _install_descriptors(request, received, report_fd)
+        _install_descriptors(request, received, channel_fd, conn_fd)
         _apply_context(request)
         try:
             os.chdir(request.cwd)
@@ -85,10 +97,8 @@ def run_child(request: Request, received: list[int], report_fd: int, server_pid:
             except SystemExit as done:  # --help and --version
                 status = done.code if isinstance(done.code, int) else 1
     except BaseException:  # never a traceback: it could show key material held in locals
-        os.write(2, b"ctd-decoder: internal error in the warm decoder child\n")
+        with contextlib.suppress(OSError):
+            os.write(2, b"ctd-decoder: internal error in the warm decoder child\n")
         status = 1
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):  # a closed or broken stream: nothing left to tell
-                stream.flush()
-        os._exit(status)
+        _finish(status)

@@ -1,15 +1,22 @@
-"""Pre-forked children: forked and set up before any request arrives, each waits for one layer.
+"""The warm server's children: waiting ones, which take a client themselves, and ones forked for a layer.
 
-The server keeps a few children waiting. A waiting child holds none of the server's descriptors
-but its end of a socket pair, dies with the server (``PR_SET_PDEATHSIG``) and is named
+A waiting child is forked ahead of time. It holds none of the server's descriptors but the listening
+socket and its end of a socket pair, dies with the server (``PR_SET_PDEATHSIG``) and is named
 :data:`IDLE_NAME` (its ``comm``, so that ``ps`` tells it from a child running a layer, named
-:data:`LAYER_NAME`). It imports nothing: the backends are still imported by the layer that needs
-them. Before it waits, it decodes the server's throwaway layer (:mod:`.rehearsal`), so that the
-pages a layer writes are its own before a client waits on it. The server hands it one layer
-(:func:`hand_over`): the client's pid as ``SO_PEERCRED`` saw it, the client's request as it came,
-and the client's descriptors as ``SCM_RIGHTS``. The child then runs the layer exactly as a child
-forked on request would (:func:`.child.run_child`), reports the layer's digest over its end of the
-pair, and exits.
+:data:`LAYER_NAME`). It imports nothing: the backends are still imported by the layer that needs them.
+First it decodes the server's throwaway layer (:mod:`.rehearsal`), so that the pages a layer writes are
+its own before a client waits on it; then it waits on the listening socket (``EPOLLEXCLUSIVE``: one
+waiting child is woken a client), accepts, serves the protocol up to the client's go-ahead
+(:mod:`.handshake`) and runs the layer (:func:`.child.run_child`). The server is not on that path: it
+only hears about it. When no child waits, the server takes the client and forks a child for its layer
+(:func:`spawn_for_layer`), which runs the same way.
+
+A child reports over its end of the pair, one line each (:class:`Child` reads them in the server):
+``T`` with the client's connection as ``SCM_RIGHTS`` (a waiting child has taken a layer: the server
+watches that connection, and kills the child if the client goes away), ``D`` and the layer's digest,
+``X`` and the exit status (sent once the child has closed the client's descriptors, just before it
+gives the client that status itself, so that nobody waits for the child's exit), ``L`` and a line for
+the server's log. The server never writes to a child; closing its side tells waiting children to exit.
 
 Randomness: each child starts from the server's memory, so it must not reuse the server's random
 state. OpenSSL (1.1.1 and later; every ``cryptography`` wheel carries 3.x) compares the process's
@@ -24,14 +31,14 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import select
 import signal
 import socket
-import struct
 import sys
 from collections.abc import Callable
 
-from .child import _die_with_the_server
-from .protocol import PASSED_FDS, Request
+from .handshake import Dropped, take_layer
+from .protocol import Request
 from .rehearsal import Rehearsal, rehearse
 
 DEFAULT_SIZE = 4
@@ -39,13 +46,16 @@ POOL_ENV = "CTD_DECODER_WARM_POOL"
 MAX_SIZE = 64
 IDLE_NAME = b"ctd-warm-idle"
 LAYER_NAME = b"ctd-decoder"
-# A waiting child reads its request at once; a server blocked longer than this on one is given up.
-HAND_OVER_TIMEOUT = 2.0
-_PEER_PID = struct.Struct("!i")
+TAKEN, DIGEST, EXIT, LOG = b"T", b"D", b"X", b"L"
+_MAX_PENDING = 1 << 16
 _PR_SET_NAME = 15
+_PR_SET_PDEATHSIG = 1
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+# Kept descriptors go above the ones a child lends out (the rehearsal's and the layer's 0-5).
+_KEPT_FROM = 10
 
-RunChild = Callable[[Request, list[int], int, int], None]
+# (request, the client's descriptors, the child's end of its pair, the client's connection, the server's pid)
+RunChild = Callable[[Request, list[int], int, int, int], None]
 
 
 class PoolError(ValueError):
@@ -61,19 +71,71 @@ def pool_size(value: str | None) -> int:
     return int(value)
 
 
-class Waiting:
-    """A pre-forked child waiting for its layer: its pid, a pidfd to watch it, the server's end of its pair."""
+class Child:
+    """The server's view of one child: its pid, a pidfd to watch it, its end of the pair, what it reported.
 
-    __slots__ = ("channel", "pid", "pidfd")
+    ``conn`` is the server's copy of the client's connection once the child has a layer (None while it
+    waits); ``status`` the exit status the child reported (None until it did).
+    """
 
-    def __init__(self, channel: socket.socket, pid: int, pidfd: int) -> None:
+    __slots__ = ("_pending", "channel", "conn", "digest", "done_at", "killed", "pid", "pidfd", "started", "status")
+
+    def __init__(self, channel: socket.socket, pid: int, pidfd: int, conn: socket.socket | None = None) -> None:
         self.channel = channel
         self.pid = pid
         self.pidfd = pidfd
+        self.conn = conn
+        self.digest = ""
+        self.status: int | None = None
+        self.started = 0.0
+        self.done_at = 0.0
+        self.killed = False
+        self._pending = b""
+
+    @property
+    def taken(self) -> bool:
+        """Whether the child has a layer (it took a client, or was forked for one)."""
+        return self.conn is not None
+
+    def read_reports(self) -> list[tuple[bytes, str]]:
+        """The complete report lines the child has sent since the last call, as (kind, text)."""
+        while True:
+            try:
+                data, fds, _, _ = socket.recv_fds(self.channel, 4096, 1, socket.MSG_CMSG_CLOEXEC | socket.MSG_DONTWAIT)
+            except OSError:  # nothing more now (or the child is gone: its pidfd says so)
+                break
+            for fd in fds:  # the client's connection, which comes with TAKEN
+                if self.conn is None:
+                    self.conn = socket.socket(fileno=fd)
+                else:
+                    os.close(fd)
+            if not data:
+                break
+            self._pending = (self._pending + data)[-_MAX_PENDING:]
+        *lines, self._pending = self._pending.split(b"\n")
+        return [(line[:1], line[2:].decode("ascii", "replace")) for line in lines if line]
 
 
-def spawn(run_child: RunChild, rehearsal: Rehearsal | None = None) -> Waiting:
-    """Fork one waiting child (which decodes ``rehearsal`` before it waits); raise OSError if it cannot be started."""
+def _set_name(name: bytes) -> None:
+    ctypes.CDLL(None).prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+
+
+def die_with_the_server(server_pid: int) -> None:
+    """Be killed when the server dies (a child whose server is gone could not be watched or reaped)."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != server_pid:  # the server died before the line above
+        os._exit(1)
+
+
+def report(channel_fd: int, kind: bytes, text: str = "") -> None:
+    """Send the server one report line (nothing happens if it is gone)."""
+    with contextlib.suppress(OSError):
+        os.write(channel_fd, kind + b" " + text.encode("ascii", "replace")[:400].replace(b"\n", b" ") + b"\n")
+
+
+def _fork(in_child: Callable[[int, list[int], int], None], keep: list[int]) -> Child:
+    """Fork a child that keeps only ``keep`` and its end of a new pair, and runs ``in_child(its end, keep as
+    renumbered, the server's pid)``; raise OSError if it cannot be started."""
     server_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     server_pid = os.getpid()
     sys.stderr.flush()
@@ -88,8 +150,17 @@ def spawn(run_child: RunChild, rehearsal: Rehearsal | None = None) -> Waiting:
         child_end.close()
         raise
     if pid == 0:
-        _wait_for_layer(child_end.detach(), server_pid, run_child, mask, rehearsal)  # never returns
-        os._exit(1)
+        try:
+            signal.set_wakeup_fd(-1)  # the server's wake-up pipe is closed below; a signal must not write there
+            for signum in _STOP_SIGNALS:
+                signal.signal(signum, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            kept = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _KEPT_FROM) for fd in [child_end.fileno(), *keep]]
+            _close_all_but(kept)
+            die_with_the_server(server_pid)
+            in_child(kept[0], kept[1:], server_pid)
+        finally:  # in_child never returns; if it raised, there is nobody to tell: the server sees the child gone
+            os._exit(1)
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     child_end.close()
     try:
@@ -99,81 +170,88 @@ def spawn(run_child: RunChild, rehearsal: Rehearsal | None = None) -> Waiting:
         os.waitpid(pid, 0)
         server_end.close()
         raise
-    return Waiting(server_end, pid, pidfd)
+    server_end.setblocking(False)
+    return Child(server_end, pid, pidfd)
 
 
-def hand_over(child: Waiting, request: Request, fds: list[int]) -> None:
-    """Send ``child`` its layer (the request and the client's descriptors); raise OSError if it cannot take it
-    (it then never runs the layer: a child needs the whole request, and is killed)."""
-    message = _PEER_PID.pack(request.peer_pid) + request.encode()
-    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds))]
-    child.channel.settimeout(HAND_OVER_TIMEOUT)
-    sent = child.channel.sendmsg([message], rights if fds else [])
-    # Only what is left: once the whole request is out, the child may already have run the layer and
-    # gone, and a send after that (even of nothing) fails although the layer was handed over.
-    if sent < len(message):
-        child.channel.sendall(message[sent:])
+def _close_all_but(kept: list[int]) -> None:
+    low = 0
+    for fd in sorted(kept):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
-def _set_name(name: bytes) -> None:
-    ctypes.CDLL(None).prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+def spawn_waiting(listener: socket.socket, run_child: RunChild, rehearsal: Rehearsal | None = None) -> Child:
+    """Fork a waiting child that takes its own client from ``listener`` (after decoding ``rehearsal``)."""
 
-
-def _receive_layer(channel: socket.socket) -> tuple[Request, list[int]] | None:
-    """Block until the server sends a layer; None if it closed the pair (it is stopping)."""
-    data, fds, _, _ = socket.recv_fds(channel, 65536, len(PASSED_FDS), socket.MSG_CMSG_CLOEXEC)
-    head = _PEER_PID.size + 4
-    while data and (len(data) < head or len(data) < head + int.from_bytes(data[_PEER_PID.size : head], "big")):
-        chunk = channel.recv(1 << 20)
-        if not chunk:
-            return None
-        data += chunk
-    if not data:
-        return None
-    request = Request.decode(data[head:])
-    (request.peer_pid,) = _PEER_PID.unpack_from(data)
-    return request, fds
-
-
-def _wait_for_layer(
-    channel_fd: int, server_pid: int, run_child: RunChild, mask: set[int | signal.Signals], rehearsal: Rehearsal | None
-) -> None:
-    """In a freshly forked child: drop the server's state, rehearse, wait for one layer, run it; never returns."""
-    try:
-        if channel_fd <= max(PASSED_FDS):  # the rehearsal lends fds 0-3 out
-            channel_fd = fcntl.fcntl(channel_fd, fcntl.F_DUPFD_CLOEXEC, max(PASSED_FDS) + 1)
-        signal.set_wakeup_fd(-1)  # the server's wake-up pipe is closed below; a signal must not write there
-        for signum in _STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    def wait(channel_fd: int, kept: list[int], server_pid: int) -> None:
         _set_name(IDLE_NAME)
-        os.closerange(0, channel_fd)
-        os.closerange(channel_fd + 1, os.sysconf("SC_OPEN_MAX"))
-        _die_with_the_server(server_pid)
         if rehearsal is not None:
             rehearse(rehearsal)
+        request, fds, conn_fd = _take_client(socket.socket(fileno=kept[0]), channel_fd)
+        _set_name(LAYER_NAME)
+        run_child(request, fds, channel_fd, conn_fd, server_pid)
+
+    return _fork(wait, [listener.fileno()])
+
+
+def spawn_for_layer(run_child: RunChild, request: Request, fds: list[int], conn: socket.socket) -> Child:
+    """Fork a child for a layer the server took itself (``fds``: the client's descriptors; ``conn``: its
+    connection, which the returned child keeps a copy of for the server to watch)."""
+
+    def run(channel_fd: int, kept: list[int], server_pid: int) -> None:
+        _set_name(LAYER_NAME)
+        run_child(request, kept[1:], channel_fd, kept[0], server_pid)
+
+    child = _fork(run, [conn.fileno(), *fds])
+    child.conn = conn
+    return child
+
+
+def _take_client(listener: socket.socket, channel_fd: int) -> tuple[Request, list[int], int]:
+    """In a waiting child: accept clients until one hands over its layer; exit when the server closes the pair."""
+    listener.setblocking(False)  # another child may take the client this one was woken for
+    watch = select.epoll()
+    watch.register(listener.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
+    watch.register(channel_fd, select.EPOLLIN)  # readable only once the server closes its side
+    uid = os.geteuid()
+    while True:
+        if any(fd == channel_fd for fd, _ in watch.poll()):
+            os._exit(0)
+        try:
+            conn, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            continue
+        try:
+            taken = take_layer(conn, uid)
+        except Dropped as dropped:
+            report(channel_fd, LOG, str(dropped))
+            taken = None
+        if taken is None:
+            conn.close()
+            continue
+        watch.close()
+        listener.close()  # a child that has its layer keeps no client of the socket from the others
+        request, fds = taken
         channel = socket.socket(fileno=channel_fd)
-        received = _receive_layer(channel)
-        channel.detach()  # the descriptor stays open: the layer's digest is reported on it
-    except BaseException:  # nothing to tell anyone: the server sees a waiting child gone and replaces it
-        os._exit(1)
-    if received is None:
-        os._exit(0)
-    request, fds = received
-    _set_name(LAYER_NAME)
-    run_child(request, fds, channel_fd, server_pid)
-    os._exit(1)
+        with contextlib.suppress(OSError):
+            socket.send_fds(channel, [TAKEN + b" \n"], [conn.fileno()])
+        channel.detach()
+        return request, fds, conn.detach()
 
 
-def close(child: Waiting) -> None:
+def close(child: Child) -> None:
     """Release the server's hold on a child that has been reaped."""
     with contextlib.suppress(OSError):
         os.close(child.pidfd)
     child.channel.close()
+    if child.conn is not None:
+        child.conn.close()
 
 
-def kill(child: Waiting) -> None:
-    """SIGKILL a waiting child (its pidfd then becomes readable, and it is reaped as any other)."""
+def kill(child: Child) -> None:
+    """SIGKILL a child (its pidfd then becomes readable, and it is reaped as any other)."""
     with contextlib.suppress(OSError):
         signal.pidfd_send_signal(child.pidfd, signal.SIGKILL)
 

@@ -2,12 +2,14 @@
 
 Single-threaded (so forking is safe), it imports only fork-safe modules before forking: the
 decoder, the library's core and the JWE and PKCS#7 schemes; no grpc, gnupg or pkcs11, which the
-children import as the cold path does. It keeps a few children forked ahead of time (:mod:`.pool`)
-and hands each layer to one of them, forking a new one when none waits; it refills the pool when
-it has nothing else to do. It never reads a key, a payload or a layer: those descriptors are only
-passed on to the child. Only its own uid may connect (``SO_PEERCRED``). Each child is watched
-through a pidfd and reaped when it exits; if its client goes away first, the child is killed. One
-log line per layer on stderr: digest, verdict, milliseconds.
+children import as the cold path does. It keeps a few children forked ahead of time (:mod:`.pool`),
+which take clients from the listening socket themselves, so that a layer's way does not pass through
+the server; it takes a client itself, and forks a child for its layer, only when no child waits, and
+refills the pool when it has nothing else to do. It never reads a key, a payload or a layer, nor a
+request: the client's descriptors are only passed on. Only its own uid may connect (``SO_PEERCRED``,
+checked by whoever takes the client). Each child is watched through a pidfd and reaped when it
+exits; if its client goes away before the layer is done, the child is killed. One log line per layer
+on stderr: digest, verdict, milliseconds.
 """
 
 from __future__ import annotations
@@ -20,13 +22,12 @@ import select
 import signal
 import socket
 import stat
-import struct
 import sys
 import time
-from collections.abc import Callable
 
 from . import pool
-from .protocol import ACCEPTED, GO, MAX_REQUEST, PASSED_FDS, STATUS, ProtocolError, Request, passed_fds
+from .handshake import Dropped, take_layer
+from .protocol import STATUS
 from .rehearsal import Rehearsal
 
 # Everything a JWE or PKCS#7 layer needs, loaded once here instead of once per layer.
@@ -43,9 +44,6 @@ PRELOADED = (
     "ctd_decoder.ocicrypt.keywrap.pkcs7.wrapper",
     "ctd_decoder.ocicrypt.keywrap.pgp.scratch",
 )
-# A client has this long to send its request and its go-ahead.
-REQUEST_TIMEOUT = 2.0
-_UCRED = struct.Struct("3i")
 _LISTEN_FDS_START = 3
 
 
@@ -79,21 +77,6 @@ def log(message: str) -> None:
     """One line on the server's stderr."""
     sys.stderr.write(f"ctd-decoder-warm: {message}\n")
     sys.stderr.flush()
-
-
-class _Layer:
-    """A forked child decoding one client's layer."""
-
-    __slots__ = ("conn", "digest", "killed", "pid", "pidfd", "report", "started")
-
-    def __init__(self, conn: socket.socket, pid: int, pidfd: int, report: int) -> None:
-        self.conn = conn
-        self.pid = pid
-        self.pidfd = pidfd
-        self.report = report
-        self.started = time.monotonic()
-        self.digest = ""
-        self.killed = False
 
 
 def _private_directory(path: str) -> None:
@@ -144,38 +127,14 @@ def _close_all(fds: list[int]) -> None:
             os.close(fd)
 
 
-def _receive_request(conn: socket.socket) -> Request:
-    """Read one request; raise ProtocolError or OSError."""
-    data = b""
-    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
-        if len(data) >= 4 and int.from_bytes(data[:4], "big") > MAX_REQUEST:
-            raise ProtocolError("request too large")
-        chunk = conn.recv(65536)
-        if not chunk:
-            raise ProtocolError("the client closed the connection mid-request")
-        data += chunk
-    return Request.decode(data[4 : 4 + int.from_bytes(data[:4], "big")])
-
-
-def _receive_go(conn: socket.socket, request: Request) -> list[int] | None:
-    """Wait for the client's go-ahead and its descriptors; None if it gave up (it then decodes itself)."""
-    try:
-        go, fds, flags, _ = socket.recv_fds(conn, len(GO), len(PASSED_FDS), socket.MSG_CMSG_CLOEXEC)
-    except OSError:
-        return None
-    if go == GO and not flags & socket.MSG_CTRUNC and len(fds) == len(passed_fds(request.fd_mask)):
-        return fds
-    _close_all(fds)
-    return None
-
-
 class WarmServer:
-    """Accepts clients on ``listener`` and runs each layer in a child, keeping ``pool_size`` children waiting."""
+    """Serves clients on ``listener``: ``pool_size`` children wait and take clients themselves; when none
+    waits, the server takes the client and forks a child for its layer."""
 
     def __init__(
         self,
         listener: socket.socket,
-        run_child: Callable[[Request, list[int], int, int], None],
+        run_child: pool.RunChild,
         pool_size: int = pool.DEFAULT_SIZE,
         rehearsal: Rehearsal | None = None,
     ) -> None:
@@ -183,10 +142,10 @@ class WarmServer:
         self._listener.setblocking(False)
         self._run_child = run_child
         self._poll = select.poll()
-        self._poll.register(listener.fileno(), select.POLLIN)
-        self._by_conn: dict[int, _Layer] = {}
-        self._by_pidfd: dict[int, _Layer] = {}
-        self._waiting: dict[int, pool.Waiting] = {}  # by pidfd, oldest first
+        self._listening = False
+        self._children: dict[int, pool.Child] = {}  # by pidfd, oldest first
+        self._by_channel: dict[int, pool.Child] = {}
+        self._by_conn: dict[int, pool.Child] = {}
         self._pool_size = pool_size
         self._rehearsal = rehearsal
         self._refill_at = 0.0  # not before this (monotonic): waiting children that die are replaced slower
@@ -197,35 +156,53 @@ class WarmServer:
         self._wake_read, wake_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
         self._poll.register(self._wake_read, select.POLLIN)
+        self._listen_if_none_waits()
+
+    def _waiting(self) -> int:
+        return sum(1 for child in self._children.values() if not child.taken)
+
+    def _layer_running(self) -> bool:
+        return any(child.taken and child.status is None for child in self._children.values())
+
+    def _listen_if_none_waits(self) -> None:
+        """The server takes clients itself only while no child waits for one."""
+        listen = not self._stopping and self._waiting() == 0
+        if listen and not self._listening:
+            self._poll.register(self._listener.fileno(), select.POLLIN)
+        elif self._listening and not listen:
+            self._poll.unregister(self._listener.fileno())
+        self._listening = listen
 
     def stop(self) -> None:
-        """Stop accepting; :meth:`serve` returns once the running layers are done (waiting children are killed)."""
+        """Stop accepting; :meth:`serve` returns once the running layers are done (waiting children exit)."""
         if not self._stopping:
             self._stopping = True
-            self._poll.unregister(self._listener.fileno())
+            self._listen_if_none_waits()
             self._listener.close()
-            for child in self._waiting.values():
-                pool.kill(child)
+            for child in self._children.values():
+                if not child.taken:
+                    _tell_to_stop(child)
 
     def serve(self) -> None:
         """Run until :meth:`stop` and the last child has exited."""
-        while not (self._stopping and not self._by_pidfd and not self._waiting):
+        while not (self._stopping and not self._children):
             try:
                 events = self._poll.poll(self._refill_timeout())
             except InterruptedError:
                 continue
             if not events:  # nothing else to do: one more child for the pool
                 self._refill()
+            # Handlers close descriptors and a later one may reuse a number: each checks its event still holds.
             for fd, _ in events:
                 if fd == self._wake_read:
                     with contextlib.suppress(OSError):
                         os.read(self._wake_read, 512)
-                elif not self._stopping and fd == self._listener.fileno():
+                elif self._listening and fd == self._listener.fileno():
                     self._accept()
-                elif fd in self._by_pidfd:
-                    self._reap(self._by_pidfd[fd])
-                elif fd in self._waiting:
-                    self._waiting_died(self._waiting[fd])
+                elif fd in self._by_channel:
+                    self._read_reports(self._by_channel[fd])
+                elif fd in self._children:
+                    self._reap(self._children[fd])
                 elif fd in self._by_conn:
                     self._client_gone(self._by_conn[fd])
 
@@ -233,155 +210,162 @@ class WarmServer:
         """Milliseconds poll() may wait: none while the pool is short (after the back-off), else forever.
 
         Not while a layer runs: a fork and a new child's set-up would take CPU from it (on a small node,
-        half of it); a request that finds the pool empty gets a child forked for it.
+        half of it); a client that finds no child waiting is taken by the server, which forks for it.
         """
-        if self._stopping or len(self._waiting) >= self._pool_size or self._by_pidfd:
+        if self._stopping or self._waiting() >= self._pool_size or self._layer_running():
             return None
         return max(0, int((self._refill_at - time.monotonic()) * 1000) + 1) if self._refill_at else 0
 
     def _refill(self) -> None:
-        if self._stopping or len(self._waiting) >= self._pool_size or self._by_pidfd:
+        if self._stopping or self._waiting() >= self._pool_size or self._layer_running():
             return
         if time.monotonic() < self._refill_at:
             return
         try:
-            child = pool.spawn(self._run_child, self._rehearsal)
+            child = pool.spawn_waiting(self._listener, self._run_child, self._rehearsal)
         except OSError as err:
             log(f"cannot start a waiting child: {err.strerror}")
             self._waiting_deaths += 1
             self._refill_at = time.monotonic() + pool.backoff(self._waiting_deaths)
             return
-        self._waiting[child.pidfd] = child
-        self._poll.register(child.pidfd, select.POLLIN)
+        self._add(child)
         if self._stopping:  # SIGTERM arrived while it was being forked: stop() has not seen it
-            pool.kill(child)
+            _tell_to_stop(child)
 
-    def _waiting_died(self, child: pool.Waiting) -> None:
-        # Killed by someone, or out of memory: replaced, a little later each time it happens again.
-        _, wait_status, _ = os.wait4(child.pid, 0)
-        self._poll.unregister(child.pidfd)
-        del self._waiting[child.pidfd]
-        pool.close(child)
-        if not self._stopping:
-            status = os.waitstatus_to_exitcode(wait_status)
-            how = f"exit {status}" if status >= 0 else f"signal {-status}"
-            log(f"waiting child {child.pid} died ({how}); replacing it")
-            self._waiting_deaths += 1
-            self._refill_at = time.monotonic() + pool.backoff(self._waiting_deaths)
+    def _add(self, child: pool.Child) -> None:
+        self._children[child.pidfd] = child
+        self._by_channel[child.channel.fileno()] = child
+        self._poll.register(child.pidfd, select.POLLIN)
+        self._poll.register(child.channel.fileno(), select.POLLIN)
+        if child.conn is not None:
+            self._watch_client(child)
+        self._listen_if_none_waits()
+
+    def _watch_client(self, child: pool.Child) -> None:
+        assert child.conn is not None
+        child.started = time.monotonic()
+        self._by_conn[child.conn.fileno()] = child
+        self._poll.register(child.conn.fileno(), select.POLLIN)
+        self._waiting_deaths = 0
+        self._refill_at = 0.0
+
+    def _unwatch_client(self, child: pool.Child) -> None:
+        if child.conn is not None and self._by_conn.get(child.conn.fileno()) is child:
+            self._poll.unregister(child.conn.fileno())
+            del self._by_conn[child.conn.fileno()]
+
+    def _read_reports(self, child: pool.Child) -> None:
+        was_taken = child.taken
+        for kind, text in child.read_reports():
+            if kind == pool.TAKEN and not was_taken and child.conn is not None:
+                was_taken = True
+                self._watch_client(child)
+                self._listen_if_none_waits()
+            elif kind == pool.DIGEST:
+                child.digest = text
+            elif kind == pool.EXIT and child.status is None:
+                # It tells the client itself now: the server's copy of the connection is no longer needed.
+                child.status = int(text) if text.isdigit() else 1
+                child.done_at = time.monotonic()
+                self._unwatch_client(child)
+                if child.conn is not None:
+                    child.conn.close()
+            elif kind == pool.LOG:
+                log(text)
 
     def _accept(self) -> None:
         try:
             conn, _ = self._listener.accept()
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError):  # a waiting child took it
             return
         except OSError as err:
             log(f"accept failed: {err.strerror}")
             return
-        pid = 0
         try:
-            conn.settimeout(REQUEST_TIMEOUT)
-            pid, uid, _ = _UCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
-            if uid != self._uid:
-                log(f"refused a client of uid {uid} (pid {pid}): only uid {self._uid} may connect")
-                conn.close()
-                return
-            request = _receive_request(conn)
-            request.peer_pid = pid  # descriptor recovery looks at the client's parent (containerd)
-            conn.sendall(ACCEPTED)
-        except (OSError, ProtocolError) as err:
-            log(f"dropped a client (pid {pid}): {err}")
+            taken = take_layer(conn, self._uid)
+        except Dropped as dropped:
+            log(str(dropped))
+            taken = None
+        if taken is None:  # refused, or the client gave up before committing: it decodes the layer itself
             conn.close()
             return
-        fds = _receive_go(conn, request)
-        if fds is None:  # the client gave up before committing: it decodes the layer itself
+        request, fds = taken
+        try:
+            child = pool.spawn_for_layer(self._run_child, request, fds, conn)
+        except OSError as err:
+            # The client is committed and cannot decode any more: closing tells it the layer failed.
             conn.close()
+            log(f"layer - failed (cannot start a child: {err.strerror})")
             return
-        self._dispatch(conn, request, fds)
-
-    def _take(self) -> pool.Waiting:
-        """The longest-waiting child (no longer watched as waiting), or a new one; raise OSError."""
-        if self._waiting:
-            pidfd = next(iter(self._waiting))
-            return self._waiting.pop(pidfd)  # its pidfd stays registered: it becomes the layer's
-        child = pool.spawn(self._run_child)  # no rehearsal: a client waits for this one
-        self._poll.register(child.pidfd, select.POLLIN)
-        return child
-
-    def _dispatch(self, conn: socket.socket, request: Request, fds: list[int]) -> None:
-        """Hand the layer to a waiting child (a second one if the first cannot take it)."""
-        error: OSError | None = None
-        for _ in range(2):
-            try:
-                child = self._take()
-            except OSError as err:
-                error = err
-                break
-            try:
-                pool.hand_over(child, request, fds)
-            except OSError as err:  # it died while waiting, before we saw it: it never had the layer
-                error = err
-                pool.kill(child)
-                self._poll.unregister(child.pidfd)
-                os.wait4(child.pid, 0)
-                pool.close(child)
-                continue
-            self._waiting_deaths = 0
-            self._refill_at = 0.0
+        finally:
             _close_all(fds)
-            os.set_blocking(child.channel.fileno(), False)
-            layer = _Layer(conn, child.pid, child.pidfd, child.channel.detach())
-            self._by_conn[conn.fileno()] = layer
-            self._by_pidfd[layer.pidfd] = layer
-            self._poll.register(conn.fileno(), select.POLLIN)
-            return
-        assert error is not None
-        self._fork_failed(conn, fds, error)
+        self._add(child)
 
-    def _fork_failed(self, conn: socket.socket, fds: list[int], err: OSError) -> None:
-        # The client is committed and cannot decode any more: closing tells it the layer failed.
-        _close_all(fds)
-        conn.close()
-        log(f"layer - failed (cannot start a child: {err.strerror})")
-
-    def _client_gone(self, layer: _Layer) -> None:
+    def _client_gone(self, child: pool.Child) -> None:
         # The client sends nothing after its go-ahead: readable means it went away (containerd
         # cancelled the pull and killed it), so its child must not go on.
-        self._poll.unregister(layer.conn.fileno())
-        del self._by_conn[layer.conn.fileno()]
-        layer.killed = True
-        with contextlib.suppress(OSError):
-            signal.pidfd_send_signal(layer.pidfd, signal.SIGKILL)
+        assert child.conn is not None
+        try:
+            child.conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):  # not readable: an event of a descriptor since closed and reused
+            return
+        except OSError:  # reset: gone as well
+            pass
+        self._read_reports(child)  # it may have finished and told its client just now
+        if child.status is not None:
+            return
+        self._unwatch_client(child)
+        child.killed = True
+        pool.kill(child)
 
-    def _reap(self, layer: _Layer) -> None:
-        _, wait_status, usage = os.wait4(layer.pid, 0)
-        elapsed_ms = (time.monotonic() - layer.started) * 1000
-        peak_mib = usage.ru_maxrss / 1024  # KiB on Linux; a fork starts with the server's resident pages
-        with contextlib.suppress(OSError):
-            layer.digest = os.read(layer.report, 256).decode("ascii", "replace").strip()
-        self._poll.unregister(layer.pidfd)
-        del self._by_pidfd[layer.pidfd]
-        _close_all([layer.pidfd, layer.report])
+    def _reap(self, child: pool.Child) -> None:
+        pid, wait_status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid == 0:  # an event of a descriptor since closed and reused
+            return
+        self._read_reports(child)  # what it said before it exited
+        self._unwatch_client(child)
+        self._poll.unregister(child.pidfd)
+        self._poll.unregister(child.channel.fileno())
+        del self._children[child.pidfd]
+        del self._by_channel[child.channel.fileno()]
         status = os.waitstatus_to_exitcode(wait_status)
-        if layer.conn.fileno() in self._by_conn:
-            self._poll.unregister(layer.conn.fileno())
-            del self._by_conn[layer.conn.fileno()]
+        if not child.taken:
+            pool.close(child)
+            self._listen_if_none_waits()
+            if not self._stopping:  # killed by someone, or out of memory: replaced, a little later each time
+                how = f"exit {status}" if status >= 0 else f"signal {-status}"
+                log(f"waiting child {child.pid} died ({how}); replacing it")
+                self._waiting_deaths += 1
+                self._refill_at = time.monotonic() + pool.backoff(self._waiting_deaths)
+            return
+        if child.status is None and not child.killed and child.conn is not None:
+            # It died without telling its client (killed, crashed): the client hears it from here.
             code = status if status >= 0 else 128 - status
             with contextlib.suppress(OSError):
-                layer.conn.sendall(STATUS + code.to_bytes(4, "big", signed=True))
-        layer.conn.close()
-        if layer.killed:
-            verdict = "killed: the client went away"
-        elif status == 0:
-            verdict = "ok"
-        elif status > 0:
-            verdict = f"failed (exit {status})"
-        else:
-            verdict = f"failed (signal {-status})"
-        log(f"layer {layer.digest or '-'} {verdict} {elapsed_ms:.0f} ms {peak_mib:.1f} MiB")
+                child.conn.sendall(STATUS + code.to_bytes(4, "big", signed=True))
+        pool.close(child)
+        elapsed_ms = ((child.done_at or time.monotonic()) - child.started) * 1000
+        peak_mib = usage.ru_maxrss / 1024  # KiB on Linux; a fork starts with the server's resident pages
+        log(f"layer {child.digest or '-'} {_verdict(child, status)} {elapsed_ms:.0f} ms {peak_mib:.1f} MiB")
         if status < 0:
             from ...ocicrypt.keywrap.pgp.scratch import sweep
 
             sweep()  # a child killed mid-unwrap may have left a GnuPG home with private keys
+
+
+def _verdict(child: pool.Child, wait_status: int) -> str:
+    if child.killed:
+        return "killed: the client went away"
+    status = wait_status if child.status is None else child.status
+    if status == 0:
+        return "ok"
+    return f"failed (exit {status})" if status > 0 else f"failed (signal {-status})"
+
+
+def _tell_to_stop(child: pool.Child) -> None:
+    """A waiting child exits once the server's side of its pair is shut: it has no layer to finish."""
+    with contextlib.suppress(OSError):
+        child.channel.shutdown(socket.SHUT_WR)
 
 
 def main(argv: list[str] | None = None) -> int:
