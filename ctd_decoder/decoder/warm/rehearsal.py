@@ -14,6 +14,7 @@ The child's private memory is what a layer's child had anyway: the same pages, c
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import os
 
@@ -75,8 +76,8 @@ def rehearse(rehearsal: Rehearsal) -> bool:
 
     saved = {}
     for fd in range(4):
-        try:
-            saved[fd] = os.dup(fd)
+        try:  # above 0-3: a copy must not land on one of them while it is closed
+            saved[fd] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
         except OSError:
             saved[fd] = -1  # closed: closed again afterwards
     lent = [_pipe_holding(rehearsal.blob), os.open(os.devnull, os.O_WRONLY), os.open(os.devnull, os.O_WRONLY)]

@@ -1,0 +1,135 @@
+"""The throwaway layer a waiting child decodes before it waits (ctd_decoder/decoder/warm/rehearsal.py).
+
+What it is for: a child forked from the server writes to (and so copies) hundreds of the server's pages on its
+first layer. Here the real pool is compared with children forked on request: the page faults a layer costs a
+rehearsed child, counted from /proc while the layer waits for the end of its input, against what a child forked
+for the layer has taken by the same point. And the rehearsal itself, in a process of its own: it decodes through
+the decoder's path, lends fds 0-3 out and gives them back, prints nothing, and keeps nothing of its key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from support.decoder import start_decoder
+from support.layer_memory import waits_for_input
+from support.layers import jwe_layer
+from support.warm import WarmServer
+
+from ctd_decoder.decoder.warm.pool import DEFAULT_SIZE, POOL_ENV
+
+SCRIPT = r"""
+import contextlib, json, os, sys
+from ctd_decoder.decoder.warm.rehearsal import Rehearsal, make_rehearsal, rehearse
+from ctd_decoder.ocicrypt.keys import parse_private_key
+
+def identities():
+    found = {}
+    for fd in range(4):
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            found[fd] = None
+        else:
+            found[fd] = [info.st_dev, info.st_ino]
+    return found
+
+fd3, which, report = sys.argv[1:]
+if fd3 == "fd3-open":  # as a server under systemd has it (its listening socket, before it is moved)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 3)
+else:  # as a waiting child has it
+    with contextlib.suppress(OSError):
+        os.close(3)
+before = identities()
+rehearsal = make_rehearsal()
+if which == "broken":
+    rehearsal = Rehearsal(rehearsal.blob, rehearsal.payload[: len(rehearsal.payload) // 2])
+decoded = rehearse(rehearsal)
+result = {"decoded": decoded, "same": identities() == before, "cached_keys": parse_private_key.cache_info().currsize}
+with open(report, "w") as out:
+    json.dump(result, out)
+"""
+
+
+def _rehearse_in_a_process(tmp_path: Path, fd3: str, which: str) -> tuple[dict[str, object], bytes, bytes]:
+    report = tmp_path / f"{fd3}-{which}.json"
+    with open(os.devnull, "rb") as stdin:
+        done = subprocess.run(
+            [sys.executable, "-c", SCRIPT, fd3, which, str(report)], stdin=stdin, capture_output=True, timeout=120
+        )
+    assert done.returncode == 0, done.stderr
+    return json.loads(report.read_text()), done.stdout, done.stderr
+
+
+def test_rehearsal_decodes_prints_nothing_keeps_no_key_and_gives_fds_0_to_3_back(tmp_path: Path) -> None:
+    for fd3 in ("fd3-open", "fd3-closed"):
+        result, stdout, stderr = _rehearse_in_a_process(tmp_path, fd3, "whole")
+        assert result == {"decoded": True, "same": True, "cached_keys": 0}, (fd3, result, stderr)
+        assert (stdout, stderr) == (b"", b""), fd3
+
+
+def test_rehearsal_that_cannot_decode_says_so_and_still_gives_fds_back(tmp_path: Path) -> None:
+    result, stdout, stderr = _rehearse_in_a_process(tmp_path, "fd3-open", "broken")
+    assert result == {"decoded": False, "same": True, "cached_keys": 0}, (result, stderr)
+    assert (stdout, stderr) == (b"", b"")
+
+
+def _minor_faults(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+
+
+def _waits_in_epoll(pid: int) -> bool:
+    return Path(f"/proc/{pid}/wchan").read_text() == "do_epoll_wait"
+
+
+def _wait(condition, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return bool(condition())
+
+
+def _faults_of_a_layer(server: WarmServer, idle_faults: dict[int, int]) -> tuple[int, int]:
+    """Start a layer whose stdin stays open; once its child has read what there is and waits, return that
+    child's pid and its page faults since it was idle (since its fork if it was not in ``idle_faults``)."""
+    layer = jwe_layer(os.urandom(8192))
+    stdin_read, stdin_write = os.pipe()
+    client = start_decoder(stdin_read, layer.payload(), env=server.env)
+    os.close(stdin_read)
+    try:
+        os.write(stdin_write, layer.blob[:4096])
+        assert _wait(lambda: len(server.children()) == 1), server.lines
+        (child,) = server.children()
+        assert _wait(lambda: waits_for_input(child, stdin_write)), "the layer's child never waited for more input"
+        faults = _minor_faults(child) - idle_faults.get(child, 0)
+        os.write(stdin_write, layer.blob[4096:])
+    finally:
+        os.close(stdin_write)
+    stdout, stderr = client.communicate(timeout=30)
+    assert (client.returncode, stdout) == (0, layer.plaintext), stderr
+    return child, faults
+
+
+def test_a_rehearsed_waiting_child_takes_the_client_itself_and_copies_few_pages(tmp_path: Path) -> None:
+    pooled = WarmServer(tmp_path / "pool")
+    unpooled = WarmServer(tmp_path / "no-pool", {POOL_ENV: "0"})
+    try:
+        assert _wait(lambda: len(pooled.waiting_children()) == DEFAULT_SIZE), pooled.lines
+        waiting = pooled.waiting_children()
+        assert _wait(lambda: all(_waits_in_epoll(pid) for pid in waiting)), "the pool never finished rehearsing"
+        idle_faults = {pid: _minor_faults(pid) for pid in waiting}
+        child, rehearsed = _faults_of_a_layer(pooled, idle_faults)
+        assert child in waiting, "the layer did not go to a waiting child"
+        _, forked = _faults_of_a_layer(unpooled, {})
+    finally:
+        pooled.stop()
+        unpooled.stop()
+    # Measured: ~100 against ~800 (the child forked on request copies the server's pages as it goes).
+    assert rehearsed * 3 < forked, (rehearsed, forked)
