@@ -9,7 +9,8 @@ documents, the rest 64 KiB of random data), so the recovery pulls search among t
 recovery pulls, the manifest search alone (what the store's size changes) is timed per layer in the
 node's own content store, with the index the pull's decoders left (what each decoder after the store's
 first search pays). Last, the decoder alone on one 4 KiB layer, run the way containerd runs it by
-a process that holds the layer's blob open in a private content store: with the payload on fd 3, and
+a process that holds the layer's blob open in a private content store (started and timed by bench/bench.py's
+``run_through_pipes``, ``posix_spawn`` as containerd's Go starts it): with the payload on fd 3, and
 without it (recovery): the fixed cost recovery adds to every layer. And the manifest search alone in a
 synthetic store of ``--unrelated`` blobs (as the unit test's), as each decoder process runs it: the first
 search in the store (no index yet: every blob stat'ed), the next ones (the index reused), and without an
