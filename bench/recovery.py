@@ -9,7 +9,8 @@ documents, the rest 64 KiB of random data), so the recovery pulls search among t
 recovery pulls, the manifest search alone (what the store's size changes) is timed per layer in the
 node's own content store, with the index the pull's decoders left (what each decoder after the store's
 first search pays). Last, the decoder alone on one 4 KiB layer, run the way containerd runs it by
-a process that holds the layer's blob open in a private content store: with the payload on fd 3, and
+a process that holds the layer's blob open in a private content store (started and timed by bench/bench.py's
+``run_through_pipes``, ``posix_spawn`` as containerd's Go starts it): with the payload on fd 3, and
 without it (recovery): the fixed cost recovery adds to every layer. And the manifest search alone in a
 synthetic store of ``--unrelated`` blobs (as the unit test's), as each decoder process runs it: the first
 search in the store (no index yet: every blob stat'ed), the next ones (the index reused), and without an
@@ -35,8 +36,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
-from support.decoder import run_decoder  # noqa: E402
+from support.decoder import decoder_command, run_decoder  # noqa: E402
 from support.e2e import wire  # noqa: E402
 from support.e2e.client import CONTENT_WRITE  # noqa: E402
 from support.e2e.daemons import CONTAINERD_1, CONTAINERD_VERSIONS, Registry, remove_tree  # noqa: E402
@@ -46,6 +48,7 @@ from support.e2e.schemes import jwe  # noqa: E402
 from support.layers import GZIP_ENCRYPTED, jwe_layer  # noqa: E402
 from support.tempdirs import short_tempdir  # noqa: E402
 
+from bench import run_through_pipes  # noqa: E402
 from ctd_decoder.decoder.payload import MEDIA_TYPE_ENV, Payload, encode_payload  # noqa: E402
 from ctd_decoder.decoder.recovery.index import INDEX_DIR  # noqa: E402
 from ctd_decoder.decoder.recovery.manifests import find_layer  # noqa: E402
@@ -176,17 +179,22 @@ def decoder_alone(runs: int, directory: Path) -> tuple[float, float]:
     (keys / "node.pem").write_bytes(layer.private_key_pem)
     payload = encode_payload(Payload(DecryptConfig(), layer.descriptor))
     env = {MEDIA_TYPE_ENV: GZIP_ENCRYPTED, SOCKET_ENV: DISABLED}
+    args = ["--decryption-keys-path", str(keys)]
     times: dict[bool, list[float]] = {True: [], False: []}
     with open(blobs / digest, "rb"):  # held open, as containerd holds the layer it feeds the decoder
+        for with_payload in (True, False):  # the output checked once, untimed (and the page cache warmed)
+            result = run_decoder(layer.blob, payload if with_payload else None, args, env=env)
+            if result.returncode != 0 or result.stdout != layer.plaintext:
+                raise RuntimeError(f"the decoder failed: {result.stderr}")
         for _ in range(runs):
             for with_payload in (True, False):
-                started = time.perf_counter()
-                result = run_decoder(
-                    layer.blob, payload if with_payload else None, ["--decryption-keys-path", str(keys)], env=env
+                # Started as bench.py starts every decoder it times (posix_spawn, fd 3 by a file action).
+                seconds, received, _ = run_through_pipes(
+                    [*decoder_command(), *args], blobs / digest, payload if with_payload else None, env=env
                 )
-                times[with_payload].append((time.perf_counter() - started) * 1000)
-                if result.returncode != 0 or result.stdout != layer.plaintext:
-                    raise RuntimeError(f"the decoder failed: {result.stderr}")
+                times[with_payload].append(seconds * 1000)
+                if received != len(layer.plaintext):
+                    raise RuntimeError(f"the decoder wrote {received} bytes, expected {len(layer.plaintext)}")
     return statistics.median(times[True]), statistics.median(times[False])
 
 
