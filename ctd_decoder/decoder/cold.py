@@ -190,18 +190,21 @@ def run(
     keys_path: str | None,
     layer_seen: Callable[[str], None] | None = None,
     recovery: str | None = None,
-    starter: int | None = None,
+    starter: Callable[[], int | None] | None = None,
+    sweep_first: bool = True,
 ) -> int:
     """Decrypt one layer from stdin to stdout the way containerd expects.
 
     ``layer_seen`` is told the layer's digest as soon as it is known (the warm server logs it).
     Without a payload, the descriptor is recovered from containerd's content store (``recovery``
-    is the ``--descriptor-recovery`` value; ``starter`` the pid of the process that started the
-    decoder, default our parent).
+    is the ``--descriptor-recovery`` value; ``starter`` tells the pid of the process that started the
+    decoder, default our parent). ``sweep_first``: remove what an earlier, killed run left first (the
+    warm server does that for its children).
     """
-    from ..ocicrypt.keywrap.pgp.scratch import sweep
+    if sweep_first:
+        from ..ocicrypt.keywrap.pgp.scratch import sweep
 
-    sweep()  # what an earlier, killed run left (a GnuPG home with private keys)
+        sweep()  # what an earlier, killed run left (a GnuPG home with private keys)
     from .payload import MISSING_PAYLOAD, MissingPayloadError, Payload, parse_payload, read_payload_bytes
 
     payload: Payload | None = None
@@ -277,11 +280,15 @@ def run(
 
 
 def decode_main(
-    argv: Sequence[str], layer_seen: Callable[[str], None] | None = None, starter: int | None = None
+    argv: Sequence[str],
+    layer_seen: Callable[[str], None] | None = None,
+    starter: Callable[[], int | None] | None = None,
+    sweep_first: bool = True,
 ) -> int:
     """Parse ``argv`` (without the program name) and decode one layer in this process.
 
-    ``starter``: the pid of the process that started the decoder (the warm path's client's parent).
+    The warm path's child passes ``starter`` (asked, only if the descriptor must be recovered, for the
+    pid of the process that started the decoder: the client's parent) and ``sweep_first=False``.
     """
     warnings.simplefilter("ignore")  # stderr is the error report: its first line must be the Go prefix
     try:
@@ -290,7 +297,7 @@ def decode_main(
         return _usage_error(err)
     try:
         with raising_on_stop(_Stopped):
-            return run(command_line.keys_path, layer_seen, command_line.recovery, starter)
+            return run(command_line.keys_path, layer_seen, command_line.recovery, starter, sweep_first)
     except _Stopped as stop:
         from ..ocicrypt.keywrap.pgp.scratch import remove_live_dirs
 

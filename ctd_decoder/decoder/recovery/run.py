@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from ...ocicrypt.config import DecryptConfig
 from ...ocicrypt.descriptor import Descriptor
@@ -29,12 +30,16 @@ def node_keys_configured(dc: DecryptConfig) -> bool:
     return any(any(values) for values in dc.parameters.values()) or bool(os.environ.get(KEYPROVIDER_CONFIG_ENV))
 
 
-def recovered_layer(dc: DecryptConfig, flag: str | None, starter: int | None) -> tuple[LayerDecryption, Descriptor]:
-    """The unwrapped layer and its recovered descriptor; raise :class:`RecoveryFailed`."""
+def recovered_layer(
+    dc: DecryptConfig, flag: str | None, starter: Callable[[], int | None] | None
+) -> tuple[LayerDecryption, Descriptor]:
+    """The unwrapped layer and its recovered descriptor (``starter``: tells which process started the
+    decoder, if not our parent); raise :class:`RecoveryFailed`."""
     media_type = os.environ.get(MEDIA_TYPE_ENV, "")
+    started_by = starter() if starter is not None else None
     try:
         recovered = recover(
-            media_type, node_keys_configured(dc), flag, default_starter() if starter is None else starter
+            media_type, node_keys_configured(dc), flag, default_starter() if started_by is None else started_by
         )
     except RecoveryError as err:
         raise RecoveryFailed(str(err), keys_notes=False) from None

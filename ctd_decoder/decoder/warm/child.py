@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import signal
 import sys
@@ -48,10 +49,12 @@ def _apply_context(request: Request) -> None:
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.umask(request.umask)
-    os.environb.clear()
-    for entry in request.environ:
-        name, _, value = entry.partition(b"=")
-        os.environb[name] = value
+    wanted = dict(entry.partition(b"=")[::2] for entry in request.environ)
+    for name in [name for name in os.environb if name not in wanted]:
+        del os.environb[name]
+    for name, value in wanted.items():  # only what differs: each change is a putenv()
+        if os.environb.get(name) != value:
+            os.environb[name] = value
     sys.argv = [os.fsdecode(arg) for arg in request.argv]
 
 
@@ -91,9 +94,10 @@ def run_child(request: Request, received: list[int], channel_fd: int, conn_fd: i
             from ..recovery.parent import parent_of
 
             # Without a payload, the layer's blob is found among those the client's parent holds open.
-            starter = parent_of(request.peer_pid) if request.peer_pid > 0 else None
+            starter = functools.partial(parent_of, request.peer_pid) if request.peer_pid > 0 else None
             try:
-                status = decode_main(sys.argv[1:], layer_seen=_report_layer, starter=starter)
+                # No sweep of earlier runs' GnuPG homes: the server does that when one of its children dies.
+                status = decode_main(sys.argv[1:], layer_seen=_report_layer, starter=starter, sweep_first=False)
             except SystemExit as done:  # --help and --version
                 status = done.code if isinstance(done.code, int) else 1
     except BaseException:  # never a traceback: it could show key material held in locals

@@ -39,7 +39,7 @@ from collections.abc import Callable
 
 from .handshake import Dropped, take_layer
 from .protocol import Request
-from .rehearsal import Rehearsal, rehearse
+from .rehearsal import Rehearsal, rehearse, rehearse_at_idle_priority
 
 DEFAULT_SIZE = 4
 POOL_ENV = "CTD_DECODER_WARM_POOL"
@@ -116,13 +116,16 @@ class Child:
         return [(line[:1], line[2:].decode("ascii", "replace")) for line in lines if line]
 
 
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up once, in the server
+
+
 def _set_name(name: bytes) -> None:
-    ctypes.CDLL(None).prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+    _prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
 
 
 def die_with_the_server(server_pid: int) -> None:
     """Be killed when the server dies (a child whose server is gone could not be watched or reaped)."""
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != server_pid:  # the server died before the line above
         os._exit(1)
 
@@ -182,12 +185,17 @@ def _close_all_but(kept: list[int]) -> None:
     os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
-def spawn_waiting(listener: socket.socket, run_child: RunChild, rehearsal: Rehearsal | None = None) -> Child:
-    """Fork a waiting child that takes its own client from ``listener`` (after decoding ``rehearsal``)."""
+def spawn_waiting(
+    listener: socket.socket, run_child: RunChild, rehearsal: Rehearsal | None = None, idle_priority: bool = False
+) -> Child:
+    """Fork a waiting child that takes its own client from ``listener`` (after decoding ``rehearsal``, at
+    ``SCHED_IDLE`` if ``idle_priority``: see :mod:`.rehearsal`)."""
 
     def wait(channel_fd: int, kept: list[int], server_pid: int) -> None:
         _set_name(IDLE_NAME)
-        if rehearsal is not None:
+        if rehearsal is not None and idle_priority:
+            rehearse_at_idle_priority(rehearsal)
+        elif rehearsal is not None:
             rehearse(rehearsal)
         request, fds, conn_fd = _take_client(socket.socket(fileno=kept[0]), channel_fd)
         _set_name(LAYER_NAME)

@@ -28,7 +28,7 @@ import time
 from . import pool
 from .handshake import Dropped, take_layer
 from .protocol import STATUS
-from .rehearsal import Rehearsal
+from .rehearsal import Rehearsal, may_rehearse_at_idle_priority
 
 # Everything a JWE or PKCS#7 layer needs, loaded once here instead of once per layer.
 PRELOADED = (
@@ -148,6 +148,7 @@ class WarmServer:
         self._by_conn: dict[int, pool.Child] = {}
         self._pool_size = pool_size
         self._rehearsal = rehearsal
+        self._idle_priority = may_rehearse_at_idle_priority()
         self._refill_at = 0.0  # not before this (monotonic): waiting children that die are replaced slower
         self._waiting_deaths = 0  # in a row, without a layer taken in between
         self._stopping = False
@@ -222,7 +223,7 @@ class WarmServer:
         if time.monotonic() < self._refill_at:
             return
         try:
-            child = pool.spawn_waiting(self._listener, self._run_child, self._rehearsal)
+            child = pool.spawn_waiting(self._listener, self._run_child, self._rehearsal, self._idle_priority)
         except OSError as err:
             log(f"cannot start a waiting child: {err.strerror}")
             self._waiting_deaths += 1
