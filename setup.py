@@ -22,6 +22,7 @@ from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 CLIENT_SOURCE = Path("packaging", "warm-client", "ctd-decoder-client.c")
+CLIENT_COMPILE = Path("packaging", "warm-client", "compile.sh")
 CLIENT_BUILT = Path("build", "warm-client", "ctd-decoder")
 PYTHON_ENTRY = "ctd-decoder-python"
 PURE_ENV = "CTD_DECODER_PURE_WHEEL"
@@ -43,8 +44,8 @@ class BuildWithClient(build_py):
         super().run()
         if COMPILER is not None:
             (HERE / CLIENT_BUILT).parent.mkdir(parents=True, exist_ok=True)
-            command = [COMPILER, "-O2", "-Wall", "-Werror", f'-DCOLD_NAME="{PYTHON_ENTRY}"']
-            subprocess.run([*command, "-o", str(HERE / CLIENT_BUILT), str(HERE / CLIENT_SOURCE)], check=True)
+            command = ["sh", str(HERE / CLIENT_COMPILE), str(HERE / CLIENT_BUILT), f'-DCOLD_NAME="{PYTHON_ENTRY}"']
+            subprocess.run(command, check=True, env={**os.environ, "CC": COMPILER})
 
 
 class PlatformWheel(bdist_wheel):

@@ -132,7 +132,7 @@ fi
 # The warm path's small client (install.sh --warm makes it PREFIX/bin/ctd-decoder): the bundle's own
 # start-up would otherwise cost most of what the warm server saves. Skipped without a C compiler.
 if command -v cc >/dev/null; then
-    cc -O2 -Wall -Werror -o "$bundle/ctd-decoder-client" "$here/warm-client/ctd-decoder-client.c"
+    sh "$here/warm-client/compile.sh" "$bundle/ctd-decoder-client"
 else
     echo "build.sh: no C compiler: the bundle has no small warm client (install.sh --warm keeps the bundle's own)" >&2
 fi

@@ -48,7 +48,7 @@ else:  # as a waiting child has it
 before = identities()
 rehearsal = make_rehearsal()
 if which == "broken":
-    rehearsal = Rehearsal(rehearsal.blob, rehearsal.payload[: len(rehearsal.payload) // 2])
+    rehearsal = Rehearsal(rehearsal.blob, rehearsal.payload[: len(rehearsal.payload) // 2], rehearsal.key_pem)
 decoded = rehearse(rehearsal)
 result = {"decoded": decoded, "same": identities() == before, "cached_keys": parse_private_key.cache_info().currsize}
 with open(report, "w") as out:

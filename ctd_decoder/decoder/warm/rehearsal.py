@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import io
 import os
+import socket
 
 # Well under a pipe's buffer (64 KiB): the whole blob is written before the decoder runs.
 _PLAINTEXT_SIZE = 4096
@@ -29,13 +30,15 @@ _CAP_SYS_NICE = 23
 
 
 class Rehearsal:
-    """An encrypted layer and the payload (fd-3 bytes) that decrypts it."""
+    """An encrypted layer, the payload (fd-3 bytes) that decrypts it and its key (PEM), which the rehearsal
+    also finds as a node key (a memfd as ``--decryption-keys-path``): both ways a layer's key comes."""
 
-    __slots__ = ("blob", "payload")
+    __slots__ = ("blob", "key_pem", "payload")
 
-    def __init__(self, blob: bytes, payload: bytes) -> None:
+    def __init__(self, blob: bytes, payload: bytes, key_pem: bytes) -> None:
         self.blob = blob
         self.payload = payload
+        self.key_pem = key_pem
 
 
 def make_rehearsal() -> Rehearsal:
@@ -61,7 +64,7 @@ def make_rehearsal() -> Rehearsal:
     digest = "sha256:" + hashlib.sha256(blob).hexdigest()
     descriptor = Descriptor(LAYER_MEDIA_TYPE_PREFIX + "tar+gzip+encrypted", digest, len(blob), annotations)
     dc = DecryptConfig({params.PRIVKEYS: [private], params.PRIVKEYS_PASSWORDS: [None]})
-    return Rehearsal(blob, encode_payload(Payload(dc, descriptor)))
+    return Rehearsal(blob, encode_payload(Payload(dc, descriptor)), private)
 
 
 def _pipe_holding(data: bytes) -> int:
@@ -74,9 +77,32 @@ def _pipe_holding(data: bytes) -> int:
     return read_end
 
 
+def _memfd_holding(data: bytes) -> int:
+    """A memory file (mode 0600, above fds 0-3) holding ``data``."""
+    made = os.memfd_create("ctd-decoder-rehearsal-key", os.MFD_CLOEXEC)
+    fd = fcntl.fcntl(made, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(made)
+    os.fchmod(fd, 0o600)
+    os.write(fd, data)
+    return fd
+
+
+def _rehearse_handshake() -> None:
+    """Serve a handshake (:mod:`.handshake`) to a request this process wrote into a socket pair itself."""
+    from .handshake import take_layer
+    from .protocol import GO, Request
+
+    ours, client = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with ours, client:
+        client.sendall(Request([b"ctd-decoder"], [b"PATH=/usr/bin"], b"/", 0o22, 0).encode())
+        client.sendall(GO)
+        take_layer(ours, os.geteuid())
+
+
 def rehearse(rehearsal: Rehearsal) -> bool:
-    """Decode ``rehearsal`` in this process through the decoder's own path, with fds 0-3 lent to it and
-    given back as they were; its output and any message go to /dev/null. True if it decoded."""
+    """Serve a handshake to ourselves, then decode ``rehearsal`` in this process through the decoder's own
+    path, with fds 0-3 lent to it and given back as they were; its output and any message go to /dev/null.
+    True if it decoded."""
     from ...ocicrypt.keys import parse_private_key
     from ..cold import decode_main
 
@@ -86,19 +112,22 @@ def rehearse(rehearsal: Rehearsal) -> bool:
             saved[fd] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
         except OSError:
             saved[fd] = -1  # closed: closed again afterwards
+    key = _memfd_holding(rehearsal.key_pem)
     lent = [_pipe_holding(rehearsal.blob), os.open(os.devnull, os.O_WRONLY), os.open(os.devnull, os.O_WRONLY)]
     lent.append(_pipe_holding(rehearsal.payload))
     try:
+        _rehearse_handshake()
         for target, fd in enumerate(lent):
             os.dup2(fd, target)
         for fd in lent:
             if fd > 3:
                 os.close(fd)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            status = decode_main([])
+            status = decode_main(["--decryption-keys-path", f"/proc/self/fd/{key}"])
     except Exception:
         status = 1
     finally:
+        os.close(key)
         for fd, copy in saved.items():
             if copy >= 0:
                 os.dup2(copy, fd)
