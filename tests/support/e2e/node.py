@@ -130,7 +130,8 @@ def push_encrypted(
 
 
 def push_layout(registry: Registry, layout: Path, ref_name: str = "v1") -> str:
-    """Push an already encrypted layout (made by our library) unchanged."""
+    """Push a layout unchanged: one encrypted by our library, or an image's plaintext layout (:attr:`Image.layout`:
+    the same gzip layers unencrypted)."""
     ref = f"{registry.host}/e2e/{uuid.uuid4().hex[:12]}:v1"
     skopeo("copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:{ref_name}", f"docker://{ref}")
     return ref
