@@ -233,7 +233,7 @@ def test_eight_layers_in_parallel(server: WarmServer) -> None:
 
 
 def test_pool_drained_by_eight_parallel_layers_is_refilled(server: WarmServer) -> None:
-    assert _wait(lambda: len(server.waiting_children()) == DEFAULT_SIZE), server.lines
+    assert _wait(lambda: len(server.ready_children()) == DEFAULT_SIZE), server.lines
     before = set(server.waiting_children())
     layers = [jwe_layer(os.urandom(512 * (n + 1))) for n in range(8)]
     barrier = threading.Barrier(8)

@@ -19,12 +19,13 @@ from pathlib import Path
 from support.decoder import start_decoder
 from support.layer_memory import waits_for_input
 from support.layers import jwe_layer
-from support.warm import WarmServer
+from support.warm import WarmServer, waits_in_epoll
 
 from ctd_decoder.decoder.warm.pool import DEFAULT_SIZE, POOL_ENV
 
 SCRIPT = r"""
-import contextlib, json, os, sys
+import contextlib, json, os, sys, time
+from ctd_decoder.decoder.warm.handshake import REQUEST_TIMEOUT
 from ctd_decoder.decoder.warm.rehearsal import Rehearsal, make_rehearsal, rehearse
 from ctd_decoder.ocicrypt.keys import parse_private_key
 
@@ -49,7 +50,10 @@ before = identities()
 rehearsal = make_rehearsal()
 if which == "broken":
     rehearsal = Rehearsal(rehearsal.blob, rehearsal.payload[: len(rehearsal.payload) // 2], rehearsal.key_pem)
+started = time.monotonic()
 decoded = rehearse(rehearsal)
+# It serves itself a handshake up to a go-ahead that never comes: it must not wait for a client's time-out.
+assert time.monotonic() - started < REQUEST_TIMEOUT / 2, time.monotonic() - started
 result = {"decoded": decoded, "same": identities() == before, "cached_keys": parse_private_key.cache_info().currsize}
 with open(report, "w") as out:
     json.dump(result, out)
@@ -60,7 +64,11 @@ def _rehearse_in_a_process(tmp_path: Path, fd3: str, which: str) -> tuple[dict[s
     report = tmp_path / f"{fd3}-{which}.json"
     with open(os.devnull, "rb") as stdin:
         done = subprocess.run(
-            [sys.executable, "-c", SCRIPT, fd3, which, str(report)], stdin=stdin, capture_output=True, timeout=120
+            [sys.executable, "-c", SCRIPT, fd3, which, str(report)],
+            stdin=stdin,
+            capture_output=True,
+            timeout=120,
+            cwd=tmp_path,  # the installed package, not the checkout's
         )
     assert done.returncode == 0, done.stderr
     return json.loads(report.read_text()), done.stdout, done.stderr
@@ -81,10 +89,6 @@ def test_rehearsal_that_cannot_decode_says_so_and_still_gives_fds_back(tmp_path:
 
 def _minor_faults(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
-
-
-def _waits_in_epoll(pid: int) -> bool:
-    return Path(f"/proc/{pid}/wchan").read_text() == "do_epoll_wait"
 
 
 def _wait(condition, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
@@ -123,7 +127,7 @@ def test_a_rehearsed_waiting_child_takes_the_client_itself_and_copies_few_pages(
     try:
         assert _wait(lambda: len(pooled.waiting_children()) == DEFAULT_SIZE), pooled.lines
         waiting = pooled.waiting_children()
-        assert _wait(lambda: all(_waits_in_epoll(pid) for pid in waiting)), "the pool never finished rehearsing"
+        assert _wait(lambda: all(waits_in_epoll(pid) for pid in waiting)), "the pool never finished rehearsing"
         idle_faults = {pid: _minor_faults(pid) for pid in waiting}
         child, rehearsed = _faults_of_a_layer(pooled, idle_faults)
         assert child in waiting, "the layer did not go to a waiting child"

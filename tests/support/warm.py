@@ -42,6 +42,14 @@ def _name(pid: int) -> bytes:
     return stat[stat.index(b"(") + 1 : stat.rindex(b")")]
 
 
+def waits_in_epoll(pid: int) -> bool:
+    """Whether ``pid`` sleeps in epoll_wait (a waiting child does, once it has rehearsed)."""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text() == "do_epoll_wait"
+    except OSError:
+        return False
+
+
 class WarmServer:
     """A warm server child listening on ``socket``; its stderr lines are collected in ``lines``.
 
@@ -131,6 +139,10 @@ class WarmServer:
     def waiting_children(self) -> list[int]:
         """The pids of the server's children waiting for a layer (the pool)."""
         return [pid for pid in self.all_children() if _name(pid) == IDLE_NAME]
+
+    def ready_children(self) -> list[int]:
+        """The waiting children that have rehearsed and wait on the socket for a client."""
+        return [pid for pid in self.waiting_children() if waits_in_epoll(pid)]
 
     def open_fds(self) -> int:
         """How many descriptors the server holds."""

@@ -11,12 +11,13 @@ waiting child is woken a client), accepts, serves the protocol up to the client'
 only hears about it. When no child waits, the server takes the client and forks a child for its layer
 (:func:`spawn_for_layer`), which runs the same way.
 
-A child reports over its end of the pair, one line each (:class:`Child` reads them in the server):
-``T`` with the client's connection as ``SCM_RIGHTS`` (a waiting child has taken a layer: the server
-watches that connection, and kills the child if the client goes away), ``D`` and the layer's digest,
-``X`` and the exit status (sent once the child has closed the client's descriptors, just before it
-gives the client that status itself, so that nobody waits for the child's exit), ``L`` and a line for
-the server's log. The server never writes to a child; closing its side tells waiting children to exit.
+A child reports over its end of the pair, one line each (:class:`Child` reads them in the server): ``R``
+once it has rehearsed and waits for a client (until then the server still takes clients itself), ``T``
+with the client's connection as ``SCM_RIGHTS`` (a waiting child has taken a layer: the server watches
+that connection, and kills the child if the client goes away), ``D`` and the layer's digest, ``X`` and
+the exit status (sent once the child has closed the client's descriptors, just before it gives the
+client that status itself, so that nobody waits for the child's exit), ``L`` and a line for the server's
+log. The server never writes to a child; closing its side tells waiting children to exit.
 
 Randomness: each child starts from the server's memory, so it must not reuse the server's random
 state. OpenSSL (1.1.1 and later; every ``cryptography`` wheel carries 3.x) compares the process's
@@ -46,7 +47,7 @@ POOL_ENV = "CTD_DECODER_WARM_POOL"
 MAX_SIZE = 64
 IDLE_NAME = b"ctd-warm-idle"
 LAYER_NAME = b"ctd-decoder"
-TAKEN, DIGEST, EXIT, LOG = b"T", b"D", b"X", b"L"
+READY, TAKEN, DIGEST, EXIT, LOG = b"R", b"T", b"D", b"X", b"L"
 _MAX_PENDING = 1 << 16
 _PR_SET_NAME = 15
 _PR_SET_PDEATHSIG = 1
@@ -78,7 +79,19 @@ class Child:
     waits); ``status`` the exit status the child reported (None until it did).
     """
 
-    __slots__ = ("_pending", "channel", "conn", "digest", "done_at", "killed", "pid", "pidfd", "started", "status")
+    __slots__ = (
+        "_pending",
+        "channel",
+        "conn",
+        "digest",
+        "done_at",
+        "killed",
+        "pid",
+        "pidfd",
+        "ready",
+        "started",
+        "status",
+    )
 
     def __init__(self, channel: socket.socket, pid: int, pidfd: int, conn: socket.socket | None = None) -> None:
         self.channel = channel
@@ -90,6 +103,7 @@ class Child:
         self.started = 0.0
         self.done_at = 0.0
         self.killed = False
+        self.ready = False  # a waiting child that has said it waits for a client
         self._pending = b""
 
     @property
@@ -224,6 +238,7 @@ def _take_client(listener: socket.socket, channel_fd: int) -> tuple[Request, lis
     watch.register(listener.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
     watch.register(channel_fd, select.EPOLLIN)  # readable only once the server closes its side
     uid = os.geteuid()
+    report(channel_fd, READY)
     while True:
         if any(fd == channel_fd for fd, _ in watch.poll()):
             os._exit(0)

@@ -166,8 +166,9 @@ class WarmServer:
         return any(child.taken and child.status is None for child in self._children.values())
 
     def _listen_if_none_waits(self) -> None:
-        """The server takes clients itself only while no child waits for one."""
-        listen = not self._stopping and self._waiting() == 0
+        """The server takes clients itself only while no child waits for one (a child still rehearsing,
+        which may take long at idle priority on a busy node, does not count)."""
+        listen = not self._stopping and not any(c.ready and not c.taken for c in self._children.values())
         if listen and not self._listening:
             self._poll.register(self._listener.fileno(), select.POLLIN)
         elif self._listening and not listen:
@@ -258,7 +259,10 @@ class WarmServer:
     def _read_reports(self, child: pool.Child) -> None:
         was_taken = child.taken
         for kind, text in child.read_reports():
-            if kind == pool.TAKEN and not was_taken and child.conn is not None:
+            if kind == pool.READY:
+                child.ready = True
+                self._listen_if_none_waits()
+            elif kind == pool.TAKEN and not was_taken and child.conn is not None:
                 was_taken = True
                 self._watch_client(child)
                 self._listen_if_none_waits()
