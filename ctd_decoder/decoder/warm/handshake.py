@@ -23,12 +23,14 @@ class Dropped(Exception):
 
 
 def _receive_request(conn: socket.socket) -> Request:
-    """Read one request; raise ProtocolError or OSError."""
+    """Read one request, and nothing after it (the go-ahead is read with its descriptors); raise
+    ProtocolError or OSError."""
     data = b""
     while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
         if len(data) >= 4 and int.from_bytes(data[:4], "big") > MAX_REQUEST:
             raise ProtocolError("request too large")
-        chunk = conn.recv(65536)
+        wanted = 4 - len(data) if len(data) < 4 else 4 + int.from_bytes(data[:4], "big") - len(data)
+        chunk = conn.recv(min(wanted, 65536))
         if not chunk:
             raise ProtocolError("the client closed the connection mid-request")
         data += chunk
