@@ -21,6 +21,7 @@ from support.decoder import run_decoder, start_decoder
 from support.fixtures import fixtures_dir
 from support.gpgkeys import require_gpg
 from support.layers import jwe_layer
+from support.waiting import eventually
 
 from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV
 from ctd_decoder.ocicrypt.keywrap.pgp.scratch import DEFAULT_PARENT, GPG_HOME_PREFIX
@@ -49,17 +50,8 @@ def _processes_naming(prefix: str) -> list[str]:
     return found
 
 
-def _wait_until(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def _wait_for_home(process: subprocess.Popen[bytes]) -> None:
-    assert _wait_until(lambda: bool(_homes_of(process.pid)) or process.poll() is not None, timeout=30)
+    assert eventually(lambda: bool(_homes_of(process.pid)) or process.poll() is not None, timeout=30)
 
 
 def _start(layer: Path, payload: bytes) -> subprocess.Popen[bytes]:
@@ -96,7 +88,7 @@ def test_stop_signal_at_any_time_during_unwrap_leaves_no_home_agent_or_traceback
                 interrupted += process.returncode == 128 + signum
             assert _homes_of(process.pid) == [], f"home left after {signal.Signals(signum).name} at {delay} s"
             prefix = os.path.join(DEFAULT_PARENT, f"{GPG_HOME_PREFIX}{process.pid}.")
-            assert _wait_until(lambda prefix=prefix: not _processes_naming(prefix)), _processes_naming(prefix)
+            assert eventually(lambda prefix=prefix: not _processes_naming(prefix)), _processes_naming(prefix)
         if interrupted >= 3:
             break
         delays = tuple(delay / 4 for delay in delays)
@@ -114,7 +106,7 @@ def test_sigkill_mid_unwrap_leaves_no_agent_and_the_next_run_removes_the_home(pg
         process.kill()
         process.communicate(timeout=60)
         prefix = os.path.join(DEFAULT_PARENT, f"{GPG_HOME_PREFIX}{process.pid}.")
-        assert _wait_until(lambda prefix=prefix: not _processes_naming(prefix)), (
+        assert eventually(lambda prefix=prefix: not _processes_naming(prefix)), (
             f"agent outlived SIGKILL: {_processes_naming(prefix)}"
         )
         left_homes += bool(_homes_of(process.pid))

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from support.decoder import run_decoder, start_decoder
 from support.layers import EncryptedLayer, jwe_layer
+from support.waiting import eventually
 from support.warm import COLD_ENV, OCICRYPT, WarmServer
 
 from ctd_decoder.decoder.warm.client import ANSWER_TIMEOUT, SERVER_GONE, hand_off
@@ -45,15 +46,6 @@ def server(tmp_path: Path) -> Iterator[WarmServer]:
     warm = WarmServer(tmp_path / "run")
     yield warm
     warm.stop()
-
-
-def _wait(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return bool(condition())
 
 
 def _start_blocked_client(layer: EncryptedLayer, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
@@ -165,7 +157,7 @@ def _check_other_uid_refused(server: WarmServer, top: Path, layer: EncryptedLaye
     server.socket.parent.chmod(0o755)
     server.socket.chmod(0o666)
     assert not _hand_off_as_other_uid(layer, server)
-    assert _wait(lambda: any(f"refused a client of uid {OTHER_UID}" in line for line in server.lines))
+    assert eventually(lambda: any(f"refused a client of uid {OTHER_UID}" in line for line in server.lines))
     assert server.layer_lines() == [], "the other uid's layer must not have been run by the server"
     assert _hand_off_one(layer, layer.payload(), {**os.environ, **server.env}) == (0, layer.plaintext)
 
@@ -173,11 +165,11 @@ def _check_other_uid_refused(server: WarmServer, top: Path, layer: EncryptedLaye
 def test_cancelled_client_leaves_no_child(server: WarmServer, layer: EncryptedLayer) -> None:
     client, stdin_write = _start_blocked_client(layer, server.env)
     try:
-        assert _wait(lambda: len(server.children()) == 1), server.lines
+        assert eventually(lambda: len(server.children()) == 1), server.lines
         client.kill()  # what containerd does when a pull is cancelled
         client.wait()
         killed_at = time.monotonic()
-        assert _wait(lambda: server.children() == [], timeout=5)
+        assert eventually(lambda: server.children() == [], timeout=5)
         assert time.monotonic() - killed_at < 1.0
         (line,) = server.wait_for_layers(1)
         assert "killed: the client went away" in line
@@ -190,7 +182,7 @@ def test_server_killed_mid_layer_fails_that_layer_cleanly_and_the_next_decodes_i
 ) -> None:
     client, stdin_write = _start_blocked_client(layer, server.env)
     try:
-        assert _wait(lambda: len(server.children()) == 1), server.lines
+        assert eventually(lambda: len(server.children()) == 1), server.lines
         (child,) = server.children()
         waiting = server.waiting_children()
         assert waiting, "no child was waiting"
@@ -201,8 +193,8 @@ def test_server_killed_mid_layer_fails_that_layer_cleanly_and_the_next_decodes_i
         os.close(stdin_write)
     assert client.returncode == 1
     assert stderr.decode() == SERVER_GONE.format(env=SOCKET_ENV, off=DISABLED)
-    assert _wait(lambda: not Path(f"/proc/{child}").exists() or _is_zombie(child)), "the child outlived its server"
-    assert _wait(lambda: all(not Path(f"/proc/{pid}").exists() or _is_zombie(pid) for pid in waiting)), waiting
+    assert eventually(lambda: not Path(f"/proc/{child}").exists() or _is_zombie(child)), "the child outlived its server"
+    assert eventually(lambda: all(not Path(f"/proc/{pid}").exists() or _is_zombie(pid) for pid in waiting)), waiting
     after = run_decoder(layer.blob, layer.payload(), env=server.env)  # stale socket: decoded in-process
     assert (after.returncode, after.stdout) == (0, layer.plaintext), after.stderr
 
@@ -229,11 +221,11 @@ def test_eight_layers_in_parallel(server: WarmServer) -> None:
     assert outputs == [one.plaintext for one in layers]
     logged = server.wait_for_layers(8)
     assert sorted(line.split()[2] for line in logged) == sorted(one.descriptor.digest for one in layers)
-    assert _wait(lambda: server.children() == [])
+    assert eventually(lambda: server.children() == [])
 
 
 def test_pool_drained_by_eight_parallel_layers_is_refilled(server: WarmServer) -> None:
-    assert _wait(lambda: len(server.ready_children()) == DEFAULT_SIZE), server.lines
+    assert eventually(lambda: len(server.ready_children()) == DEFAULT_SIZE), server.lines
     before = set(server.waiting_children())
     layers = [jwe_layer(os.urandom(512 * (n + 1))) for n in range(8)]
     barrier = threading.Barrier(8)
@@ -247,17 +239,17 @@ def test_pool_drained_by_eight_parallel_layers_is_refilled(server: WarmServer) -
         outputs = list(pool.map(decode, layers))
     assert outputs == [(0, one.plaintext) for one in layers]
     assert len(server.wait_for_layers(8)) == 8
-    assert _wait(lambda: server.children() == [] and len(server.waiting_children()) == DEFAULT_SIZE)
+    assert eventually(lambda: server.children() == [] and len(server.waiting_children()) == DEFAULT_SIZE)
     assert not before & set(server.waiting_children()), "a child that took a layer is waiting again"
     assert len(server.all_children()) == DEFAULT_SIZE
 
 
 def test_waiting_child_killed_is_replaced(server: WarmServer, layer: EncryptedLayer) -> None:
-    assert _wait(lambda: len(server.waiting_children()) == DEFAULT_SIZE), server.lines
+    assert eventually(lambda: len(server.waiting_children()) == DEFAULT_SIZE), server.lines
     victim = server.waiting_children()[0]
     os.kill(victim, signal.SIGKILL)
-    assert _wait(lambda: any(f"waiting child {victim} died (signal 9); replacing it" in x for x in server.lines))
-    assert _wait(lambda: len(server.waiting_children()) == DEFAULT_SIZE and victim not in server.all_children())
+    assert eventually(lambda: any(f"waiting child {victim} died (signal 9); replacing it" in x for x in server.lines))
+    assert eventually(lambda: len(server.waiting_children()) == DEFAULT_SIZE and victim not in server.all_children())
     assert not _is_zombie_of(victim, server.process.pid)
     result = run_decoder(layer.blob, layer.payload(), env=server.env)
     assert (result.returncode, result.stdout) == (0, layer.plaintext), result.stderr
@@ -279,7 +271,7 @@ def test_no_pool_forks_one_child_per_layer(tmp_path: Path, layer: EncryptedLayer
         result = run_decoder(layer.blob, layer.payload(), env=warm.env)
         assert (result.returncode, result.stdout) == (0, layer.plaintext), result.stderr
         assert " ok " in warm.wait_for_layers(1)[0]
-        assert _wait(lambda: warm.all_children() == [])
+        assert eventually(lambda: warm.all_children() == [])
     finally:
         warm.stop()
 
@@ -294,7 +286,7 @@ def test_sigterm_while_the_pool_fills_stops_the_server_and_its_children(tmp_path
             assert warm.process.wait(20) == 0, warm.lines
         finally:
             warm.stop()
-        assert _wait(lambda pids=children: all(not Path(f"/proc/{pid}").exists() for pid in pids)), children
+        assert eventually(lambda pids=children: all(not Path(f"/proc/{pid}").exists() for pid in pids)), children
         assert warm.lines[-1] == "ctd-decoder-warm: stopped", warm.lines
 
 
@@ -335,7 +327,7 @@ def test_soak_leaks_no_descriptor_and_no_process(server: WarmServer) -> None:
     environ = {**os.environ, **server.env}
     assert _hand_off_one(layer, payload, environ) == (0, layer.plaintext)
     assert server.wait_for_layers(1)
-    assert _wait(lambda: len(server.waiting_children()) == DEFAULT_SIZE)
+    assert eventually(lambda: len(server.waiting_children()) == DEFAULT_SIZE)
     baseline_fds = server.open_fds()
     started = time.monotonic()
 
@@ -351,7 +343,7 @@ def test_soak_leaks_no_descriptor_and_no_process(server: WarmServer) -> None:
     unusual = [line for line in server.lines if " ok " not in line]
     assert not failed, f"{len(failed)} of {SOAK_LAYERS} layers failed: {failed[:10]}; server: {unusual[-10:]}"
     assert len(server.wait_for_layers(SOAK_LAYERS + 1, timeout=60)) == SOAK_LAYERS + 1
-    assert _wait(lambda: server.children() == [] and len(server.waiting_children()) == DEFAULT_SIZE)
+    assert eventually(lambda: server.children() == [] and len(server.waiting_children()) == DEFAULT_SIZE)
     assert len(server.all_children()) == DEFAULT_SIZE
     assert server.open_fds() == baseline_fds
     print(f"soak: {SOAK_LAYERS} layers in {elapsed:.1f} s ({elapsed / SOAK_LAYERS * 1000:.2f} ms per layer)")
@@ -371,7 +363,7 @@ def test_server_imports_no_backend_before_forking() -> None:
 
 def test_server_stops_on_sigterm_after_its_running_layer(server: WarmServer, layer: EncryptedLayer) -> None:
     client, stdin_write = _start_blocked_client(layer, server.env)
-    assert _wait(lambda: len(server.children()) == 1), server.lines
+    assert eventually(lambda: len(server.children()) == 1), server.lines
     server.process.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     assert server.process.poll() is None, "the server left before its running layer was done"
@@ -479,7 +471,7 @@ def test_socket_activation_serves_on_the_socket_systemd_passes(tmp_path: Path, l
         text=True,
     )
     try:
-        assert _wait(path.exists)
+        assert eventually(path.exists)
         result = run_decoder(layer.blob, layer.payload(), env={SOCKET_ENV: str(path)})
         assert (result.returncode, result.stdout) == (0, layer.plaintext), result.stderr
     finally:

@@ -13,12 +13,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from support.decoder import start_decoder
 from support.layer_memory import waits_for_input
 from support.layers import jwe_layer
+from support.waiting import eventually
 from support.warm import WarmServer, waits_in_epoll
 
 from ctd_decoder.decoder.warm.pool import DEFAULT_SIZE, POOL_ENV
@@ -91,15 +91,6 @@ def _minor_faults(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
 
 
-def _wait(condition, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return bool(condition())
-
-
 def _faults_of_a_layer(server: WarmServer, idle_faults: dict[int, int]) -> tuple[int, int]:
     """Start a layer whose stdin stays open; once its child has read what there is and waits, return that
     child's pid and its page faults since it was idle (since its fork if it was not in ``idle_faults``)."""
@@ -109,9 +100,10 @@ def _faults_of_a_layer(server: WarmServer, idle_faults: dict[int, int]) -> tuple
     os.close(stdin_read)
     try:
         os.write(stdin_write, layer.blob[:4096])
-        assert _wait(lambda: len(server.children()) == 1), server.lines
+        assert eventually(lambda: len(server.children()) == 1, timeout=20), server.lines
         (child,) = server.children()
-        assert _wait(lambda: waits_for_input(child, stdin_write)), "the layer's child never waited for more input"
+        waited = eventually(lambda: waits_for_input(child, stdin_write), timeout=20)
+        assert waited, "the layer's child never waited for more input"
         faults = _minor_faults(child) - idle_faults.get(child, 0)
         os.write(stdin_write, layer.blob[4096:])
     finally:
@@ -125,9 +117,10 @@ def test_a_rehearsed_waiting_child_takes_the_client_itself_and_copies_few_pages(
     pooled = WarmServer(tmp_path / "pool")
     unpooled = WarmServer(tmp_path / "no-pool", {POOL_ENV: "0"})
     try:
-        assert _wait(lambda: len(pooled.waiting_children()) == DEFAULT_SIZE), pooled.lines
+        assert eventually(lambda: len(pooled.waiting_children()) == DEFAULT_SIZE, timeout=20), pooled.lines
         waiting = pooled.waiting_children()
-        assert _wait(lambda: all(waits_in_epoll(pid) for pid in waiting)), "the pool never finished rehearsing"
+        rehearsed_all = eventually(lambda: all(waits_in_epoll(pid) for pid in waiting), timeout=20)
+        assert rehearsed_all, "the pool never finished rehearsing"
         idle_faults = {pid: _minor_faults(pid) for pid in waiting}
         child, rehearsed = _faults_of_a_layer(pooled, idle_faults)
         assert child in waiting, "the layer did not go to a waiting child"

@@ -14,6 +14,7 @@ from support.e2e.daemons import Registry, remove_tree
 from support.e2e.node import Image, Node, push_encrypted, small_layers, verify_pulled
 from support.e2e.schemes import Recipient
 from support.tempdirs import short_tempdir
+from support.waiting import eventually
 from support.warm import COLD_ENV, WarmServer
 from support.wheel import build_wheel, install_in_fresh_venv, is_small_client
 
@@ -59,7 +60,7 @@ def test_eight_concurrent_cri_pulls_drain_the_pool_and_it_refills(
         recipient = recipients("jwe-rsa2048")
         images = [push_encrypted(registry, tmp_path / str(n), [recipient], small_layers(2)) for n in range(8)]
         node = nodes(pip_decoder, registry, recipient.key_files, warm.env)
-        assert _wait_until(lambda: len(warm.waiting_children()) == 2)
+        assert eventually(lambda: len(warm.waiting_children()) == 2, timeout=30)
         first_pool = set(warm.waiting_children())
         barrier = threading.Barrier(len(images))
 
@@ -74,20 +75,13 @@ def test_eight_concurrent_cri_pulls_drain_the_pool_and_it_refills(
             list(pool.map(pull, images))
         elapsed = time.monotonic() - started
         warm.wait_for_ok_layers(16)
-        assert _wait_until(lambda: warm.children() == [] and len(warm.waiting_children()) == 2), warm.lines
+        assert eventually(lambda: warm.children() == [] and len(warm.waiting_children()) == 2, timeout=30), warm.lines
         assert not first_pool & set(warm.waiting_children()), "the pool was not drained"
         assert len(warm.all_children()) == 2
         print(f"8 concurrent pulls of 2 layers through a pool of 2: {elapsed:.1f} s")
     finally:
         warm.stop()
         remove_tree(base)
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return condition()
 
 
 def test_cri_pull_with_the_warm_server_stopped_decodes_in_process(
@@ -129,7 +123,7 @@ def test_cri_pull_with_the_warm_server_killed_mid_pull_then_the_next_pull_works(
             time.sleep(0.001)
         warm.process.kill()
 
-    assert _wait_until(lambda: len(warm.waiting_children()) == DEFAULT_SIZE)
+    assert eventually(lambda: len(warm.waiting_children()) == DEFAULT_SIZE, timeout=30)
     waiting = [(pid, _start_time(pid)) for pid in warm.waiting_children()]
     killer = threading.Thread(target=kill_while_a_layer_runs)
     killer.start()
