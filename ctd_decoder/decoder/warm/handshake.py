@@ -37,7 +37,8 @@ def _receive_request(conn: socket.socket) -> Request:
     return Request.decode(data[4 : 4 + int.from_bytes(data[:4], "big")])
 
 
-def _close_all(fds: list[int]) -> None:
+def close_fds(fds: list[int]) -> None:
+    """Close each of ``fds`` that is open (received descriptors not handed on)."""
     for fd in fds:
         with contextlib.suppress(OSError):
             socket.close(fd)
@@ -51,7 +52,7 @@ def _receive_go(conn: socket.socket, request: Request) -> list[int] | None:
         return None
     if go == GO and not flags & socket.MSG_CTRUNC and len(fds) == len(passed_fds(request.fd_mask)):
         return fds
-    _close_all(fds)
+    close_fds(fds)
     return None
 
 

@@ -26,7 +26,7 @@ import sys
 import time
 
 from . import pool
-from .handshake import Dropped, take_layer
+from .handshake import Dropped, close_fds, take_layer
 from .protocol import STATUS
 from .rehearsal import Rehearsal, may_rehearse_at_idle_priority
 
@@ -119,12 +119,6 @@ def activated_socket() -> socket.socket | None:
     fd = os.dup(_LISTEN_FDS_START)
     os.close(_LISTEN_FDS_START)
     return socket.socket(fileno=fd)
-
-
-def _close_all(fds: list[int]) -> None:
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)
 
 
 class WarmServer:
@@ -303,7 +297,7 @@ class WarmServer:
             log(f"layer - failed (cannot start a child: {err.strerror})")
             return
         finally:
-            _close_all(fds)
+            close_fds(fds)
         self._add(child)
 
     def _client_gone(self, child: pool.Child) -> None:
