@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from .. import config as params
@@ -66,8 +67,11 @@ def explain_attempts(summary: str, attempts: list[str]) -> str:
     return f"{summary} ({'; '.join(attempts)})"
 
 
-def private_keys(dc: DecryptConfig, label: str, attempts: list[str]) -> Iterator[tuple[PrivateKeyTypes, str]]:
-    """Check ``privkeys`` now, then yield each entry that parses with its description.
+def private_keys(
+    dc: DecryptConfig, label: str, attempts: list[str]
+) -> Iterator[tuple[PrivateKeyTypes, Callable[[], str]]]:
+    """Check ``privkeys`` now, then yield each entry that parses with what describes it (called only for a
+    key that does not fit: the description hashes the public key).
 
     Entries that fail to parse (or whose password is wrong) are noted in ``attempts`` and do not stop
     the later ones, unlike Go. Raises UnwrapError at once if there are no private keys or the
@@ -79,13 +83,13 @@ def private_keys(dc: DecryptConfig, label: str, attempts: list[str]) -> Iterator
     if len(passwords) != len(data_list):
         raise UnwrapError("Private key password array length must be same as that of private keys")
 
-    def parsed() -> Iterator[tuple[PrivateKeyTypes, str]]:
+    def parsed() -> Iterator[tuple[PrivateKeyTypes, Callable[[], str]]]:
         for number, (data, password) in enumerate(zip(data_list, passwords, strict=True), start=1):
             try:
                 key = keys.parse_private_key(data or b"", password)
             except PrivateKeyError as err:
                 attempts.append(f"private key #{number}: {err}")
                 continue
-            yield key, keys.describe_private_key(key)
+            yield key, functools.partial(keys.describe_private_key, key)
 
     return parsed()

@@ -293,7 +293,6 @@ class JweKeyWrapper(KeyWrapperBase):
             jwe = _parse(wrapped)
         except _Malformed as err:
             raise UnwrapError(f"jose.ParseEncrypted failed: {err}") from None
-        labels = ", ".join(recipient.label() for recipient in jwe.recipients)
         attempts: list[str] = []
         for key, description in private_keys(dc, "JWE", attempts):
             for recipient in jwe.recipients:
@@ -304,7 +303,8 @@ class JweKeyWrapper(KeyWrapperBase):
                     raise UnwrapError(f"jose.ParseEncrypted failed: {err}") from None
                 if plaintext is not None:
                     return plaintext
-            attempts.append(f"{description} is not a recipient")
+            attempts.append(f"{description()} is not a recipient")
+        labels = ", ".join(recipient.label() for recipient in jwe.recipients)
         raise UnwrapError(
             explain_attempts(f"JWE: No suitable private key found for decryption; recipients: {labels}", attempts)
         )

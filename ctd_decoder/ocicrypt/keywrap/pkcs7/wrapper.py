@@ -329,7 +329,7 @@ class Pkcs7KeyWrapper(KeyWrapperBase):
                 try:
                     return _open(envelope, key, certificate)
                 except _NoFit as err:
-                    attempts.append(f"{description} with {certificate.label}: {err}")
+                    attempts.append(f"{description()} with {certificate.label}: {err}")
         summary = f"PKCS7: No suitable private key found for decryption; {_describe_recipients(envelope)}"
         raise UnwrapError(explain_attempts(summary, attempts))
 
