@@ -162,6 +162,30 @@ def _check_other_uid_refused(server: WarmServer, top: Path, layer: EncryptedLaye
     assert _hand_off_one(layer, layer.payload(), {**os.environ, **server.env}) == (0, layer.plaintext)
 
 
+def test_a_waiting_child_serves_a_layer_while_the_server_is_stopped_and_the_line_counts_its_time(
+    server: WarmServer, layer: EncryptedLayer
+) -> None:
+    """The server is not on a layer's path (a waiting child takes the client); the child reports when it took
+    the client and when it was done, so the line's milliseconds are the layer's however late they are read."""
+    assert eventually(lambda: len(server.ready_children()) == DEFAULT_SIZE), server.lines
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        client, stdin_write = _start_blocked_client(layer, server.env)
+        try:
+            time.sleep(0.4)
+            os.write(stdin_write, layer.blob[100:])
+        finally:
+            os.close(stdin_write)
+        stdout, stderr = client.communicate(timeout=30)
+        assert (client.returncode, stdout) == (0, layer.plaintext), stderr
+        assert server.layer_lines() == []
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    (line,) = server.wait_for_layers(1)
+    milliseconds = int(line.split(" ok ")[1].split()[0])
+    assert 300 <= milliseconds < 30_000, line  # the 0.4 s the layer's end was held back, less the client's start
+
+
 def test_cancelled_client_leaves_no_child(server: WarmServer, layer: EncryptedLayer) -> None:
     client, stdin_write = _start_blocked_client(layer, server.env)
     try:

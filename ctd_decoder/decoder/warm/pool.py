@@ -36,6 +36,7 @@ import select
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 
 from .handshake import Dropped, take_layer
@@ -246,6 +247,7 @@ def _take_client(listener: socket.socket, channel_fd: int) -> tuple[Request, lis
             conn, _ = listener.accept()
         except (BlockingIOError, InterruptedError):
             continue
+        accepted = time.monotonic()
         try:
             taken = take_layer(conn, uid)
         except Dropped as dropped:
@@ -259,7 +261,7 @@ def _take_client(listener: socket.socket, channel_fd: int) -> tuple[Request, lis
         request, fds = taken
         channel = socket.socket(fileno=channel_fd)
         with contextlib.suppress(OSError):
-            socket.send_fds(channel, [TAKEN + b" \n"], [conn.fileno()])
+            socket.send_fds(channel, [b"%s %.6f\n" % (TAKEN, accepted)], [conn.fileno()])
         channel.detach()
         return request, fds, conn.detach()
 

@@ -259,13 +259,15 @@ class WarmServer:
             elif kind == pool.TAKEN and not was_taken and child.conn is not None:
                 was_taken = True
                 self._watch_client(child)
+                child.started = _reported_time(text, child.started)  # when it accepted the client
                 self._listen_if_none_waits()
             elif kind == pool.DIGEST:
                 child.digest = text
             elif kind == pool.EXIT and child.status is None:
                 # It tells the client itself now: the server's copy of the connection is no longer needed.
-                child.status = int(text) if text.isdigit() else 1
-                child.done_at = time.monotonic()
+                status, _, when = text.partition(" ")
+                child.status = int(status) if status.isdigit() else 1
+                child.done_at = _reported_time(when, time.monotonic())
                 self._unwatch_client(child)
                 if child.conn is not None:
                     child.conn.close()
@@ -350,6 +352,14 @@ class WarmServer:
             from ...ocicrypt.keywrap.pgp.scratch import sweep
 
             sweep()  # a child killed mid-unwrap may have left a GnuPG home with private keys
+
+
+def _reported_time(text: str, otherwise: float) -> float:
+    """A child's ``time.monotonic()`` from a report (CLOCK_MONOTONIC: one clock for every process)."""
+    try:
+        return float(text)
+    except ValueError:
+        return otherwise
 
 
 def _verdict(child: pool.Child, wait_status: int) -> str:
