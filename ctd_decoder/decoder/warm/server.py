@@ -5,8 +5,9 @@ decoder, the library's core and the JWE and PKCS#7 schemes; no grpc, gnupg or pk
 children import as the cold path does. It keeps a few children forked ahead of time (:mod:`.pool`),
 which take clients from the listening socket themselves, so that a layer's way does not pass through
 the server; it takes a client itself, and forks a child for its layer, only when no child waits, and
-refills the pool when it has nothing else to do. It never reads a key, a payload or a layer, nor a
-request: the client's descriptors are only passed on. Only its own uid may connect (``SO_PEERCRED``,
+refills the pool when it has nothing else to do. It never reads a key, a payload or a layer (a
+request only when it takes the client itself): the client's descriptors are only passed on, and of a
+client a child took it only watches the connection. Only its own uid may connect (``SO_PEERCRED``,
 checked by whoever takes the client). Each child is watched through a pidfd and reaped when it
 exits; if its client goes away before the layer is done, the child is killed. One log line per layer
 on stderr: digest, verdict, milliseconds.
