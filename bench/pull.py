@@ -346,8 +346,8 @@ def _memory(
         "memory, one 4 KiB layer: the decoding process's peak RSS / PSS / private, MiB (support/layer_memory.py); "
         + _load()
     )
-    for name, server in {"with its pool": servers[SMALL_WARM], "without a pool": servers[SMALL_NO_POOL]}.items():
-        print(f"  warm server idle {name}: RSS {rss_mib(server.process.pid):.1f}")
+    for name, idle in {"with its pool": servers[SMALL_WARM], "without a pool": servers[SMALL_NO_POOL]}.items():
+        print(f"  warm server idle {name}: RSS {rss_mib(idle.process.pid):.1f}")
     peaks: dict[str, float] = {}
     for label, decoder, env in decoders:
         server = servers.get(label)
