@@ -24,6 +24,10 @@ import io
 import os
 import socket
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
 # Well under a pipe's buffer (64 KiB): the whole blob is written before the decoder runs.
 _PLAINTEXT_SIZE = 4096
 _CAP_SYS_NICE = 23
@@ -41,11 +45,18 @@ class Rehearsal:
         self.key_pem = key_pem
 
 
-def make_rehearsal() -> Rehearsal:
-    """Encrypt a 4 KiB layer to a fresh RSA-2048 JWE key (the shape skopeo writes) and pack its payload."""
+def throwaway_rsa_key() -> rsa.RSAPrivateKey:
+    """A fresh RSA-2048 key that is nobody's: for the server's warm-up and the rehearsal layer."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def make_rehearsal(key: rsa.RSAPrivateKey | None = None) -> Rehearsal:
+    """Encrypt a 4 KiB layer to a JWE recipient (the shape skopeo writes) with ``key`` (a fresh RSA-2048 key if
+    None) and pack its payload."""
     import hashlib
 
-    from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
     from ...ocicrypt import config as params
@@ -55,7 +66,7 @@ def make_rehearsal() -> Rehearsal:
     from ...ocicrypt.spec import LAYER_MEDIA_TYPE_PREFIX
     from ..payload import Payload, encode_payload
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = key or throwaway_rsa_key()
     public = key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     private = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     out = io.BytesIO()

@@ -58,13 +58,14 @@ def preload() -> Rehearsal | None:
     for name in PRELOADED:
         importlib.import_module(name)
     from ...ocicrypt.diagnostics import inert_lines, printable
-    from .rehearsal import make_rehearsal, rehearse
+    from .rehearsal import make_rehearsal, rehearse, throwaway_rsa_key
     from .warmup import warm_up
 
     printable("")  # compiles its pattern on first use: once here, not in every child
     inert_lines("")
-    warm_up()
-    rehearsal = make_rehearsal()
+    key = throwaway_rsa_key()  # one key generation (tens of ms) for both
+    warm_up(key)
+    rehearsal = make_rehearsal(key)
     decoded = rehearse(rehearsal)
     if not decoded:
         log("the throwaway layer did not decode: children start without rehearsing")

@@ -10,10 +10,14 @@ bytes (OpenSSL reseeds after a fork: see :mod:`.pool`).
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
-def warm_up() -> None:
-    """Load an RSA and an EC key from PEM, unwrap with RSA-OAEP (SHA-1, SHA-256) and ECDH, and run AES-GCM,
-    AES-CTR and HMAC-SHA256 once, each on throwaway material."""
+
+def warm_up(rsa_key: rsa.RSAPrivateKey) -> None:
+    """Load ``rsa_key`` (throwaway) and an EC key from PEM, unwrap with RSA-OAEP (SHA-1, SHA-256) and ECDH,
+    and run AES-GCM, AES-CTR and HMAC-SHA256 once, each on throwaway material."""
     from cryptography.hazmat.primitives import hashes, hmac
     from cryptography.hazmat.primitives._serialization import Encoding, NoEncryption, PrivateFormat
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -26,7 +30,6 @@ def warm_up() -> None:
         pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
         return keyload.load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=True)
 
-    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     rsa_loaded = reloaded(rsa_key)
     assert isinstance(rsa_loaded, rsa.RSAPrivateKey)
     for digest in (hashes.SHA1(), hashes.SHA256()):  # noqa: S303 (RSA-OAEP is defined with SHA-1)
