@@ -22,13 +22,16 @@ from pathlib import Path
 
 import pytest
 from support.decoder import run_decoder, start_decoder
-from support.layers import EncryptedLayer, jwe_layer
+from support.layers import GZIP_ENCRYPTED, EncryptedLayer, jwe_layer
+from support.proc import state
 from support.waiting import eventually
-from support.warm import COLD_ENV, OCICRYPT, WarmServer
+from support.warm import COLD_ENV, OCICRYPT, WarmServer, start_blocked_client
 
+from ctd_decoder.decoder import MEDIA_TYPE_ENV
 from ctd_decoder.decoder.warm.client import ANSWER_TIMEOUT, SERVER_GONE, hand_off
 from ctd_decoder.decoder.warm.pool import DEFAULT_SIZE, POOL_ENV
 from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV
+from ctd_decoder.decoder.warm.rehearsal import may_rehearse_at_idle_priority
 from ctd_decoder.ocicrypt.config import DecryptConfig
 
 OTHER_UID = 65534
@@ -46,15 +49,6 @@ def server(tmp_path: Path) -> Iterator[WarmServer]:
     warm = WarmServer(tmp_path / "run")
     yield warm
     warm.stop()
-
-
-def _start_blocked_client(layer: EncryptedLayer, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
-    """A ``ctd-decoder`` whose stdin stays open (the layer is never finished); returns it and the stdin writer."""
-    stdin_read, stdin_write = os.pipe()
-    process = start_decoder(stdin_read, layer.payload(), env=env)
-    os.close(stdin_read)
-    os.write(stdin_write, layer.blob[:100])
-    return process, stdin_write
 
 
 def test_warm_layer_is_decoded_by_the_server_and_logged_without_secrets(
@@ -170,7 +164,7 @@ def test_a_waiting_child_serves_a_layer_while_the_server_is_stopped_and_the_line
     assert eventually(lambda: len(server.ready_children()) == DEFAULT_SIZE), server.lines
     os.kill(server.process.pid, signal.SIGSTOP)
     try:
-        client, stdin_write = _start_blocked_client(layer, server.env)
+        client, stdin_write = start_blocked_client(layer, server.env)
         try:
             time.sleep(0.4)
             os.write(stdin_write, layer.blob[100:])
@@ -187,7 +181,7 @@ def test_a_waiting_child_serves_a_layer_while_the_server_is_stopped_and_the_line
 
 
 def test_cancelled_client_leaves_no_child(server: WarmServer, layer: EncryptedLayer) -> None:
-    client, stdin_write = _start_blocked_client(layer, server.env)
+    client, stdin_write = start_blocked_client(layer, server.env)
     try:
         assert eventually(lambda: len(server.children()) == 1), server.lines
         client.kill()  # what containerd does when a pull is cancelled
@@ -204,7 +198,7 @@ def test_cancelled_client_leaves_no_child(server: WarmServer, layer: EncryptedLa
 def test_server_killed_mid_layer_fails_that_layer_cleanly_and_the_next_decodes_in_process(
     server: WarmServer, layer: EncryptedLayer
 ) -> None:
-    client, stdin_write = _start_blocked_client(layer, server.env)
+    client, stdin_write = start_blocked_client(layer, server.env)
     try:
         assert eventually(lambda: len(server.children()) == 1), server.lines
         (child,) = server.children()
@@ -224,10 +218,7 @@ def test_server_killed_mid_layer_fails_that_layer_cleanly_and_the_next_decodes_i
 
 
 def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, IndexError):
-        return True
+    return state(pid) in ("Z", "")
 
 
 def test_eight_layers_in_parallel(server: WarmServer) -> None:
@@ -284,6 +275,34 @@ def test_waiting_child_killed_is_replaced(server: WarmServer, layer: EncryptedLa
 def _is_zombie_of(pid: int, parent: int) -> bool:
     """``pid`` is still an (unreaped) child of ``parent``."""
     return str(pid) in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+
+
+def test_a_variable_of_the_servers_environment_is_not_the_layers(tmp_path: Path, layer: EncryptedLayer) -> None:
+    """The child takes the client's environment, including what it lacks: a server started with containerd's
+    media-type variable must not make a bad command line print its usage where containerd's output goes."""
+    warm = WarmServer(tmp_path / "run", extra_env={MEDIA_TYPE_ENV: GZIP_ENCRYPTED})
+    try:
+        assert MEDIA_TYPE_ENV not in os.environ
+        through_server = run_decoder(layer.blob, layer.payload(), args=["--bogus"], env=warm.env)
+        assert " ok " not in "".join(warm.wait_for_layers(1)) and len(warm.layer_lines()) == 1, warm.lines
+    finally:
+        warm.stop()
+    cold = run_decoder(layer.blob, layer.payload(), args=["--bogus"], env={SOCKET_ENV: DISABLED})
+    assert (through_server.returncode, through_server.stdout, through_server.stderr) == (
+        cold.returncode,
+        cold.stdout,
+        cold.stderr,
+    )
+    assert through_server.stdout.startswith(b"Incorrect Usage: flag provided but not defined: -bogus")
+
+
+def test_ready_waiting_children_have_left_idle_priority(server: WarmServer) -> None:
+    """They rehearse at SCHED_IDLE (the tests run as root, which may come back from it) and must take their
+    layer at the server's own scheduling policy."""
+    assert may_rehearse_at_idle_priority(), "the tests run without CAP_SYS_NICE: the idle rehearsal is not used"
+    assert eventually(lambda: len(server.ready_children()) == DEFAULT_SIZE), server.lines
+    policies = {os.sched_getscheduler(pid) for pid in server.ready_children()}
+    assert policies == {os.sched_getscheduler(server.process.pid)} == {os.SCHED_OTHER}
 
 
 def test_no_pool_forks_one_child_per_layer(tmp_path: Path, layer: EncryptedLayer) -> None:
@@ -386,7 +405,7 @@ def test_server_imports_no_backend_before_forking() -> None:
 
 
 def test_server_stops_on_sigterm_after_its_running_layer(server: WarmServer, layer: EncryptedLayer) -> None:
-    client, stdin_write = _start_blocked_client(layer, server.env)
+    client, stdin_write = start_blocked_client(layer, server.env)
     assert eventually(lambda: len(server.children()) == 1), server.lines
     server.process.send_signal(signal.SIGTERM)
     time.sleep(0.3)

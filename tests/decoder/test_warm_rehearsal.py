@@ -15,11 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support.decoder import start_decoder
 from support.layer_memory import waits_for_input
 from support.layers import jwe_layer
+from support.proc import minor_faults
 from support.waiting import eventually
-from support.warm import WarmServer, waits_in_epoll
+from support.warm import WarmServer, start_blocked_client, waits_in_epoll
 
 from ctd_decoder.decoder.warm.pool import DEFAULT_SIZE, POOL_ENV
 
@@ -87,24 +87,17 @@ def test_rehearsal_that_cannot_decode_says_so_and_still_gives_fds_back(tmp_path:
     assert (stdout, stderr) == (b"", b"")
 
 
-def _minor_faults(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
-
-
 def _faults_of_a_layer(server: WarmServer, idle_faults: dict[int, int]) -> tuple[int, int]:
     """Start a layer whose stdin stays open; once its child has read what there is and waits, return that
     child's pid and its page faults since it was idle (since its fork if it was not in ``idle_faults``)."""
     layer = jwe_layer(os.urandom(8192))
-    stdin_read, stdin_write = os.pipe()
-    client = start_decoder(stdin_read, layer.payload(), env=server.env)
-    os.close(stdin_read)
+    client, stdin_write = start_blocked_client(layer, server.env, head=4096)
     try:
-        os.write(stdin_write, layer.blob[:4096])
         assert eventually(lambda: len(server.children()) == 1, timeout=20), server.lines
         (child,) = server.children()
         waited = eventually(lambda: waits_for_input(child, stdin_write), timeout=20)
         assert waited, "the layer's child never waited for more input"
-        faults = _minor_faults(child) - idle_faults.get(child, 0)
+        faults = minor_faults(child) - idle_faults.get(child, 0)
         os.write(stdin_write, layer.blob[4096:])
     finally:
         os.close(stdin_write)
@@ -121,7 +114,7 @@ def test_a_rehearsed_waiting_child_takes_the_client_itself_and_copies_few_pages(
         waiting = pooled.waiting_children()
         rehearsed_all = eventually(lambda: all(waits_in_epoll(pid) for pid in waiting), timeout=20)
         assert rehearsed_all, "the pool never finished rehearsing"
-        idle_faults = {pid: _minor_faults(pid) for pid in waiting}
+        idle_faults = {pid: minor_faults(pid) for pid in waiting}
         child, rehearsed = _faults_of_a_layer(pooled, idle_faults)
         assert child in waiting, "the layer did not go to a waiting child"
         _, forked = _faults_of_a_layer(unpooled, {})

@@ -13,6 +13,7 @@ import pytest
 from support.e2e.daemons import Registry, remove_tree
 from support.e2e.node import Image, Node, push_encrypted, small_layers, verify_pulled
 from support.e2e.schemes import Recipient
+from support.proc import stat_fields
 from support.tempdirs import short_tempdir
 from support.waiting import eventually
 from support.warm import COLD_ENV, WarmServer
@@ -149,23 +150,15 @@ def test_cri_pull_with_the_warm_server_killed_mid_pull_then_the_next_pull_works(
     verify_pulled(client, second)
 
 
-def _stat_fields(pid: int) -> list[str]:
-    """``/proc/PID/stat`` from field 3 (the state) on, [] once the process is gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return []
-
-
 def _start_time(pid: int) -> str:
     """The process's start time (field 22), "" once it is gone."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     return fields[19] if fields else ""
 
 
 def _running(pid: int, start_time: str) -> bool:
     """The process that had this start time still runs (a zombie has already been killed)."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     return bool(fields) and fields[19] == start_time and fields[0] not in ("Z", "X")
 
 

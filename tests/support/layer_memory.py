@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from support.decoder import start_decoder
+from support.proc import state
 
 
 @dataclass
@@ -44,7 +45,7 @@ def _rollup_mib(pid: int) -> dict[str, float]:
 
 
 def _sleeping(pid: int) -> bool:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "S"
+    return state(pid) == "S"
 
 
 def _unread(fd: int) -> int:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from ctd_decoder.decoder.warm.pool import IDLE_NAME, LAYER_NAME
 from ctd_decoder.decoder.warm.protocol import SOCKET_ENV
+from support.decoder import start_decoder
+from support.layers import EncryptedLayer
 
 OCICRYPT = shutil.which("ocicrypt", path=os.path.dirname(sys.executable))
 SMALL_CLIENT_SOURCE = Path(__file__).resolve().parents[2] / "packaging" / "warm-client" / "ctd-decoder-client.c"
@@ -158,3 +160,15 @@ class WarmServer:
                 self.process.kill()
                 self.process.wait()
         self._reader.join(5)
+
+
+def start_blocked_client(
+    layer: EncryptedLayer, env: dict[str, str], head: int = 100
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A ``ctd-decoder`` given the first ``head`` bytes of ``layer`` and a stdin that stays open (the layer
+    is not finished until the caller writes the rest and closes it); returns it and the stdin writer."""
+    stdin_read, stdin_write = os.pipe()
+    process = start_decoder(stdin_read, layer.payload(), env=env)
+    os.close(stdin_read)
+    os.write(stdin_write, layer.blob[:head])
+    return process, stdin_write

@@ -15,6 +15,7 @@ import pytest
 from support.decoder import Result, run_decoder
 from support.keygen import new_key, private_pem
 from support.layers import GZIP_ENCRYPTED
+from support.proc import state
 from support.providers import (
     GrpcServer,
     free_port,
@@ -75,11 +76,7 @@ def _decode(layer: Layer, config: Path, env: dict[str, str] | None = None, **kwa
 
 
 def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return state(pid) not in ("Z", "")
 
 
 # --- cmd providers -------------------------------------------------------------------------------
