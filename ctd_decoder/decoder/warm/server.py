@@ -210,12 +210,17 @@ class WarmServer:
         Not while a layer runs: a fork and a new child's set-up would take CPU from it (on a small node,
         half of it); a client that finds no child waiting is taken by the server, which forks for it.
         """
-        if self._stopping or self._waiting() >= self._pool_size or self._layer_running():
+        if not self._pool_short():
             return None
         return max(0, int((self._refill_at - time.monotonic()) * 1000) + 1) if self._refill_at else 0
 
+    def _pool_short(self) -> bool:
+        """Whether a child should be added to the pool now (back-off aside): not stopping, fewer waiting
+        than the pool's size, and no layer running."""
+        return not self._stopping and self._waiting() < self._pool_size and not self._layer_running()
+
     def _refill(self) -> None:
-        if self._stopping or self._waiting() >= self._pool_size or self._layer_running():
+        if not self._pool_short():
             return
         if time.monotonic() < self._refill_at:
             return
