@@ -30,8 +30,8 @@ from support.warm import COLD_ENV, OCICRYPT, WarmServer, start_blocked_client
 from ctd_decoder.decoder import MEDIA_TYPE_ENV
 from ctd_decoder.decoder.warm.client import ANSWER_TIMEOUT, SERVER_GONE, hand_off
 from ctd_decoder.decoder.warm.pool import DEFAULT_SIZE, POOL_ENV
+from ctd_decoder.decoder.warm.priority import serving_policy
 from ctd_decoder.decoder.warm.protocol import DISABLED, SOCKET_ENV
-from ctd_decoder.decoder.warm.rehearsal import may_rehearse_at_idle_priority
 from ctd_decoder.ocicrypt.config import DecryptConfig
 
 OTHER_UID = 65534
@@ -299,10 +299,49 @@ def test_a_variable_of_the_servers_environment_is_not_the_layers(tmp_path: Path,
 def test_ready_waiting_children_have_left_idle_priority(server: WarmServer) -> None:
     """They rehearse at SCHED_IDLE (the tests run as root, which may come back from it) and must take their
     layer at the server's own scheduling policy."""
-    assert may_rehearse_at_idle_priority(), "the tests run without CAP_SYS_NICE: the idle rehearsal is not used"
+    assert serving_policy() is not None, "the tests run without CAP_SYS_NICE: the idle rehearsal is not used"
     assert eventually(lambda: len(server.ready_children()) == DEFAULT_SIZE), server.lines
     policies = {os.sched_getscheduler(pid) for pid in server.ready_children()}
     assert policies == {os.sched_getscheduler(server.process.pid)} == {os.SCHED_OTHER}
+
+
+def test_the_pool_is_refilled_on_idle_cpu_only(server: WarmServer, layer: EncryptedLayer) -> None:
+    """A refill must take no CPU that a client or containerd wants. With a busy loop at normal priority on
+    the one CPU the server may use, the server is seen at SCHED_IDLE after a layer (forking its refill, held
+    back by the loop), and it refills and returns to its own policy once the CPU is free."""
+    assert serving_policy() is not None, "the tests run without CAP_SYS_NICE: the idle refill is not used"
+    assert eventually(lambda: len(server.ready_children()) == DEFAULT_SIZE), server.lines
+    cpu = min(os.sched_getaffinity(0))
+    for pid in [server.process.pid, *server.all_children()]:  # children forked later inherit it
+        os.sched_setaffinity(pid, {cpu})
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def sample() -> None:  # every few microseconds: the fork, held back, lasts a fraction of a second
+        while not done.is_set() and os.sched_getscheduler(server.process.pid) != os.SCHED_IDLE:
+            pass
+        seen.add(os.sched_getscheduler(server.process.pid))
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    sampler = threading.Thread(target=sample)
+    ours = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(busy.pid, {cpu})
+        os.sched_setaffinity(0, os.sched_getaffinity(0) - {cpu} or {cpu})  # the sampler and the client elsewhere
+        sampler.start()
+        result = run_decoder(layer.blob, layer.payload(), env=server.env)
+        assert (result.returncode, result.stdout) == (0, layer.plaintext), result.stderr
+        sampler.join(10)
+    finally:
+        done.set()
+        busy.kill()
+        busy.wait()
+        sampler.join()
+        os.sched_setaffinity(0, ours)
+    assert os.SCHED_IDLE in seen, server.lines
+    assert eventually(lambda: len(server.ready_children()) == DEFAULT_SIZE), server.lines
+    assert os.sched_getscheduler(server.process.pid) == os.SCHED_OTHER
+    assert " ok " in server.wait_for_layers(1)[0], server.lines
 
 
 def test_no_pool_forks_one_child_per_layer(tmp_path: Path, layer: EncryptedLayer) -> None:

@@ -14,7 +14,6 @@ import contextlib
 import fcntl
 import functools
 import os
-import signal
 import sys
 import time
 
@@ -45,10 +44,7 @@ def _install_descriptors(request: Request, received: list[int], channel_fd: int,
 
 
 def _apply_context(request: Request) -> None:
-    signal.set_wakeup_fd(-1)
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-        signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Signal dispositions are a decoder's already: the fork that made this child set them.
     os.umask(request.umask)
     wanted = dict(entry.partition(b"=")[::2] for entry in request.environ)
     for name in [name for name in os.environb if name not in wanted]:

@@ -17,7 +17,9 @@ with the client's connection as ``SCM_RIGHTS`` (a waiting child has taken a laye
 that connection, and kills the child if the client goes away), ``D`` and the layer's digest, ``X`` and
 the exit status (sent once the child has closed the client's descriptors, just before it gives the
 client that status itself, so that nobody waits for the child's exit), ``L`` and a line for the server's
-log. The server never writes to a child; closing its side tells waiting children to exit.
+log. The server reads the reports of a child with a layer only when the child exits or its client goes
+away: none of them wakes it while the client waits for its status. The server never writes to a child;
+closing its side tells waiting children to exit.
 
 Randomness: each child starts from the server's memory, so it must not reuse the server's random
 state. OpenSSL (1.1.1 and later; every ``cryptography`` wheel carries 3.x) compares the process's
@@ -40,8 +42,9 @@ import time
 from collections.abc import Callable
 
 from .handshake import Dropped, take_layer
+from .priority import Policy, enter_idle
 from .protocol import Request
-from .rehearsal import Rehearsal, rehearse, rehearse_at_idle_priority
+from .rehearsal import Rehearsal, rehearse
 
 DEFAULT_SIZE = 4
 POOL_ENV = "CTD_DECODER_WARM_POOL"
@@ -170,8 +173,9 @@ def _fork(in_child: Callable[[int, list[int], int], None], keep: list[int]) -> C
     if pid == 0:
         try:
             signal.set_wakeup_fd(-1)  # the server's wake-up pipe is closed below; a signal must not write there
-            for signum in _STOP_SIGNALS:
+            for signum in (*_STOP_SIGNALS, signal.SIGCHLD):  # SIGCHLD: it may have come ignored to the server
                 signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a decoder started by exec
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             kept = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _KEPT_FROM) for fd in [child_end.fileno(), *keep]]
             _close_all_but(kept)
@@ -201,17 +205,23 @@ def _close_all_but(kept: list[int]) -> None:
 
 
 def spawn_waiting(
-    listener: socket.socket, run_child: RunChild, rehearsal: Rehearsal | None = None, idle_priority: bool = False
+    listener: socket.socket, run_child: RunChild, rehearsal: Rehearsal | None = None, serving: Policy | None = None
 ) -> Child:
-    """Fork a waiting child that takes its own client from ``listener`` (after decoding ``rehearsal``, at
-    ``SCHED_IDLE`` if ``idle_priority``: see :mod:`.rehearsal`)."""
+    """Fork a waiting child that takes its own client from ``listener`` after decoding ``rehearsal``. With
+    ``serving`` (see :mod:`.priority`) it does all that comes before the wait at ``SCHED_IDLE`` (the server
+    may have forked it so already) and waits at ``serving``."""
 
     def wait(channel_fd: int, kept: list[int], server_pid: int) -> None:
         _set_name(IDLE_NAME)
-        if rehearsal is not None and idle_priority:
-            rehearse_at_idle_priority(rehearsal)
-        elif rehearsal is not None:
+        if serving is not None:
+            enter_idle()
+        if rehearsal is not None:
             rehearse(rehearsal)
+        if serving is not None:
+            try:
+                serving.apply()
+            except OSError:  # a child must not serve a layer at idle priority
+                os._exit(1)
         request, fds, conn_fd = _take_client(socket.socket(fileno=kept[0]), channel_fd)
         _set_name(LAYER_NAME)
         run_child(request, fds, channel_fd, conn_fd, server_pid)

@@ -10,10 +10,8 @@ loads or compiles on first use is loaded before the fork and shared by every chi
 
 The child's private memory is what a layer's child had anyway: the same pages, copied earlier.
 
-A child rehearses at the lowest priority there is (``SCHED_IDLE``), so that a pool refilled while
-layers are still coming (a pull of many small layers) takes no CPU from them, and returns to the
-server's own policy before it waits for a client. Only a server that may raise a priority again
-(``CAP_SYS_NICE``, as under systemd) does that; without it the rehearsal runs at the server's priority.
+A child rehearses at idle priority where the server may use it (:mod:`.priority`), so that a pool
+refilled while layers are still coming (a pull of many small layers) takes no CPU from them.
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ if TYPE_CHECKING:
 
 # Well under a pipe's buffer (64 KiB): the whole blob is written before the decoder runs.
 _PLAINTEXT_SIZE = 4096
-_CAP_SYS_NICE = 23
 
 
 class Rehearsal:
@@ -149,30 +146,3 @@ def rehearse(rehearsal: Rehearsal) -> bool:
                     os.close(fd)
         parse_private_key.cache_clear()  # the throwaway key: nothing of it stays for the real layer
     return status == 0
-
-
-def may_rehearse_at_idle_priority() -> bool:
-    """Whether this process may come back from ``SCHED_IDLE`` (it has ``CAP_SYS_NICE``)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) >> _CAP_SYS_NICE & 1)
-    except (OSError, ValueError):
-        pass
-    return False
-
-
-def rehearse_at_idle_priority(rehearsal: Rehearsal) -> None:
-    """:func:`rehearse` at ``SCHED_IDLE``, then back to this process's policy (exit 1 if that fails: a child
-    must not serve a layer at idle priority). Only for a process for which
-    :func:`may_rehearse_at_idle_priority` said yes."""
-    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
-    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    try:
-        rehearse(rehearsal)
-    finally:
-        try:
-            os.sched_setscheduler(0, policy, param)
-        except OSError:
-            os._exit(1)

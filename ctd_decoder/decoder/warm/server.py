@@ -28,8 +28,9 @@ import time
 
 from . import pool
 from .handshake import Dropped, close_fds, take_layer
+from .priority import idle_while, serving_policy
 from .protocol import STATUS
-from .rehearsal import Rehearsal, may_rehearse_at_idle_priority
+from .rehearsal import Rehearsal
 
 # Everything a JWE or PKCS#7 layer needs, loaded once here instead of once per layer.
 PRELOADED = (
@@ -144,7 +145,7 @@ class WarmServer:
         self._by_conn: dict[int, pool.Child] = {}
         self._pool_size = pool_size
         self._rehearsal = rehearsal
-        self._idle_priority = may_rehearse_at_idle_priority()
+        self._serving = serving_policy()  # None: nothing at idle priority (see .priority)
         self._refill_at = 0.0  # not before this (monotonic): waiting children that die are replaced slower
         self._waiting_deaths = 0  # in a row, without a layer taken in between
         self._stopping = False
@@ -158,13 +159,17 @@ class WarmServer:
     def _waiting(self) -> int:
         return sum(1 for child in self._children.values() if not child.taken)
 
+    def _one_ready(self) -> bool:
+        """Whether a child waits for a client (one still rehearsing does not count)."""
+        return any(child.ready and not child.taken for child in self._children.values())
+
     def _layer_running(self) -> bool:
         return any(child.taken and child.status is None for child in self._children.values())
 
     def _listen_if_none_waits(self) -> None:
         """The server takes clients itself only while no child waits for one (a child still rehearsing,
         which may take long at idle priority on a busy node, does not count)."""
-        listen = not self._stopping and not any(c.ready and not c.taken for c in self._children.values())
+        listen = not self._stopping and not self._one_ready()
         if listen and not self._listening:
             self._poll.register(self._listener.fileno(), select.POLLIN)
         elif self._listening and not listen:
@@ -224,8 +229,11 @@ class WarmServer:
             return
         if time.monotonic() < self._refill_at:
             return
+        # At idle priority only while a child takes the clients: the server takes none until the fork is done.
+        idle = self._serving if self._one_ready() else None
         try:
-            child = pool.spawn_waiting(self._listener, self._run_child, self._rehearsal, self._idle_priority)
+            with idle_while(idle) if idle is not None else contextlib.nullcontext():
+                child = pool.spawn_waiting(self._listener, self._run_child, self._rehearsal, self._serving)
         except OSError as err:
             log(f"cannot start a waiting child: {err.strerror}")
             self._waiting_deaths += 1
@@ -237,11 +245,12 @@ class WarmServer:
 
     def _add(self, child: pool.Child) -> None:
         self._children[child.pidfd] = child
-        self._by_channel[child.channel.fileno()] = child
         self._poll.register(child.pidfd, select.POLLIN)
-        self._poll.register(child.channel.fileno(), select.POLLIN)
-        if child.conn is not None:
+        if child.conn is not None:  # forked for a layer: its reports are read when it exits
             self._watch_client(child)
+        else:
+            self._by_channel[child.channel.fileno()] = child
+            self._poll.register(child.channel.fileno(), select.POLLIN)
         self._listen_if_none_waits()
 
     def _watch_client(self, child: pool.Child) -> None:
@@ -257,6 +266,12 @@ class WarmServer:
             self._poll.unregister(child.conn.fileno())
             del self._by_conn[child.conn.fileno()]
 
+    def _stop_reading(self, child: pool.Child) -> None:
+        """No longer poll the child's reports (they are read on demand)."""
+        if self._by_channel.get(child.channel.fileno()) is child:
+            self._poll.unregister(child.channel.fileno())
+            del self._by_channel[child.channel.fileno()]
+
     def _read_reports(self, child: pool.Child) -> None:
         was_taken = child.taken
         for kind, text in child.read_reports():
@@ -268,6 +283,9 @@ class WarmServer:
                 self._watch_client(child)
                 child.started = _reported_time(text, child.started)  # when it accepted the client
                 self._listen_if_none_waits()
+                # The rest (D, X) is read when it exits or its client goes away: its X, sent just before
+                # the client's status, must not wake the server then, to take a CPU from the client.
+                self._stop_reading(child)
             elif kind == pool.DIGEST:
                 child.digest = text
             elif kind == pool.EXIT and child.status is None:
@@ -333,9 +351,8 @@ class WarmServer:
         self._read_reports(child)  # what it said before it exited
         self._unwatch_client(child)
         self._poll.unregister(child.pidfd)
-        self._poll.unregister(child.channel.fileno())
+        self._stop_reading(child)
         del self._children[child.pidfd]
-        del self._by_channel[child.channel.fileno()]
         status = os.waitstatus_to_exitcode(wait_status)
         if not child.taken:
             pool.close(child)
