@@ -94,8 +94,21 @@ def zero(go_type: GoType) -> Any:
 
 def unmarshal(data: bytes | str, go_type: Struct) -> dict[str, Any]:
     """Decode ``data`` into ``go_type`` as ``json.Unmarshal`` does; raise ValueError where Go returns an error."""
-    result: dict[str, Any] = _decode(go_type, loads(data), zero(go_type), "")
+    result: dict[str, Any] = _decode(go_type, loads(data), zero(go_type), ())
     return result
+
+
+# Where a value sits, for error messages only: () at the top, else (parent, kind, key) with kind "." (a
+# struct field), "m" (a map key) or "[" (a slice index); rendered only when there is an error to report.
+_Path = tuple[Any, ...]
+
+
+def _where(path: _Path) -> str:
+    parts = []
+    while path:
+        path, kind, key = path
+        parts.append(f".{key}" if kind == "." else f"[{key!r}]" if kind == "m" else f"[{key}]")
+    return "".join(reversed(parts)).lstrip(".") or "value"
 
 
 def fold(name: str) -> str:
@@ -117,52 +130,55 @@ def _field(go_type: Struct, name: str) -> str | None:
     return next((field for field in go_type.fields if fold(field) == folded), None)
 
 
-def _decode(go_type: GoType, value: Any, current: Any, where: str) -> Any:
+def _decode(go_type: GoType, value: Any, current: Any, path: _Path) -> Any:
     if value is None:
         if go_type in (STRING, INT64) or (isinstance(go_type, Struct) and not go_type.pointer):
             return current
         return None
     if go_type == STRING:
         if not isinstance(value, str) or isinstance(value, _Number):
-            raise ValueError(f"cannot unmarshal {_kind(value)} into {where or 'value'} of type string")
+            raise ValueError(f"cannot unmarshal {_kind(value)} into {_where(path)} of type string")
         return value
     if go_type == INT64:
         if not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63:
-            raise ValueError(f"cannot unmarshal {_kind(value)} into {where or 'value'} of type int64")
+            raise ValueError(f"cannot unmarshal {_kind(value)} into {_where(path)} of type int64")
         return value
     if go_type == BYTES:
         if isinstance(value, list):  # a []byte is also a slice of uint8: [1, 2, 3]
-            return bytes(_uint8(item, where) for item in value)
+            return bytes(_uint8(item, path) for item in value)
         if not isinstance(value, str) or isinstance(value, _Number):
-            raise ValueError(f"cannot unmarshal {_kind(value)} into {where or 'value'} of type []uint8")
-        return b64decode(value, where or "value")
+            raise ValueError(f"cannot unmarshal {_kind(value)} into {_where(path)} of type []uint8")
+        decoded = _std_base64(value)
+        if decoded is None:
+            raise ValueError(f"{_where(path)} is not valid standard base64")
+        return decoded
     if isinstance(go_type, MapOf):
         if not isinstance(value, _Members):
-            raise ValueError(f"cannot unmarshal {_kind(value)} into {where or 'value'} of type map")
+            raise ValueError(f"cannot unmarshal {_kind(value)} into {_where(path)} of type map")
         result = dict(current or {})
         for name, item in value:
-            result[name] = _decode(go_type.value, item, zero(go_type.value), f"{where}[{name!r}]")
+            result[name] = _decode(go_type.value, item, zero(go_type.value), (path, "m", name))
         return result
     if isinstance(go_type, SliceOf):
         if not isinstance(value, list) or isinstance(value, _Members):  # an object's members are a list too
-            raise ValueError(f"cannot unmarshal {_kind(value)} into {where or 'value'} of type slice")
-        return [_decode(go_type.item, item, zero(go_type.item), f"{where}[{i}]") for i, item in enumerate(value)]
+            raise ValueError(f"cannot unmarshal {_kind(value)} into {_where(path)} of type slice")
+        return [_decode(go_type.item, item, zero(go_type.item), (path, "[", i)) for i, item in enumerate(value)]
     assert isinstance(go_type, Struct)
     if not isinstance(value, _Members):
-        raise ValueError(f"cannot unmarshal {_kind(value)} into {where or 'value'} of type struct")
+        raise ValueError(f"cannot unmarshal {_kind(value)} into {_where(path)} of type struct")
     fields = dict(current) if current is not None else zero(Struct(go_type.fields))
     for name, item in value:
         field = _field(go_type, name)
         if field is not None:
-            fields[field] = _decode(go_type.fields[field], item, fields[field], f"{where}.{field}".lstrip("."))
+            fields[field] = _decode(go_type.fields[field], item, fields[field], (path, ".", field))
     return fields
 
 
-def _uint8(value: Any, where: str) -> int:
+def _uint8(value: Any, path: _Path) -> int:
     if value is None:
         return 0
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 255:
-        raise ValueError(f"cannot unmarshal {_kind(value)} into {where or 'value'} of type uint8")
+        raise ValueError(f"cannot unmarshal {_kind(value)} into {_where(path)} of type uint8")
     return value
 
 
@@ -191,13 +207,20 @@ def member(obj: dict[str, Any], name: str) -> Any:
 
 def b64decode(value: str, what: str) -> bytes:
     """Decode as Go's ``base64.StdEncoding`` (CR and LF ignored, padding required); ValueError names ``what``."""
+    decoded = _std_base64(value)
+    if decoded is None:
+        raise ValueError(f"{what} is not valid standard base64")
+    return decoded
+
+
+def _std_base64(value: str) -> bytes | None:
     text = value.replace("\r", "").replace("\n", "")
     if len(text) % 4 or _BASE64.fullmatch(text) is None:
-        raise ValueError(f"{what} is not valid standard base64")
+        return None
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError(f"{what} is not valid standard base64") from None
+        return None
 
 
 def b64encode(value: bytes) -> str:

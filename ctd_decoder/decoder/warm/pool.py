@@ -249,6 +249,7 @@ def _take_client(listener: socket.socket, channel_fd: int) -> tuple[Request, lis
     watch.register(listener.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
     watch.register(channel_fd, select.EPOLLIN)  # readable only once the server closes its side
     uid = os.geteuid()
+    channel = socket.socket(fileno=channel_fd)  # made now, not while a client waits (it asks the kernel what it is)
     report(channel_fd, READY)
     while True:
         if any(fd == channel_fd for fd, _ in watch.poll()):
@@ -269,7 +270,6 @@ def _take_client(listener: socket.socket, channel_fd: int) -> tuple[Request, lis
         watch.close()
         listener.close()  # a child that has its layer keeps no client of the socket from the others
         request, fds = taken
-        channel = socket.socket(fileno=channel_fd)
         with contextlib.suppress(OSError):
             socket.send_fds(channel, [b"%s %.6f\n" % (TAKEN, accepted)], [conn.fileno()])
         channel.detach()
