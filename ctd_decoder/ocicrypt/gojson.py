@@ -144,7 +144,7 @@ def _decode(go_type: GoType, value: Any, current: Any, path: _Path) -> Any:
             raise ValueError(f"cannot unmarshal {_kind(value)} into {_where(path)} of type int64")
         return value
     if go_type == BYTES:
-        if isinstance(value, list):  # a []byte is also a slice of uint8: [1, 2, 3]
+        if isinstance(value, list) and not isinstance(value, _Members):  # also a slice of uint8: [1, 2, 3]
             return bytes(_uint8(item, path) for item in value)
         if not isinstance(value, str) or isinstance(value, _Number):
             raise ValueError(f"cannot unmarshal {_kind(value)} into {_where(path)} of type []uint8")
