@@ -493,15 +493,15 @@ def _target_share(label: str, target: float, ours: float, go: float, floor: floa
     else:
         text += f", i.e. {allowed / go_share:.0%} of Go's share"
     reachable = target * go - no_crypto
+    added = f"ours adds {ours - no_crypto:.3f} s to it, Go {go - no_crypto:.3f} s"
     if reachable <= 0:
         return text + (
             f". NOT reachable by any decoder on this machine: the no-crypto processor's pull alone is "
-            f"{no_crypto / go:.2f}x Go"
+            f"{no_crypto / go:.2f}x Go ({added})"
         )
     return text + (
-        f". Reachable only by a decoder whose cryptography and set-up take at most {reachable:.3f} s of the "
-        f"pull: the no-crypto processor's pull is {no_crypto / go:.2f}x Go, ours is {ours - no_crypto:.3f} s "
-        f"above it, Go {go - no_crypto:.3f} s"
+        f". Reachable only by a decoder that adds at most {reachable:.3f} s to the no-crypto processor's pull "
+        f"({no_crypto / go:.2f}x Go; {added})"
     )
 
 
