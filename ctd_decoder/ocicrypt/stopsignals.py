@@ -7,14 +7,19 @@ Only the main thread can set handlers: elsewhere both context managers do nothin
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # (no stubs) what the signal module wraps
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _UNHANDLED = (signal.SIG_DFL, signal.default_int_handler)
+# The C function behind signal.signal, without its conversions of numbers to enums and back (7 us a
+# call against 0.6 us): every layer sets three handlers and restores them.
+_set_handler: Callable[[int, Any], Any] = _signal.signal
 
 
 def _in_main_thread() -> bool:
@@ -34,15 +39,15 @@ def raising_on_stop(exception: Callable[[int], BaseException], only_unhandled: b
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         for sig in STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
+            _set_handler(sig, _signal.SIG_IGN)  # its own SIG_IGN: it compares by identity
         raise exception(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in chosen}
+    previous = {sig: _set_handler(sig, handler) for sig in chosen}
     try:
         yield
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            _set_handler(sig, old)
 
 
 @contextmanager
