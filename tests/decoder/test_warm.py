@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from support.decoder import run_decoder, start_decoder
 from support.layers import GZIP_ENCRYPTED, EncryptedLayer, jwe_layer
-from support.proc import state
+from support.proc import state, tracer
 from support.waiting import eventually
 from support.warm import COLD_ENV, OCICRYPT, WarmServer, start_blocked_client
 
@@ -305,43 +305,32 @@ def test_ready_waiting_children_have_left_idle_priority(server: WarmServer) -> N
     assert policies == {os.sched_getscheduler(server.process.pid)} == {os.SCHED_OTHER}
 
 
-def test_the_pool_is_refilled_on_idle_cpu_only(server: WarmServer, layer: EncryptedLayer) -> None:
-    """A refill must take no CPU that a client or containerd wants. With a busy loop at normal priority on
-    the one CPU the server may use, the server is seen at SCHED_IDLE after a layer (forking its refill, held
-    back by the loop), and it refills and returns to its own policy once the CPU is free."""
+def test_the_pool_is_refilled_on_idle_cpu_only(server: WarmServer, layer: EncryptedLayer, tmp_path: Path) -> None:
+    """A refill must take no CPU that a client or containerd wants: the server's own system calls (traced by
+    strace) show every fork it makes after a layer between a switch to SCHED_IDLE and one back to its policy."""
     assert serving_policy() is not None, "the tests run without CAP_SYS_NICE: the idle refill is not used"
+    strace = shutil.which("strace")
+    assert strace, "strace is needed (Debian: strace)"
     assert eventually(lambda: len(server.ready_children()) == DEFAULT_SIZE), server.lines
-    cpu = min(os.sched_getaffinity(0))
-    for pid in [server.process.pid, *server.all_children()]:  # children forked later inherit it
-        os.sched_setaffinity(pid, {cpu})
-    seen: set[int] = set()
-    done = threading.Event()
-
-    def sample() -> None:  # every few microseconds: the fork, held back, lasts a fraction of a second
-        while not done.is_set() and os.sched_getscheduler(server.process.pid) != os.SCHED_IDLE:
-            pass
-        seen.add(os.sched_getscheduler(server.process.pid))
-
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    sampler = threading.Thread(target=sample)
-    ours = os.sched_getaffinity(0)
+    trace = tmp_path / "server.trace"
+    calls = "trace=sched_setscheduler,fork,vfork,clone,clone3"
+    command = [strace, "-qq", "-e", calls, "-e", "signal=none", "-o", str(trace), "-p", str(server.process.pid)]
+    tracing = subprocess.Popen(command)
     try:
-        os.sched_setaffinity(busy.pid, {cpu})
-        os.sched_setaffinity(0, os.sched_getaffinity(0) - {cpu} or {cpu})  # the sampler and the client elsewhere
-        sampler.start()
+        assert eventually(lambda: tracer(server.process.pid) == tracing.pid)
         result = run_decoder(layer.blob, layer.payload(), env=server.env)
         assert (result.returncode, result.stdout) == (0, layer.plaintext), result.stderr
-        sampler.join(10)
+        assert eventually(lambda: len(server.ready_children()) == DEFAULT_SIZE), server.lines
     finally:
-        done.set()
-        busy.kill()
-        busy.wait()
-        sampler.join()
-        os.sched_setaffinity(0, ours)
-    assert os.SCHED_IDLE in seen, server.lines
-    assert eventually(lambda: len(server.ready_children()) == DEFAULT_SIZE), server.lines
-    assert os.sched_getscheduler(server.process.pid) == os.SCHED_OTHER
-    assert " ok " in server.wait_for_layers(1)[0], server.lines
+        tracing.terminate()
+        tracing.wait()
+    # One entry per call: the policy a sched_setscheduler set, else the call's name.
+    lines = trace.read_text().splitlines()
+    made = [line.split(", ")[1] if line.startswith("sched_setscheduler(0, ") else line.split("(")[0] for line in lines]
+    forks = [index for index, call in enumerate(made) if call in ("fork", "vfork", "clone", "clone3")]
+    assert forks, made
+    for index in forks:
+        assert made[index - 1 : index + 2] == ["SCHED_IDLE", made[index], "SCHED_OTHER"], made
 
 
 def test_no_pool_forks_one_child_per_layer(tmp_path: Path, layer: EncryptedLayer) -> None:

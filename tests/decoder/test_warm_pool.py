@@ -29,7 +29,7 @@ def draw():
 
 draw()  # both generators seeded and used in the server before it forks
 
-def run_child(request, fds, channel_fd, conn_fd, server_pid):
+def run_child(request, fds, channel_fd, conn_fd, server_pid, environ):
     os.write(fds[1], json.dumps({"pid": os.getpid(), **draw()}).encode())  # the client's stdout
     os.write(conn_fd, STATUS + bytes(4))
     os._exit(0)

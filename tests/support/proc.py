@@ -22,6 +22,14 @@ def state(pid: int) -> str:
     return fields[0] if fields else ""
 
 
+def tracer(pid: int) -> int:
+    """The pid of the process tracing it (``TracerPid`` in ``/proc/PID/status``; 0: none)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("TracerPid:"):
+            return int(line.split()[1])
+    return 0
+
+
 def minor_faults(pid: int) -> int:
     """The minor page faults the process has taken (field 10); raise LookupError once it is gone."""
     fields = stat_fields(pid)

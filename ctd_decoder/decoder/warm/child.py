@@ -43,14 +43,15 @@ def _install_descriptors(request: Request, received: list[int], channel_fd: int,
     os.closerange(CONN_FD + 1, os.sysconf("SC_OPEN_MAX"))
 
 
-def _apply_context(request: Request) -> None:
+def _apply_context(request: Request, environ: dict[bytes, bytes]) -> None:
+    """Take the client's umask, environment (``environ``: this process's now) and argv."""
     # Signal dispositions are a decoder's already: the fork that made this child set them.
     os.umask(request.umask)
     wanted = dict(entry.partition(b"=")[::2] for entry in request.environ)
-    for name in [name for name in os.environb if name not in wanted]:
+    for name in environ.keys() - wanted.keys():
         del os.environb[name]
     for name, value in wanted.items():  # only what differs: each change is a putenv()
-        if os.environb.get(name) != value:
+        if environ.get(name) != value:
             os.environb[name] = value
     sys.argv = [os.fsdecode(arg) for arg in request.argv]
 
@@ -75,13 +76,20 @@ def _finish(status: int) -> None:
     os._exit(status)
 
 
-def run_child(request: Request, received: list[int], channel_fd: int, conn_fd: int, server_pid: int) -> None:
+def run_child(
+    request: Request,
+    received: list[int],
+    channel_fd: int,
+    conn_fd: int,
+    server_pid: int,
+    environ: dict[bytes, bytes] | None,
+) -> None:
     """Decode one layer in this child of ``server_pid`` (which already dies with it) and exit with the
-    decoder's status."""
+    decoder's status. ``environ``: this process's environment, if a copy was made before the client came."""
     status = 1
     try:
         _install_descriptors(request, received, channel_fd, conn_fd)
-        _apply_context(request)
+        _apply_context(request, dict(os.environb) if environ is None else environ)
         try:
             os.chdir(request.cwd)
         except OSError as err:

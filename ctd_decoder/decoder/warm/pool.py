@@ -59,8 +59,9 @@ _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 # Kept descriptors go above the ones a child lends out (the rehearsal's and the layer's 0-5).
 _KEPT_FROM = 10
 
-# (request, the client's descriptors, the child's end of its pair, the client's connection, the server's pid)
-RunChild = Callable[[Request, list[int], int, int, int], None]
+# (request, the client's descriptors, the child's end of its pair, the client's connection, the server's pid,
+# the environment the child had while it waited: None for a child forked for the layer)
+RunChild = Callable[[Request, list[int], int, int, int, dict[bytes, bytes] | None], None]
 
 
 class PoolError(ValueError):
@@ -222,9 +223,10 @@ def spawn_waiting(
                 serving.apply()
             except OSError:  # a child must not serve a layer at idle priority
                 os._exit(1)
+        environ = dict(os.environb)  # now, not while a client waits (a variable at a time, in Python)
         request, fds, conn_fd = _take_client(socket.socket(fileno=kept[0]), channel_fd)
         _set_name(LAYER_NAME)
-        run_child(request, fds, channel_fd, conn_fd, server_pid)
+        run_child(request, fds, channel_fd, conn_fd, server_pid, environ)
 
     return _fork(wait, [listener.fileno()])
 
@@ -235,7 +237,7 @@ def spawn_for_layer(run_child: RunChild, request: Request, fds: list[int], conn:
 
     def run(channel_fd: int, kept: list[int], server_pid: int) -> None:
         _set_name(LAYER_NAME)
-        run_child(request, kept[1:], channel_fd, kept[0], server_pid)
+        run_child(request, kept[1:], channel_fd, kept[0], server_pid, None)
 
     child = _fork(run, [conn.fileno(), *fds])
     child.conn = conn
