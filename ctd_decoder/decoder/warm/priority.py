@@ -20,6 +20,10 @@ from collections.abc import Iterator
 _CAP_SYS_NICE = 23
 
 
+class PriorityError(Exception):
+    """This process could not come back from ``SCHED_IDLE``: it must not go on serving layers."""
+
+
 class Policy:
     """A scheduling policy and its parameter, as ``sched_getscheduler`` and ``sched_getparam`` give them."""
 
@@ -64,9 +68,12 @@ def enter_idle() -> None:
 
 @contextlib.contextmanager
 def idle_while(serving: Policy) -> Iterator[None]:
-    """Run the block at ``SCHED_IDLE``, then at ``serving`` again (OSError if this process may not)."""
+    """Run the block at ``SCHED_IDLE``, then at ``serving`` again (:class:`PriorityError` if it cannot)."""
     enter_idle()
     try:
         yield
     finally:
-        serving.apply()
+        try:
+            serving.apply()
+        except OSError as err:
+            raise PriorityError(f"cannot come back from idle priority: {err.strerror}") from None

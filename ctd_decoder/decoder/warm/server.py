@@ -28,7 +28,7 @@ import time
 
 from . import pool
 from .handshake import Dropped, close_fds, take_layer
-from .priority import idle_while, serving_policy
+from .priority import PriorityError, idle_while, serving_policy
 from .protocol import STATUS
 from .rehearsal import Rehearsal
 
@@ -429,7 +429,7 @@ def run(path: str, pool_size: str | None = None) -> int:
     try:
         size = pool.pool_size(os.environ.get(pool.POOL_ENV) if pool_size is None else pool_size)
         return serve(path, size)
-    except (ServerError, pool.PoolError) as err:
+    except (ServerError, pool.PoolError, PriorityError) as err:
         sys.stderr.write(f"ctd-decoder-warm: {err}\n")
         return 1
 
