@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from support.decoder import start_decoder
-from support.proc import state
+from support.proc import state, status_field
 
 
 @dataclass
@@ -33,10 +33,7 @@ class LayerMemory:
 
 
 def _status_mib(pid: int, field: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} for {pid}")
+    return int(status_field(pid, field)) / 1024
 
 
 def _rollup_mib(pid: int) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""What /proc says of a process: the one reader of ``/proc/PID/stat`` for the tests."""
+"""What /proc says of a process: the one reader of ``/proc/PID/stat`` and ``/proc/PID/status`` for the tests."""
 
 from __future__ import annotations
 
@@ -22,12 +22,18 @@ def state(pid: int) -> str:
     return fields[0] if fields else ""
 
 
-def tracer(pid: int) -> int:
-    """The pid of the process tracing it (``TracerPid`` in ``/proc/PID/status``; 0: none)."""
+def status_field(pid: int, name: str) -> str:
+    """The first word of the ``name:`` line of ``/proc/PID/status`` (its number, without a unit); raise
+    LookupError if there is no such line."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("TracerPid:"):
-            return int(line.split()[1])
-    return 0
+        if line.startswith(f"{name}:"):
+            return line.split()[1]
+    raise LookupError(f"no {name} in /proc/{pid}/status")
+
+
+def tracer(pid: int) -> int:
+    """The pid of the process tracing it (``TracerPid``; 0: none)."""
+    return int(status_field(pid, "TracerPid"))
 
 
 def minor_faults(pid: int) -> int:
