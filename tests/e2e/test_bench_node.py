@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.e2e.daemons import Registry
-from support.e2e.node import DEFAULT_LAYERS, Image, Node, encrypt_image, push_layout, verify_snapshots
+from support.e2e.node import Node, push_encrypted, verify_pulled
 from support.e2e.schemes import Recipient
 
 
@@ -20,13 +20,12 @@ def test_a_node_without_the_call_logger_registers_the_decoder_itself_and_decrypt
     tmp_path: Path,
 ) -> None:
     recipient = recipients("jwe-rsa2048")
-    plain, encrypted = encrypt_image(tmp_path, [recipient])
-    image = Image(push_layout(registry, encrypted), plain, DEFAULT_LAYERS)
+    image = push_encrypted(registry, tmp_path, [recipient])
     node = nodes(pip_decoder, registry, recipient.key_files, log_calls=False)
     config = node.containerd.config_toml()
     assert f'path = "{pip_decoder}"' in config and "ctd-decoder-logged" not in config, config
     client = node.client("k8s.io")
     client.pull_image(image.ref)
-    verify_snapshots(client, image.diff_ids, image.layers_files, "overlayfs")
+    verify_pulled(client, image)
     with pytest.raises(RuntimeError, match="does not log its runs"):  # not an empty list: nothing was logged
         node.decoder_calls()
