@@ -47,6 +47,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -102,7 +103,8 @@ def make_big_layer(directory: Path, size: int) -> tuple[Path, bytes]:
     key = new_key("rsa2048")
     blob = directory / "layer.enc"
     with open(blob, "wb") as out:
-        annotations = encrypt_layer(EncryptConfig({params.PUBKEYS: [public_pem(key)]}), _Repeat(size), out)
+        plaintext = cast(BinaryIO, _Repeat(size))  # it has the read() encrypt_layer uses
+        annotations = encrypt_layer(EncryptConfig({params.PUBKEYS: [public_pem(key)]}), plaintext, out)
     descriptor = Descriptor(
         "application/vnd.oci.image.layer.v1.tar+gzip+encrypted", "sha256:" + "0" * 64, size, annotations
     )

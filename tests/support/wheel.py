@@ -25,8 +25,8 @@ def build_wheel(workdir: Path, pure: bool = False) -> tuple[Path, str]:
     for name in SOURCES:
         shutil.copyfile(REPO / name, source / name)
     (source / CLIENT_SOURCE).parent.mkdir(parents=True)
-    for name in (CLIENT_SOURCE, CLIENT_SOURCE.with_name("compile.sh")):
-        shutil.copyfile(REPO / name, source / name)
+    for client_file in (CLIENT_SOURCE, CLIENT_SOURCE.with_name("compile.sh")):
+        shutil.copyfile(REPO / client_file, source / client_file)
     shutil.copytree(REPO / "ctd_decoder", source / "ctd_decoder", ignore=shutil.ignore_patterns("__pycache__"))
     env = {name: value for name, value in os.environ.items() if name != PURE_ENV}
     if pure:

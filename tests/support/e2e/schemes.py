@@ -214,6 +214,7 @@ def recipient_values(recipient: Recipient, directory: Path) -> list[str]:
     if recipient.scheme == "pkcs11":
         assert recipient.encrypt_config is not None
         der = recipient.encrypt_config.parameters[params.PKCS11_PUBKEYS][0]
+        assert der is not None
         directory.mkdir(parents=True, exist_ok=True)
         public = directory / "hsm-key.pub.pem"
         public.write_bytes(
