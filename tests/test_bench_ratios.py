@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from ratios import median_ratio  # noqa: E402
+from ratios import median_ratio
 
 
 def test_a_load_spike_shared_by_a_round_does_not_widen_the_interval() -> None:
