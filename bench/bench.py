@@ -318,10 +318,7 @@ def warm_small_layer(
                 ratio = median_ratio(samples[name], samples[go_name])
                 target = ""
                 if name == "small client, pool":
-                    verdict = "met" if ratio.value <= WARM_SMALL_CLIENT_TARGET else "NOT met"
-                    if ratio.side_of(WARM_SMALL_CLIENT_TARGET) == "unsure":
-                        verdict += ", the interval holds the target"
-                    target = f" (target <= {WARM_SMALL_CLIENT_TARGET}x: {verdict})"
+                    target = f" (target <= {WARM_SMALL_CLIENT_TARGET}x: {ratio.verdict(WARM_SMALL_CLIENT_TARGET)})"
                 print(f"    {name} {medians[name] * 1000:.1f} ms = {ratio}{target}")
     finally:
         pooled.stop()

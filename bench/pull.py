@@ -77,7 +77,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from no_crypto import NoCryptoProcessor  # noqa: E402
-from ratios import Ratio, median_ratio  # noqa: E402
+from ratios import median_ratio  # noqa: E402
 from support.e2e.client import UNCOMPRESSED_LABEL, ContainerdClient  # noqa: E402
 from support.e2e.daemons import CONTAINERD_1, CONTAINERD_2_LINE, CONTAINERD_VERSIONS, Registry, remove_tree  # noqa: E402
 from support.e2e.node import encrypt_image, push_layout, start_node  # noqa: E402
@@ -134,13 +134,6 @@ def _layers_files(sizes: list[int]) -> list[dict[str, bytes]]:
 
 def _median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
-
-
-def _ratio(value: float, reference: float, target: float | None) -> str:
-    text = f"{value / reference:.2f}x"
-    if target is not None:
-        text += f" (target <= {target:.2f}x: {'met' if value / reference <= target else 'NOT met'})"
-    return text
 
 
 @dataclass(frozen=True)
@@ -408,14 +401,16 @@ def _decoder_alone(
     floor = _median_ms(floors)
     print(f"decoder alone, one 4 KiB layer (RSA-2048 JWE key in the payload), median of {runs}; {_load()}:")
     print(f"  import floor (python -I -c '{FLOOR_IMPORTS}'): {floor:.1f} ms")
-    print(f"  ours cold {figures['ours cold']:.1f} ms = {_ratio(figures['ours cold'], floor, cold_target)} the floor")
+    cold = median_ratio(samples["ours cold"], floors)
+    verdict = "" if cold_target is None else f" (target <= {cold_target:.2f}x: {cold.verdict(cold_target)})"
+    print(f"  ours cold {figures['ours cold']:.1f} ms = {cold}{verdict} the floor")
     for go_label in _go_labels(decoders):
         go = figures[go_label]
         print(f"  {go_label} {go:.1f} ms; ours cold / Go {figures['ours cold'] / go:.2f}x")
         for label in OURS_WARM:
             target = DECODER_ALONE_TARGETS.get(label)
             ratio = median_ratio(samples[label], samples[go_label])
-            verdict = "" if target is None else f" (target <= {target:.2f}x: {_verdict(ratio, target)})"
+            verdict = "" if target is None else f" (target <= {target:.2f}x: {ratio.verdict(target)})"
             print(f"    {label} {figures[label]:.1f} ms = {ratio}{verdict} {go_label}")
     return _child_peaks_mib(warm.layer_lines()[logged_before:])
 
@@ -484,18 +479,11 @@ def _print_pulls(
         for label in (*OURS, NO_CRYPTO, PLAIN):
             ratio = median_ratio(times[label], times[go_label])
             target = targets.get(label)
-            verdict = "" if target is None else f" (target <= {target:.2f}x: {_verdict(ratio, target)})"
+            verdict = "" if target is None else f" (target <= {target:.2f}x: {ratio.verdict(target)})"
             print(f"    {label} {medians[label]:.3f} s = {ratio}{verdict} {go_label}")
         for label, target in targets.items():
             if target is not None:
                 print("    " + _target_share(label, target, times, go_label, layers))
-
-
-def _verdict(ratio: Ratio, target: float) -> str:
-    """met / NOT met from the median, and whether the interval says so too."""
-    met = _met(ratio.value, target)
-    firm = ratio.side_of(target) == ("below" if ratio.value <= target else "above")
-    return met if firm else f"{met}, the interval holds the target"
 
 
 def _target_share(label: str, target: float, times: dict[str, list[float]], go_label: str, layers: int) -> str:

@@ -35,6 +35,13 @@ class Ratio:
             return "below"
         return "unsure"
 
+    def verdict(self, target: float) -> str:
+        """ "met" or "NOT met" (ours / reference at most ``target``) from the value, and whether the interval
+        backs it."""
+        met = self.value <= target
+        firm = self.side_of(target) == ("below" if met else "above")
+        return ("met" if met else "NOT met") + ("" if firm else ", the interval holds the target")
+
 
 def median_ratio(values: list[float], references: list[float], seed: int = 0) -> Ratio:
     """The ratio of the medians of two rows of the same rounds, with its paired bootstrap interval."""

@@ -30,6 +30,9 @@ def test_a_clear_difference_is_firm_and_a_noisy_one_is_not() -> None:
     noisy = median_ratio([0.8 + draw.gauss(0, 0.3) for _ in range(7)], references[:7])
     assert noisy.low < noisy.value < noisy.high
     assert noisy.side_of(noisy.value) == "unsure"
+    assert half.verdict(0.7) == "met"
+    assert half.verdict(0.3) == "NOT met"
+    assert noisy.verdict(noisy.value) == "met, the interval holds the target"
 
 
 def test_the_interval_is_reproducible() -> None:
