@@ -331,6 +331,8 @@ def test_the_pool_is_refilled_on_idle_cpu_only(server: WarmServer, layer: Encryp
     assert forks, made
     for index in forks:
         assert made[index - 1 : index + 2] == ["SCHED_IDLE", made[index], "SCHED_OTHER"], made
+    # Forked at idle priority, each child is back at the server's policy before it waits for a client.
+    assert {os.sched_getscheduler(pid) for pid in server.ready_children()} == {os.SCHED_OTHER}
 
 
 def test_no_pool_forks_one_child_per_layer(tmp_path: Path, layer: EncryptedLayer) -> None:

@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable
 
 from .handshake import Dropped, take_layer
-from .priority import Policy, enter_idle
+from .priority import Policy, PriorityError, idle_while
 from .protocol import Request
 from .rehearsal import Rehearsal, rehearse
 
@@ -214,15 +214,12 @@ def spawn_waiting(
 
     def wait(channel_fd: int, kept: list[int], server_pid: int) -> None:
         _set_name(IDLE_NAME)
-        if serving is not None:
-            enter_idle()
-        if rehearsal is not None:
-            rehearse(rehearsal)
-        if serving is not None:
-            try:
-                serving.apply()
-            except OSError:  # a child must not serve a layer at idle priority
-                os._exit(1)
+        try:
+            with idle_while(serving) if serving is not None else contextlib.nullcontext():
+                if rehearsal is not None:
+                    rehearse(rehearsal)
+        except PriorityError:  # a child must not serve a layer at idle priority
+            os._exit(1)
         environ = dict(os.environb)  # now, not while a client waits (a variable at a time, in Python)
         request, fds, conn_fd = _take_client(socket.socket(fileno=kept[0]), channel_fd)
         _set_name(LAYER_NAME)

@@ -61,7 +61,7 @@ def serving_policy() -> Policy | None:
     return policy if policy.policy != os.SCHED_IDLE and _has_cap_sys_nice() else None
 
 
-def enter_idle() -> None:
+def _enter_idle() -> None:
     """Run at ``SCHED_IDLE`` from here on."""
     os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
@@ -69,7 +69,7 @@ def enter_idle() -> None:
 @contextlib.contextmanager
 def idle_while(serving: Policy) -> Iterator[None]:
     """Run the block at ``SCHED_IDLE``, then at ``serving`` again (:class:`PriorityError` if it cannot)."""
-    enter_idle()
+    _enter_idle()
     try:
         yield
     finally:
